@@ -1,0 +1,159 @@
+package rotation
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Action is what a writer should do with a batch after a write answer.
+type Action int
+
+const (
+	// ActionAccept: the batch is stored.
+	ActionAccept Action = iota
+	// ActionDrop: the server will never accept this batch (400, 422 and other
+	// 4xx): drop it with a clear error rather than block the buffer.
+	ActionDrop
+	// ActionRetry: keep the batch and retry at the next flush (other 5xx).
+	ActionRetry
+	// ActionThrottle: keep the batch and wait RetryAfter (429, 502, 503, 504).
+	ActionThrottle
+	// ActionSplit: the body is too large (413); split the batch and retry.
+	ActionSplit
+	// ActionAuth: the token was refused (401, 403); ask the Rotator.
+	ActionAuth
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionAccept:
+		return "accept"
+	case ActionDrop:
+		return "drop"
+	case ActionRetry:
+		return "retry"
+	case ActionThrottle:
+		return "throttle"
+	case ActionSplit:
+		return "split"
+	case ActionAuth:
+		return "auth"
+	}
+	return "action(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Decision is Classify's verdict on one answer.
+type Decision struct {
+	Action Action
+	Status int
+	// RetryAfter is the server's Retry-After, or 0 when it gave none.
+	RetryAfter time.Duration
+	// Message is the server's error message, safe to log.
+	Message string
+}
+
+// MaxRetryAfter caps a server's Retry-After, as Telegraf does.
+const MaxRetryAfter = 10 * time.Minute
+
+// Classify decides what a write answer means. It is the one place in the
+// project that maps a status code to an action; the plugin, the execd binary
+// and the controller all use it. body is the start of the response body
+// (a few KiB are plenty); header may be nil.
+func Classify(status int, header http.Header, body []byte) Decision {
+	d := Decision{Status: status}
+	switch {
+	case status >= 200 && status < 300:
+		d.Action = ActionAccept
+		return d
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		d.Action = ActionAuth
+	case status == http.StatusRequestEntityTooLarge:
+		d.Action = ActionSplit
+	case status == http.StatusTooManyRequests, status == http.StatusBadGateway,
+		status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
+		d.Action = ActionThrottle
+		d.RetryAfter = RetryAfter(header)
+	case status >= 500:
+		d.Action = ActionRetry
+	default:
+		d.Action = ActionDrop
+	}
+	d.Message = ServerMessage(body)
+	return d
+}
+
+// RetryAfter reads a Retry-After header in seconds or as an HTTP date,
+// capped at MaxRetryAfter. It returns 0 when there is none or it is invalid.
+func RetryAfter(h http.Header) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = time.Until(t)
+	}
+	return min(max(d, 0), MaxRetryAfter)
+}
+
+// maxMessage bounds a server message in logs: an HTML error page from a proxy
+// should not flood the log.
+const maxMessage = 256
+
+// ServerMessage extracts a readable message from an error body: the
+// InfluxDB 2.x shape {"code","message"}, the 1.x and 3.x shape {"error"},
+// or, for anything else (HTML from a proxy, truncated JSON), the text itself
+// with control characters removed and cut to a few hundred bytes.
+func ServerMessage(body []byte) string {
+	var shaped struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Error   string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &shaped); err == nil {
+		switch {
+		case shaped.Message != "" && shaped.Code != "":
+			return clean(shaped.Code + ": " + shaped.Message)
+		case shaped.Message != "":
+			return clean(shaped.Message)
+		case shaped.Error != "":
+			return clean(shaped.Error)
+		}
+	}
+	return clean(string(body))
+}
+
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r == '\r' {
+			return ' '
+		}
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utfStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func utfStart(b byte) bool { return b&0xC0 != 0x80 }
