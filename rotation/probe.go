@@ -2,7 +2,13 @@ package rotation
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -79,4 +85,158 @@ type ProberConfig struct {
 	Timeout time.Duration
 	// Header is added to every probe (User-Agent, http_headers).
 	Header http.Header
+}
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictUnknown:
+		return "unknown"
+	case VerdictValid:
+		return "valid"
+	case VerdictRefused:
+		return "refused"
+	case VerdictForbidden:
+		return "forbidden"
+	case VerdictNotFound:
+		return "not_found"
+	}
+	return "verdict(" + strconv.Itoa(int(v)) + ")"
+}
+
+// ProbeMeasurement is the measurement of the point written in ProbePoint mode.
+const ProbeMeasurement = "influxrotate_probe"
+
+// emptyWriteMessage is how InfluxDB 3 answers an empty write once the token
+// has been accepted.
+const emptyWriteMessage = "incoming write was empty"
+
+// HTTPProber validates tokens against the InfluxDB write API.
+type HTTPProber struct {
+	cfg    ProberConfig
+	base   *url.URL
+	client *http.Client
+}
+
+// NewHTTPProber checks cfg. Errors name the option at fault.
+func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", cfg.URL)
+	}
+	switch cfg.Mode {
+	case ProbeEmptyWrite:
+		if len(cfg.Targets) == 0 {
+			return nil, errors.New("probe targets: at least one org/bucket is needed for empty-write probes")
+		}
+		for i, t := range cfg.Targets {
+			if t.Bucket == "" {
+				return nil, fmt.Errorf("probe targets[%d]: bucket is empty", i)
+			}
+		}
+	case ProbePoint:
+		if cfg.ProbeBucket == "" {
+			return nil, errors.New("probe_bucket: required in point probe mode")
+		}
+	case ProbeNone:
+	default:
+		return nil, fmt.Errorf("probe mode %d: unknown", cfg.Mode)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	client := cfg.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &HTTPProber{cfg: cfg, base: u, client: client}, nil
+}
+
+// Probe asks the server whether c may write. Targets are probed in turn
+// and the first answer that is not Valid decides. Each request is bounded
+// by ProberConfig.Timeout and by ctx.
+func (p *HTTPProber) Probe(ctx context.Context, c *Credential) ProbeResult {
+	start := time.Now()
+	var res ProbeResult
+	switch p.cfg.Mode {
+	case ProbeNone:
+		res = ProbeResult{Verdict: VerdictValid}
+	case ProbePoint:
+		line := fmt.Sprintf("%s ok=1i %d\n", ProbeMeasurement, time.Now().UnixNano())
+		res = p.one(ctx, c, Target{Org: p.cfg.ProbeOrg, Bucket: p.cfg.ProbeBucket}, line)
+	default:
+		for _, t := range p.cfg.Targets {
+			res = p.one(ctx, c, t, "")
+			if res.Verdict != VerdictValid {
+				break
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	return res
+}
+
+func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body string) ProbeResult {
+	res := ProbeResult{Target: t}
+	if c == nil {
+		res.Message = "no token"
+		return res
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	u := p.base.JoinPath("api", "v2", "write")
+	q := url.Values{}
+	if t.Org != "" {
+		q.Set("org", t.Org)
+	}
+	q.Set("bucket", t.Bucket)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+	if err != nil {
+		res.Message = err.Error()
+		return res
+	}
+	for k, vs := range p.cfg.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Authorization", c.AuthorizationHeader())
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		res.Message = err.Error()
+		return res
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	res.Status = resp.StatusCode
+	res.Verdict, res.Message = classifyProbe(resp.StatusCode, msg)
+	return res
+}
+
+// classifyProbe maps a probe answer to a verdict. Only 401 and 403 say
+// something about the token; a server that cannot answer (429, 5xx) is
+// never taken to have refused it.
+func classifyProbe(status int, body []byte) (Verdict, string) {
+	if status >= 200 && status < 300 {
+		return VerdictValid, ""
+	}
+	msg := ServerMessage(body)
+	switch status {
+	case http.StatusBadRequest:
+		if strings.Contains(msg, emptyWriteMessage) {
+			return VerdictValid, msg
+		}
+	case http.StatusUnauthorized:
+		return VerdictRefused, msg
+	case http.StatusForbidden:
+		return VerdictForbidden, msg
+	case http.StatusNotFound:
+		return VerdictNotFound, msg
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return VerdictUnknown, msg
 }

@@ -2,7 +2,11 @@ package rotation
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"sync"
 	"time"
 )
 
@@ -38,4 +42,84 @@ type FileSourceConfig struct {
 	Logger *slog.Logger
 	// Stats counts source errors. Optional.
 	Stats *Stats
+}
+
+// StaticSource is a token given in the configuration. It never changes.
+type StaticSource struct {
+	cred    *Credential
+	changes chan *Credential
+	once    sync.Once
+}
+
+// NewStaticSource validates token with ParseToken. The error never contains
+// the token.
+func NewStaticSource(token string) (*StaticSource, error) {
+	tok, err := ParseToken([]byte(token))
+	if err != nil {
+		return nil, fmt.Errorf("static token: %w", err)
+	}
+	return &StaticSource{
+		cred:    NewCredential(tok, "", "static token"),
+		changes: make(chan *Credential),
+	}, nil
+}
+
+// Name returns "static token".
+func (s *StaticSource) Name() string { return "static token" }
+
+// Read returns the configured token.
+func (s *StaticSource) Read(context.Context) (*Credential, error) { return s.cred, nil }
+
+// Changes never delivers: a static token does not change. It is closed by Close.
+func (s *StaticSource) Changes() <-chan *Credential { return s.changes }
+
+// Close closes Changes.
+func (s *StaticSource) Close() error {
+	s.once.Do(func() { close(s.changes) })
+	return nil
+}
+
+// EnvSource reads a token from an environment variable on every Read.
+// A process's environment does not change from outside, so Changes never
+// delivers; Rotator.Reload or a refused write (which calls Read) picks up a
+// value set with os.Setenv.
+type EnvSource struct {
+	name    string
+	changes chan *Credential
+	once    sync.Once
+}
+
+// NewEnvSource returns a source for the variable name. The variable need not
+// be set yet.
+func NewEnvSource(name string) (*EnvSource, error) {
+	if name == "" {
+		return nil, errors.New("token environment variable: name is empty")
+	}
+	return &EnvSource{name: name, changes: make(chan *Credential)}, nil
+}
+
+// Name returns `environment variable "NAME"`.
+func (s *EnvSource) Name() string { return fmt.Sprintf("environment variable %q", s.name) }
+
+// Read reads the variable now. An unset variable is an error wrapping
+// ErrTokenEmpty.
+func (s *EnvSource) Read(context.Context) (*Credential, error) {
+	v, ok := os.LookupEnv(s.name)
+	if !ok {
+		return nil, fmt.Errorf("%s is not set: %w", s.Name(), ErrTokenEmpty)
+	}
+	tok, err := ParseToken([]byte(v))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	return NewCredential(tok, "", s.Name()), nil
+}
+
+// Changes never delivers, see EnvSource. It is closed by Close.
+func (s *EnvSource) Changes() <-chan *Credential { return s.changes }
+
+// Close closes Changes.
+func (s *EnvSource) Close() error {
+	s.once.Do(func() { close(s.changes) })
+	return nil
 }

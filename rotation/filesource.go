@@ -1,0 +1,324 @@
+package rotation
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// FileSource reads a token from a file and reports changes to it.
+//
+// It watches the file's parent directory, not the file: atomic writers
+// (kubelet Secret volumes, Vault Agent, consul-template, editors) replace the
+// file or a symlink above it, which drops a watch on the file itself. On any
+// event in the directory, after a quiet period (Debounce), the path's
+// symlinks are resolved again and the content is compared by hash, so the
+// kind of event does not matter. When the directory itself disappears the
+// nearest existing ancestor is watched until it comes back. A periodic
+// re-read (Reread) covers lost events, inotify queue overflows and file
+// systems without inotify.
+//
+// A read that fails or yields invalid content never replaces a good token:
+// it is counted in Stats.SourceErrors and logged once per distinct failure.
+type FileSource struct {
+	path    string
+	dir     string
+	cfg     FileSourceConfig
+	log     *slog.Logger
+	stats   *Stats
+	changes chan *Credential
+
+	watcher *fsnotify.Watcher
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	// watchingDir is whether the parent directory itself is watched (else
+	// an ancestor is). Owned by run.
+	watchingDir bool
+
+	mu      sync.Mutex
+	last    [sha256.Size]byte // hash of the last token delivered or read
+	hasLast bool
+	lastErr string // the failure last logged, "" after a success
+}
+
+// NewFileSource starts watching cfg.Path. A missing file is not an error: a
+// secret mount may not exist yet. Read then fails with an error wrapping
+// fs.ErrNotExist and Changes delivers the token once it appears.
+func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("token file: path is empty")
+	}
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("token file %q: %w", cfg.Path, err)
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 100 * time.Millisecond
+	}
+	if cfg.Reread == 0 {
+		cfg.Reread = time.Minute
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("token file %q: watch: %w", path, err)
+	}
+	s := &FileSource{
+		path:    path,
+		dir:     filepath.Dir(path),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		stats:   cfg.Stats,
+		changes: make(chan *Credential, 1),
+		watcher: w,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.stats == nil {
+		s.stats = new(Stats)
+	}
+	s.log = s.log.With("source", s.Name())
+	s.ensureWatch()
+	go s.run()
+	return s, nil
+}
+
+// Name returns `file "<path>"`.
+func (s *FileSource) Name() string { return fmt.Sprintf("file %q", s.path) }
+
+// Read reads and validates the file now. A missing file gives an error
+// wrapping fs.ErrNotExist; invalid content an error wrapping one of the
+// ErrToken* values. Errors name the file, never its content.
+func (s *FileSource) Read(context.Context) (*Credential, error) {
+	c, err := s.load()
+	if err != nil {
+		s.failed(err)
+		return nil, err
+	}
+	s.mu.Lock()
+	s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
+	s.mu.Unlock()
+	s.recovered()
+	return c, nil
+}
+
+// Changes delivers each valid token that differs from the last one
+// delivered or read. Only the newest undelivered token is kept: a slow
+// receiver gets the latest, never a stale one. Closed by Close.
+func (s *FileSource) Changes() <-chan *Credential { return s.changes }
+
+// Close stops the watcher goroutine, waits for it and closes Changes.
+func (s *FileSource) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+// load resolves the path and reads the token, reading at most a little more
+// than MaxTokenSize so a wrong large file costs nothing.
+func (s *FileSource) load() (*Credential, error) {
+	resolved, err := filepath.EvalSymlinks(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
+	}
+	f, err := os.Open(resolved)
+	if err != nil {
+		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
+	}
+	defer f.Close()
+	content, err := io.ReadAll(io.LimitReader(f, MaxTokenSize+65))
+	if err != nil {
+		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
+	}
+	tok, err := ParseToken(content)
+	if err != nil {
+		return nil, fmt.Errorf("token file %q: %w", s.path, err)
+	}
+	return NewCredential(tok, "", s.Name()), nil
+}
+
+// unwrapPathError keeps the cause of a *fs.PathError (which errors.Is still
+// matches) without repeating a resolved path such as a kubelet timestamped
+// directory.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// failed counts a failed read and logs it unless it is the failure already
+// logged, so a missing file re-read every minute or a burst of events on
+// a half-written file gives one line, not hundreds.
+func (s *FileSource) failed(err error) {
+	s.stats.SourceErrors.Add(1)
+	msg := err.Error()
+	s.mu.Lock()
+	repeat := msg == s.lastErr
+	s.lastErr = msg
+	s.mu.Unlock()
+	if repeat {
+		return
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("token file is missing; keeping the current token and waiting for it", "error", err)
+		return
+	}
+	s.log.Warn("token file cannot be used; keeping the current token", "error", err)
+}
+
+func (s *FileSource) recovered() {
+	s.mu.Lock()
+	was := s.lastErr
+	s.lastErr = ""
+	s.mu.Unlock()
+	if was != "" {
+		s.log.Info("token file is readable again")
+	}
+}
+
+// check reads the file and delivers its token if it changed.
+func (s *FileSource) check() {
+	c, err := s.load()
+	if err != nil {
+		s.failed(err)
+		return
+	}
+	s.recovered()
+	sum := sha256.Sum256([]byte(c.Token()))
+	s.mu.Lock()
+	same := s.hasLast && sum == s.last
+	s.last, s.hasLast = sum, true
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	s.log.Info("token file changed", "credential", c)
+	s.deliver(c)
+}
+
+// deliver replaces any undelivered credential with c. Only run owns the
+// send side, so after draining, the send cannot block.
+func (s *FileSource) deliver(c *Credential) {
+	select {
+	case s.changes <- c:
+	default:
+		select {
+		case <-s.changes:
+		default:
+		}
+		s.changes <- c
+	}
+}
+
+// ensureWatch watches the parent directory, or while it does not exist the
+// nearest existing ancestor, so that its re-creation is seen. Called from
+// run only (and once before run starts).
+func (s *FileSource) ensureWatch() {
+	watched := s.watcher.WatchList()
+	for _, w := range watched {
+		if w == s.dir {
+			s.watchingDir = true
+			return
+		}
+	}
+	if err := s.watcher.Add(s.dir); err == nil {
+		s.watchingDir = true
+		for _, w := range watched {
+			_ = s.watcher.Remove(w)
+		}
+		return
+	}
+	s.watchingDir = false
+	for anc := filepath.Dir(s.dir); ; anc = filepath.Dir(anc) {
+		if len(watched) == 1 && watched[0] == anc {
+			return
+		}
+		if err := s.watcher.Add(anc); err == nil {
+			for _, w := range watched {
+				if w != anc {
+					_ = s.watcher.Remove(w)
+				}
+			}
+			return
+		}
+		if anc == filepath.Dir(anc) {
+			return // nothing to watch; the periodic re-read still runs
+		}
+	}
+}
+
+// run is the one goroutine that owns the watcher.
+func (s *FileSource) run() {
+	defer close(s.done)
+	defer close(s.changes)
+	defer s.watcher.Close()
+
+	// The file may have appeared between the caller's Read and the watch.
+	s.check()
+
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	var reread <-chan time.Time
+	if s.cfg.Reread > 0 {
+		t := time.NewTicker(s.cfg.Reread)
+		defer t.Stop()
+		reread = t.C
+	}
+	for {
+		select {
+		case <-s.stop:
+			debounce.Stop()
+			return
+		case ev, ok := <-s.watcher.Events:
+			if !ok {
+				return
+			}
+			if !s.watchingDir && !onPathTo(ev.Name, s.dir) {
+				continue // unrelated activity in an ancestor directory
+			}
+			debounce.Reset(s.cfg.Debounce)
+		case err, ok := <-s.watcher.Errors:
+			if !ok {
+				return
+			}
+			// An overflow means events were lost: read now rather than wait
+			// for the periodic re-read.
+			s.log.Warn("token file watch error; re-reading", "error", err)
+			debounce.Reset(s.cfg.Debounce)
+		case <-debounce.C:
+			s.ensureWatch()
+			s.check()
+		case <-reread:
+			s.ensureWatch()
+			s.check()
+		}
+	}
+}
+
+// onPathTo reports whether name is dir or one of its ancestors.
+func onPathTo(name, dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		if d == name {
+			return true
+		}
+		if d == filepath.Dir(d) {
+			return false
+		}
+	}
+}
