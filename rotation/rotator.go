@@ -90,11 +90,11 @@ type Rotator struct {
 	// re-probed with backoff. Holds one; only Refused (under mu) sends.
 	handoff chan pending
 	// ctx bounds run's probes; cancelled by Close.
-	ctx     context.Context
-	cancel  context.CancelFunc
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
 }
 
 type reloadRequest struct {
