@@ -24,7 +24,7 @@
 // kubelet, get ENOENT for an instant: if it resolved "..data" just before the
 // switch and the old directory is removed before it opens the file. A reader
 // must therefore retry a missing file before treating it as deleted
-// (rotation.FileSource does). The tests measure this window.
+// (rotation.FileSource must). The tests exercise this window.
 package secretdir
 
 import (
