@@ -186,11 +186,10 @@ func (l *AuditLog) Append(rec AuditRecord) error {
 		return fmt.Errorf("audit log %q: %w", l.path, err)
 	}
 	rec.Hash = h
-	line, err := json.Marshal(rec)
+	line, err := jsonLine(rec)
 	if err != nil {
 		return fmt.Errorf("audit log %q: %w", l.path, err)
 	}
-	line = append(line, '\n')
 	if _, err := l.f.Write(line); err != nil {
 		return fmt.Errorf("audit log %q: %w", l.path, err)
 	}
@@ -265,4 +264,9 @@ func VerifyAuditLog(r io.Reader) (records int, err error) {
 		prev = rec.Hash
 		records++
 	}
+}
+
+func jsonLine(rec AuditRecord) ([]byte, error) {
+	b, err := json.Marshal(rec)
+	return append(b, '\n'), err
 }

@@ -128,9 +128,23 @@ func (s *FileSource) Close() error {
 	return nil
 }
 
-// load resolves the path and reads the token, reading at most a little more
-// than MaxTokenSize so a wrong large file costs nothing.
+// load reads the token. A missing file is retried twice at once: an
+// AtomicWriter update can remove the directory a just-resolved symlink
+// pointed to before the open, which is not a deletion of the file.
 func (s *FileSource) load() (*Credential, error) {
+	var err error
+	for range 3 {
+		var c *Credential
+		if c, err = s.loadOnce(); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+// loadOnce resolves the path and reads the token, reading at most a little
+// more than MaxTokenSize so a wrong large file costs nothing.
+func (s *FileSource) loadOnce() (*Credential, error) {
 	resolved, err := filepath.EvalSymlinks(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))

@@ -1,0 +1,83 @@
+package rotation
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package if any test leaves a goroutine behind: every
+// watcher and Rotator goroutine must be stopped by Close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// logBuffer is a goroutine-safe buffer for a slog handler that captures
+// every log line of a test, so tests can scan it for tokens.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) count(substr string) int { return strings.Count(b.String(), substr) }
+
+func newTestLogger() (*slog.Logger, *logBuffer) {
+	b := new(logBuffer)
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// assertNoSecret fails when any of tokens appears in out.
+func assertNoSecret(t *testing.T, what, out string, tokens ...string) {
+	t.Helper()
+	for _, tok := range tokens {
+		if tok != "" && strings.Contains(out, tok) {
+			t.Errorf("%s reveals a token (%s)", what, Fingerprint(tok))
+		}
+	}
+}
+
+// waitFor polls cond every few milliseconds until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// tokenN returns a distinct, valid-looking token.
+func tokenN(n int) string {
+	s := strings.Repeat(string(rune('A'+n%26)), 40)
+	return s + "_" + strings.Repeat("x", 40) + "_" + itoa(n) + "=="
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
