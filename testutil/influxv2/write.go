@@ -1,0 +1,296 @@
+package influxv2
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+)
+
+// Point is one accepted point and the authorization that wrote it.
+type Point struct {
+	Org, Bucket string // names
+	Measurement string
+	Tags        map[string]string
+	Fields      map[string]any
+	Time        time.Time
+	AuthID      string
+	// Line is the canonical series and timestamp, "measurement,k=v,… <unix ns>",
+	// tags sorted: the identity InfluxDB overwrites on, so tests can check that each
+	// point arrived exactly once.
+	Line string
+}
+
+// Points returns the accepted points, oldest first.
+func (s *Server) Points() []Point {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Point(nil), s.points...)
+}
+
+// PointsBy returns the accepted points written by one authorization.
+func (s *Server) PointsBy(authID string) []Point {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Point
+	for _, p := range s.points {
+		if p.AuthID == authID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var precisions = map[string]lineprotocol.Precision{
+	"ns": lineprotocol.Nanosecond, "us": lineprotocol.Microsecond,
+	"ms": lineprotocol.Millisecond, "s": lineprotocol.Second,
+}
+
+// handleWrite follows the order of checks of 2.x http/write_handler.go (see
+// influxdb-api.md): auth (done by the middleware), precision, bucket present, org,
+// bucket exists, write permission, body size and gzip, line protocol, store.
+func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request, c caller) {
+	q := r.URL.Query()
+
+	precName := q.Get("precision")
+	if precName == "" {
+		precName = "ns"
+	}
+	prec, ok := precisions[precName]
+	if !ok {
+		writeError(w, &apiError{codeInvalid, "invalid precision; valid precision units are ns, us, ms, and s"})
+		return
+	}
+
+	bucketRef := q.Get("bucket")
+	if bucketRef == "" {
+		writeError(w, &apiError{codeNotFound, "bucket not found"})
+		return
+	}
+
+	s.mu.Lock()
+	o, b, err := s.findOrgBucketLocked(q.Get("orgID"), q.Get("org"), bucketRef)
+	var permErr *apiError
+	if err == nil {
+		permErr = checkBucketWrite(c.auth, o.id, b.id)
+	}
+	authID := c.auth.id
+	s.mu.Unlock()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if permErr != nil {
+		writeError(w, permErr)
+		return
+	}
+
+	body, err := s.readWriteBody(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+
+	points, err := parseLines(body, prec, time.Now())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for i := range points {
+		points[i].Org, points[i].Bucket, points[i].AuthID = o.name, b.name, authID
+	}
+	if len(points) > 0 {
+		s.mu.Lock()
+		s.points = append(s.points, points...)
+		s.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// findOrgBucketLocked resolves org then bucket like 2.x: orgID wins over org; an org
+// that is a valid ID is looked up as an ID only; the bucket is tried as an ID, then by
+// name. The contract says an unknown org is 400; the 2.x code answers 404, and we
+// follow the code.
+func (s *Server) findOrgBucketLocked(orgID, orgName, bucketRef string) (*org, *bucket, error) {
+	var o *org
+	switch {
+	case orgID != "":
+		if err := validID(orgID); err != nil {
+			return nil, nil, err
+		}
+		if o = s.orgByIDLocked(orgID); o == nil {
+			return nil, nil, &apiError{codeNotFound, "organization not found"}
+		}
+	case orgName != "":
+		if validID(orgName) == nil {
+			if o = s.orgByIDLocked(orgName); o == nil {
+				return nil, nil, &apiError{codeNotFound, "organization not found"}
+			}
+		} else if o = s.orgByNameLocked(orgName); o == nil {
+			return nil, nil, &apiError{codeNotFound, fmt.Sprintf("organization name %q not found", orgName)}
+		}
+	default:
+		return nil, nil, &apiError{codeInvalid, "Please provide either orgID or org"}
+	}
+
+	if validID(bucketRef) == nil {
+		if b := s.bucketByIDLocked(bucketRef); b != nil && b.orgID == o.id {
+			return o, b, nil
+		}
+	}
+	for _, b := range s.buckets {
+		if b.orgID == o.id && b.name == bucketRef {
+			return o, b, nil
+		}
+	}
+	return nil, nil, &apiError{codeNotFound, fmt.Sprintf("bucket %q not found", bucketRef)}
+}
+
+// checkBucketWrite is 2.x checkBucketWritePermissions: 403, and the permission set
+// error of an inactive token appended to the message.
+func checkBucketWrite(a *authorization, orgID, bucketID string) *apiError {
+	const msg = "insufficient permissions for write"
+	if !a.active {
+		return &apiError{codeForbidden, msg + ": token is inactive"}
+	}
+	p := Permission{Action: "write", Resource: Resource{Type: "buckets", ID: bucketID, OrgID: orgID}}
+	if !a.allowed(p) {
+		return &apiError{codeForbidden, msg}
+	}
+	return nil
+}
+
+var errTooLarge = &apiError{codeTooLarge, "unable to read data: points batch is too large"}
+
+// readWriteBody reads the body, gunzipping it when asked, within MaxBodySize.
+func (s *Server) readWriteBody(r *http.Request) ([]byte, error) {
+	limit := s.opts.MaxBodySize
+	read := func(rd io.Reader) ([]byte, error) {
+		if limit <= 0 {
+			return io.ReadAll(rd)
+		}
+		b, err := io.ReadAll(io.LimitReader(rd, limit+1))
+		if err == nil && int64(len(b)) > limit {
+			return nil, errTooLarge
+		}
+		return b, err
+	}
+	raw, err := read(r.Body)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	switch strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))) {
+	case "gzip", "x-gzip":
+		if len(raw) == 0 {
+			return nil, nil
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, readErr(err)
+		}
+		defer zr.Close()
+		b, err := read(zr)
+		if err != nil {
+			return nil, readErr(err)
+		}
+		return b, nil
+	}
+	return raw, nil
+}
+
+func readErr(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &apiError{codeInvalid, "unable to read data: " + err.Error()}
+}
+
+// parseLines parses the whole batch; any bad line rejects all of it with one
+// "unable to parse '<line>': <reason>" per bad line joined by "\n", as 2.x does.
+func parseLines(body []byte, prec lineprotocol.Precision, now time.Time) ([]Point, error) {
+	lines := strings.Split(string(body), "\n")
+	dec := lineprotocol.NewDecoderWithBytes(body)
+	var points []Point
+	var bad []string
+	badLine := func(err error) {
+		var de *lineprotocol.DecodeError
+		line, reason := "", err.Error()
+		if errors.As(err, &de) {
+			reason = de.Err.Error()
+			if de.Line >= 1 && de.Line <= int64(len(lines)) {
+				line = strings.TrimRight(lines[de.Line-1], "\r")
+			}
+		}
+		bad = append(bad, fmt.Sprintf("unable to parse '%s': %s", line, reason))
+	}
+	for i := 0; dec.Next(); i++ {
+		p, err := decodePoint(dec, prec, now)
+		if err != nil {
+			badLine(err)
+			continue
+		}
+		points = append(points, p)
+	}
+	if len(bad) > 0 {
+		return nil, &apiError{codeInvalid, strings.Join(bad, "\n")}
+	}
+	return points, nil
+}
+
+func decodePoint(dec *lineprotocol.Decoder, prec lineprotocol.Precision, now time.Time) (Point, error) {
+	m, err := dec.Measurement()
+	if err != nil {
+		return Point{}, err
+	}
+	p := Point{Measurement: string(m), Tags: map[string]string{}, Fields: map[string]any{}}
+	for {
+		k, v, err := dec.NextTag()
+		if err != nil {
+			return Point{}, err
+		}
+		if k == nil {
+			break
+		}
+		p.Tags[string(k)] = string(v)
+	}
+	for {
+		k, v, err := dec.NextField()
+		if err != nil {
+			return Point{}, err
+		}
+		if k == nil {
+			break
+		}
+		p.Fields[string(k)] = v.Interface()
+	}
+	t, err := dec.Time(prec, now)
+	if err != nil {
+		return Point{}, err
+	}
+	p.Time = t.UTC()
+	p.Line = seriesKey(p.Measurement, p.Tags) + " " + strconv.FormatInt(t.UnixNano(), 10)
+	return p, nil
+}
+
+func seriesKey(measurement string, tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	sb.WriteString(measurement)
+	for _, k := range keys {
+		sb.WriteString("," + k + "=" + tags[k])
+	}
+	return sb.String()
+}
