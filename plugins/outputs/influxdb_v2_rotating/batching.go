@@ -1,0 +1,241 @@
+package influxdb_v2_rotating
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/influxdata/telegraf"
+)
+
+// batch is the metrics of one flush that go to one bucket in one request.
+type batch struct {
+	bucket  string
+	metrics []telegraf.Metric
+	indices []int // position of each metric in the flush, for the agent
+}
+
+// createBatches cuts metrics into batches of at most size for one bucket,
+// as the stock plugin does when bucket_tag is unset.
+func createBatches(metrics []telegraf.Metric, bucket string, size int) []*batch {
+	if len(metrics) == 0 {
+		return nil
+	}
+	size = max(size, 1)
+	number := (len(metrics) + size - 1) / size
+	batches := make([]*batch, 0, number)
+	// One allocation for every batch's indices.
+	all := make([]int, len(metrics))
+	for i := range all {
+		all[i] = i
+	}
+	for begin := 0; begin < len(metrics); begin += size {
+		end := min(begin+size, len(metrics))
+		batches = append(batches, &batch{bucket: bucket, metrics: metrics[begin:end], indices: all[begin:end]})
+	}
+	return batches
+}
+
+// createBatchesFromTag groups metrics by the value of tag (fallback when the
+// tag is absent) and cuts each group into batches of at most size. The order
+// of buckets follows their first appearance so that writes are reproducible.
+// With exclude the tag is left out when serialising, without copying the
+// metric as the stock plugin does.
+func createBatchesFromTag(metrics []telegraf.Metric, tag, fallback string, size int) []*batch {
+	size = max(size, 1)
+	var order []string
+	groups := make(map[string]*batch)
+	for i, m := range metrics {
+		bucket, ok := m.GetTag(tag)
+		if !ok || bucket == "" {
+			bucket = fallback
+		}
+		b, found := groups[bucket]
+		if !found {
+			b = &batch{bucket: bucket}
+			groups[bucket] = b
+			order = append(order, bucket)
+		}
+		b.metrics = append(b.metrics, m)
+		b.indices = append(b.indices, i)
+	}
+	batches := make([]*batch, 0, len(groups))
+	for _, name := range order {
+		b := groups[name]
+		for begin := 0; begin < len(b.metrics); begin += size {
+			end := min(begin+size, len(b.metrics))
+			batches = append(batches, &batch{bucket: b.bucket, metrics: b.metrics[begin:end], indices: b.indices[begin:end]})
+		}
+	}
+	return batches
+}
+
+// chunk is serialised line protocol on its way to one bucket: a whole batch
+// or, after a 413, part of one.
+type chunk struct {
+	bucket string
+	body   []byte // newline-terminated lines, uncompressed
+	// ends[i] is the offset just past line i in body; nil for raw input,
+	// where lines are found by scanning for newlines.
+	ends []int
+	// indices[i] is the flush position of the metric on line i; nil for raw.
+	indices []int
+	count   int // number of lines
+}
+
+// split halves a chunk at a line boundary. It returns ok=false for a chunk
+// of one line, which cannot be split.
+func (c *chunk) split() (first, second *chunk, ok bool) {
+	if c.count < 2 {
+		return nil, nil, false
+	}
+	half := c.count / 2
+	if c.ends != nil {
+		cut := c.ends[half-1]
+		ends2 := make([]int, len(c.ends)-half)
+		for i, e := range c.ends[half:] {
+			ends2[i] = e - cut
+		}
+		return &chunk{bucket: c.bucket, body: c.body[:cut], ends: c.ends[:half], indices: c.indices[:half], count: half},
+			&chunk{bucket: c.bucket, body: c.body[cut:], ends: ends2, indices: c.indices[half:], count: c.count - half}, true
+	}
+	// Raw line protocol: cut after the half-th newline.
+	cut, n := 0, 0
+	for n < half {
+		i := bytes.IndexByte(c.body[cut:], '\n')
+		if i < 0 {
+			break
+		}
+		cut += i + 1
+		n++
+	}
+	if cut == 0 || cut >= len(c.body) {
+		return nil, nil, false
+	}
+	return &chunk{bucket: c.bucket, body: c.body[:cut], count: n},
+		&chunk{bucket: c.bucket, body: c.body[cut:], count: c.count - n}, true
+}
+
+// serializer turns metrics into line protocol with line-protocol/v2's
+// Encoder writing into a reused buffer: no per-metric allocation, unlike the
+// stock plugin's serialise-copy-append.
+type serializer struct {
+	uintSupport   bool
+	omitTimestamp bool
+	excludeTag    string // tag left out of every line (exclude_bucket_tag)
+}
+
+type encoderState struct {
+	enc lineprotocol.Encoder
+}
+
+var encoderPool = sync.Pool{New: func() any { return new(encoderState) }}
+
+var zeroTime time.Time
+
+// errLimit marks the end of what the rate limit allows in this flush.
+var errLimit = errors.New("rate limit reached")
+
+// serialize appends b's metrics to buf. Metrics that cannot be encoded are
+// reported in rejected (flush indices) with their errors. It stops before
+// the metric that would take the body past limit bytes and then returns
+// errLimit; the metrics not serialised are left for a later flush.
+func (s *serializer) serialize(buf []byte, b *batch, limit int64) (c *chunk, rejected []int, rejectErrs []error, err error) {
+	st := encoderPool.Get().(*encoderState)
+	defer encoderPool.Put(st)
+	enc := &st.enc
+	enc.SetBuffer(buf[:0])
+
+	c = &chunk{bucket: b.bucket, ends: make([]int, 0, len(b.metrics)), indices: make([]int, 0, len(b.metrics))}
+	for i, m := range b.metrics {
+		start := len(enc.Bytes())
+		if merr := s.encode(enc, m); merr != nil {
+			// Drop what the encoder wrote of this line and go on.
+			enc.SetBuffer(enc.Bytes()[:start])
+			rejected = append(rejected, b.indices[i])
+			rejectErrs = append(rejectErrs, fmt.Errorf("metric %q: %w", m.Name(), merr))
+			continue
+		}
+		if end := len(enc.Bytes()); int64(end) > limit {
+			enc.SetBuffer(enc.Bytes()[:start])
+			err = errLimit
+			break
+		} else {
+			c.ends = append(c.ends, end)
+		}
+		c.indices = append(c.indices, b.indices[i])
+	}
+	c.body = enc.Bytes()
+	c.count = len(c.ends)
+	enc.SetBuffer(nil)
+	return c, rejected, rejectErrs, err
+}
+
+func (s *serializer) encode(enc *lineprotocol.Encoder, m telegraf.Metric) error {
+	enc.StartLine(m.Name())
+	for _, t := range m.TagList() {
+		// The stock serialiser skips empty keys and values; so do we.
+		if t.Key == "" || t.Value == "" || t.Key == s.excludeTag {
+			continue
+		}
+		enc.AddTag(t.Key, t.Value)
+	}
+	fields := 0
+	for _, f := range m.FieldList() {
+		if f.Key == "" {
+			continue
+		}
+		v, ok := s.value(f.Value)
+		if !ok {
+			continue
+		}
+		enc.AddField(f.Key, v)
+		fields++
+	}
+	if fields == 0 {
+		enc.ClearErr()
+		return errors.New("no serializable fields")
+	}
+	if s.omitTimestamp {
+		enc.EndLine(zeroTime)
+	} else {
+		enc.EndLine(m.Time())
+	}
+	if err := enc.Err(); err != nil {
+		enc.ClearErr()
+		return err
+	}
+	return nil
+}
+
+// value converts a Telegraf field value the way the stock influx serialiser
+// does: unsigned integers become signed (capped) unless uint support is on,
+// NaN and infinities are skipped, unknown types are skipped.
+func (s *serializer) value(x any) (lineprotocol.Value, bool) {
+	switch v := x.(type) {
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return lineprotocol.Value{}, false
+		}
+		return lineprotocol.FloatValue(v)
+	case int64:
+		return lineprotocol.IntValue(v), true
+	case uint64:
+		if s.uintSupport {
+			return lineprotocol.UintValue(v), true
+		}
+		if v > math.MaxInt64 {
+			return lineprotocol.IntValue(math.MaxInt64), true
+		}
+		return lineprotocol.IntValue(int64(v)), true
+	case bool:
+		return lineprotocol.BoolValue(v), true
+	case string:
+		return lineprotocol.StringValue(v)
+	}
+	return lineprotocol.NewValue(x)
+}

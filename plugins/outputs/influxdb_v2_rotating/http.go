@@ -1,0 +1,365 @@
+package influxdb_v2_rotating
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/net/http2"
+
+	"github.com/influxdata/telegraf/config"
+
+	"github.com/influxrotate/influxrotate/rotation"
+)
+
+// maxErrorBody is how much of an error answer is read for Classify: enough
+// for any InfluxDB error message, little enough for a proxy's HTML page.
+const maxErrorBody = 4 << 10
+
+// maxAuthRetries bounds how often one flush re-sends a refused batch with a
+// new token, so a server that refuses every token cannot loop a flush.
+const maxAuthRetries = 2
+
+// httpWriter posts line protocol to one server. Its client and transport are
+// configured once and shared by every request; only the Authorization header
+// changes between requests.
+type httpWriter struct {
+	base            *url.URL // the server's write endpoint, without query
+	org             string
+	client          *http.Client
+	transport       *http.Transport
+	gzip            bool
+	userAgent       string
+	headers         map[string]*config.Secret
+	writeURLs       sync.Map // bucket -> *url.URL
+	consecutiveFail atomic.Int64
+}
+
+type writerConfig struct {
+	url             string
+	org             string
+	localAddr       *net.TCPAddr
+	proxy           *url.URL
+	tls             *tls.Config
+	timeout         time.Duration
+	pingTimeout     time.Duration
+	readIdleTimeout time.Duration
+	gzip            bool
+	userAgent       string
+	headers         map[string]*config.Secret
+}
+
+func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
+	u, err := url.Parse(cfg.url)
+	if err != nil {
+		return nil, fmt.Errorf("urls: error parsing url %q: %w", cfg.url, err)
+	}
+	proxy := http.ProxyFromEnvironment
+	if cfg.proxy != nil {
+		proxy = http.ProxyURL(cfg.proxy)
+	}
+	var transport *http.Transport
+	base := *u
+	switch u.Scheme {
+	case "http", "https":
+		dialer := &net.Dialer{LocalAddr: cfg.localAddr, Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+		transport = &http.Transport{
+			Proxy:               proxy,
+			TLSClientConfig:     cfg.tls,
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+			ForceAttemptHTTP2:   true,
+		}
+		if cfg.readIdleTimeout != 0 || cfg.pingTimeout != 0 {
+			if h2, err := http2.ConfigureTransports(transport); err == nil {
+				h2.ReadIdleTimeout = cfg.readIdleTimeout
+				h2.PingTimeout = cfg.pingTimeout
+			}
+		}
+		base.Path = path.Join(u.Path, "/api/v2/write")
+	case "unix":
+		sock := u.Path
+		transport = &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			},
+		}
+		base = url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/api/v2/write"}
+	default:
+		return nil, fmt.Errorf("urls: unsupported scheme %q in %q", u.Scheme, cfg.url)
+	}
+	base.RawQuery = ""
+	return &httpWriter{
+		base:      &base,
+		org:       cfg.org,
+		client:    &http.Client{Timeout: cfg.timeout, Transport: transport},
+		transport: transport,
+		gzip:      cfg.gzip,
+		userAgent: cfg.userAgent,
+		headers:   cfg.headers,
+	}, nil
+}
+
+// String names the server for log lines.
+func (w *httpWriter) String() string { return w.base.Scheme + "://" + w.base.Host }
+
+func (w *httpWriter) writeURL(bucket string) *url.URL {
+	if u, ok := w.writeURLs.Load(bucket); ok {
+		return u.(*url.URL)
+	}
+	u := *w.base
+	q := url.Values{}
+	q.Set("org", w.org)
+	q.Set("bucket", bucket)
+	u.RawQuery = q.Encode()
+	w.writeURLs.Store(bucket, &u)
+	return &u
+}
+
+type gzipState struct {
+	w   *gzip.Writer
+	out bytes.Buffer
+}
+
+// gzip.BestSpeed: on line protocol it compresses within a few percent of
+// the default level at several times the speed, and a flush is CPU-bound
+// on compression.
+var gzipPool = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return &gzipState{w: w}
+}}
+
+// post sends one request. It returns the server's decision, or an error
+// when no answer arrived (connection refused, timeout, TLS failure).
+func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred *rotation.Credential) (rotation.Decision, error) {
+	payload := body
+	var gz *gzipState
+	if w.gzip {
+		gz = gzipPool.Get().(*gzipState)
+		defer gzipPool.Put(gz)
+		gz.out.Reset()
+		gz.w.Reset(&gz.out)
+		if _, err := gz.w.Write(body); err != nil {
+			return rotation.Decision{}, fmt.Errorf("gzip: %w", err)
+		}
+		if err := gz.w.Close(); err != nil {
+			return rotation.Decision{}, fmt.Errorf("gzip: %w", err)
+		}
+		payload = gz.out.Bytes()
+	}
+
+	u := w.writeURL(bucket)
+	header := make(http.Header, 6)
+	header["Authorization"] = []string{cred.AuthorizationHeader()}
+	header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	if w.gzip {
+		header["Content-Encoding"] = []string{"gzip"}
+	}
+	header["User-Agent"] = []string{w.userAgent}
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           u,
+		Host:          u.Host,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        header,
+		Body:          io.NopCloser(bytes.NewReader(payload)),
+		ContentLength: int64(len(payload)),
+		GetBody: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(payload)), nil
+		},
+	}
+	if err := w.addHeaders(req); err != nil {
+		return rotation.Decision{}, err
+	}
+	resp, err := w.client.Do(req.WithContext(ctx))
+	if err != nil {
+		// A broken connection may sit in the pool; start afresh next time.
+		w.transport.CloseIdleConnections()
+		return rotation.Decision{}, err
+	}
+	defer resp.Body.Close()
+	var errBody []byte
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		errBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	}
+	// Drain so the connection is reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	d := rotation.Classify(resp.StatusCode, resp.Header, errBody)
+	if xe := resp.Header.Get("X-Influx-Error"); xe != "" && d.Action != rotation.ActionAccept {
+		if d.Message == "" {
+			d.Message = rotation.ServerMessage([]byte(xe))
+		} else {
+			d.Message += "; " + rotation.ServerMessage([]byte(xe))
+		}
+	}
+	return d, nil
+}
+
+// addHeaders applies http_headers, read from their secrets on every request
+// as the stock plugin does so that dynamic secret stores work.
+func (w *httpWriter) addHeaders(req *http.Request) error {
+	for name, value := range w.headers {
+		secret, err := value.Get()
+		if err != nil {
+			return fmt.Errorf("http_headers: %q: %w", name, err)
+		}
+		v := secret.String()
+		secret.Destroy()
+		if strings.EqualFold(name, "host") {
+			req.Host = v
+		} else {
+			req.Header.Set(name, v)
+		}
+	}
+	return nil
+}
+
+func (w *httpWriter) close() { w.transport.CloseIdleConnections() }
+
+// flush is the state the requests of one Write share: the one credential of
+// the flush (replaced only by a successor the Rotator hands out after a
+// refusal) and the budget of re-sends with a new token.
+type flush struct {
+	rotator *rotation.Rotator
+	mu      sync.Mutex
+	cred    *rotation.Credential
+	retries int
+	// throttled stops further requests once the server asked us to back off.
+	throttled atomic.Bool
+}
+
+func (f *flush) current() *rotation.Credential {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cred
+}
+
+// refused tells the Rotator that used was refused and returns the
+// credential to re-send with, if any. When another request of the same flush
+// already obtained a successor, that one is used without asking again.
+func (f *flush) refused(ctx context.Context, used *rotation.Credential, status int) (*rotation.Credential, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.retries >= maxAuthRetries {
+		return nil, false
+	}
+	if f.cred != used {
+		f.retries++
+		return f.cred, true
+	}
+	next, retry := f.rotator.Refused(ctx, used, status)
+	if !retry || next == nil || next.Equal(used) {
+		return nil, false
+	}
+	f.retries++
+	f.cred = next
+	return next, true
+}
+
+// outcome is the result of sending one chunk (or a part of it after 413).
+type outcome struct {
+	chunk *chunk
+	err   *WriteError // nil: stored
+	// reached is whether the server answered; false for transport errors,
+	// which let Write try the next URL.
+	reached bool
+}
+
+// send posts c with the flush's credential and acts on the decision:
+// re-send with a newer token after a refusal, halve after a 413, and turn
+// everything else into a WriteError carrying the action for the batch.
+func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, out []outcome) []outcome {
+	for {
+		if f.throttled.Load() {
+			return append(out, outcome{chunk: c, reached: true, err: &WriteError{
+				Action:  rotation.ActionThrottle,
+				Message: fmt.Sprintf("not sent to bucket %q: the server asked to back off", c.bucket),
+			}})
+		}
+		cred := f.current()
+		d, err := w.post(ctx, c.bucket, c.body, cred)
+		if err != nil {
+			return append(out, outcome{chunk: c, err: &WriteError{
+				Action:  rotation.ActionRetry,
+				Message: fmt.Sprintf("failed to write to %s bucket %q; batch kept for retry: %v", w, c.bucket, err),
+				Err:     err,
+			}})
+		}
+		switch d.Action {
+		case rotation.ActionAccept:
+			p.throttleCount.Store(0)
+			return append(out, outcome{chunk: c, reached: true})
+		case rotation.ActionAuth:
+			if _, ok := f.refused(ctx, cred, d.Status); ok {
+				continue
+			}
+			return append(out, outcome{chunk: c, reached: true, err: newDecisionError(c.bucket, d, cred)})
+		case rotation.ActionSplit:
+			first, second, ok := c.split()
+			if !ok {
+				d.Action = rotation.ActionDrop
+				we := newDecisionError(c.bucket, d, cred)
+				we.Message = fmt.Sprintf("failed to write metrics to bucket %q (will be dropped: %s): a single line of %d bytes is larger than the server accepts",
+					c.bucket, statusText(d.Status), len(c.body))
+				return append(out, outcome{chunk: c, reached: true, err: we})
+			}
+			p.log().Warnf("Request of %d bytes to bucket %q was too large (413); splitting it in two", len(c.body), c.bucket)
+			out = p.send(ctx, f, w, first, out)
+			return p.send(ctx, f, w, second, out)
+		case rotation.ActionThrottle:
+			d.RetryAfter = p.throttle(d.RetryAfter)
+			f.throttled.Store(true)
+			return append(out, outcome{chunk: c, reached: true, err: newDecisionError(c.bucket, d, cred)})
+		default: // ActionRetry, ActionDrop
+			return append(out, outcome{chunk: c, reached: true, err: newDecisionError(c.bucket, d, cred)})
+		}
+	}
+}
+
+// Back-off when the server gives no Retry-After: the stock plugin's
+// (count²)/40 seconds, capped at a minute.
+const maxThrottleBackoff = 60 * time.Second
+
+// throttle records that the server asked to slow down and returns how long
+// to wait: the server's Retry-After or our own back-off, whichever is longer.
+func (p *InfluxDB) throttle(retryAfter time.Duration) time.Duration {
+	n := p.throttleCount.Add(1)
+	backoff := time.Duration(math.Min(float64(n*n)/40, maxThrottleBackoff.Seconds()) * float64(time.Second))
+	wait := max(retryAfter, backoff)
+	until := time.Now().Add(wait).UnixNano()
+	for {
+		cur := p.retryAt.Load()
+		if cur >= until || p.retryAt.CompareAndSwap(cur, until) {
+			break
+		}
+	}
+	return wait
+}
+
+// retryWait is how long the server's last back-off request still runs.
+func (p *InfluxDB) retryWait() time.Duration {
+	at := p.retryAt.Load()
+	if at == 0 {
+		return 0
+	}
+	return time.Until(time.Unix(0, at))
+}
+
+var errNoAnswer = errors.New("no server answered")

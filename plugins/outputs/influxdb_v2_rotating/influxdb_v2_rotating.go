@@ -1,0 +1,759 @@
+//go:generate ../../../tools/readme_config_includer/generator
+
+// Package influxdb_v2_rotating is Telegraf's outputs.influxdb_v2 with token
+// rotation: the same options with the same names and defaults, plus a
+// token_file that is watched, validated before use and swapped between
+// flushes without losing a point. The plugin is glue from Telegraf to the
+// rotation package and an HTTP writer.
+package influxdb_v2_rotating
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/common/ratelimiter"
+	commontls "github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/influxdata/telegraf/plugins/outputs"
+	"github.com/influxdata/telegraf/selfstat"
+
+	"github.com/influxrotate/influxrotate/rotation"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+// Probe modes, the values of the probe option.
+const (
+	ProbeEmptyWrite = "empty_write"
+	ProbePoint      = "point"
+	ProbeNone       = "none"
+)
+
+// InfluxDB is the plugin. Options up to ConcurrentWrites, TLS and rate
+// limits are the stock plugin's, with its names, defaults and meanings.
+type InfluxDB struct {
+	URLs             []string                  `toml:"urls"`
+	LocalAddr        string                    `toml:"local_address"`
+	Token            config.Secret             `toml:"token"`
+	Organization     string                    `toml:"organization"`
+	Bucket           string                    `toml:"bucket"`
+	BucketTag        string                    `toml:"bucket_tag"`
+	ExcludeBucketTag bool                      `toml:"exclude_bucket_tag"`
+	Timeout          config.Duration           `toml:"timeout"`
+	HTTPHeaders      map[string]*config.Secret `toml:"http_headers"`
+	HTTPProxy        string                    `toml:"http_proxy"`
+	UserAgent        string                    `toml:"user_agent"`
+	ContentEncoding  string                    `toml:"content_encoding"`
+	UintSupport      bool                      `toml:"influx_uint_support"`
+	OmitTimestamp    bool                      `toml:"influx_omit_timestamp"`
+	PingTimeout      config.Duration           `toml:"ping_timeout"`
+	ReadIdleTimeout  config.Duration           `toml:"read_idle_timeout"`
+	ConcurrentWrites uint64                    `toml:"concurrent_writes"`
+	commontls.ClientConfig
+	RateLimitConfig
+
+	// Rotation options.
+	TokenFile           string          `toml:"token_file"`
+	TokenEnv            string          `toml:"token_env"`
+	Probe               string          `toml:"probe"`
+	ProbeBucket         string          `toml:"probe_bucket"`
+	ProbeTimeout        config.Duration `toml:"probe_timeout"`
+	TokenRereadInterval config.Duration `toml:"token_reread_interval"`
+	TokenDebounce       config.Duration `toml:"token_debounce"`
+	Fallback            bool            `toml:"fallback"`
+	AuditLog            string          `toml:"audit_log"`
+	ClientID            string          `toml:"client_id"`
+	Strict              bool            `toml:"strict"`
+
+	Log        telegraf.Logger     `toml:"-"`
+	Statistics *selfstat.Collector `toml:"-"`
+
+	ser     serializer
+	proxy   *url.URL
+	local   *net.TCPAddr
+	writers []*httpWriter
+	limiter *ratelimiter.RateLimiter
+
+	source  rotation.Source
+	rotator *rotation.Rotator
+	audit   *rotation.AuditLog
+	stats   *rotation.Stats
+	cancel  context.CancelFunc
+	ctx     context.Context
+
+	queue         atomic.Int64 // write_queue_depth
+	retryAt       atomic.Int64 // Unix ns before which the server asked us not to write
+	throttleCount atomic.Int64
+	selfStats     map[string]selfstat.Stat
+	statsMu       sync.Mutex
+	waitLogged    atomic.Bool
+}
+
+// RateLimitConfig is ratelimiter.RateLimitConfig with the same option
+// names, except that rate_limit also accepts "unlimited", the value the
+// stock sample configuration documents but Telegraf 1.37.2 refuses.
+type RateLimitConfig struct {
+	Limit  RateLimit       `toml:"rate_limit"`
+	Period config.Duration `toml:"rate_limit_period"`
+}
+
+// RateLimit is a size in bytes as config.Size reads it, or "unlimited" (0).
+type RateLimit config.Size
+
+// UnmarshalText accepts "unlimited" in any case and otherwise defers to
+// config.Size ("5MB", "1024", ...).
+func (r *RateLimit) UnmarshalText(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	if strings.EqualFold(s, "unlimited") {
+		*r = 0
+		return nil
+	}
+	var size config.Size
+	if err := size.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("rate_limit: %w", err)
+	}
+	*r = RateLimit(size)
+	return nil
+}
+
+// SampleConfig returns the embedded sample.conf.
+func (*InfluxDB) SampleConfig() string { return sampleConfig }
+
+// Init sets defaults and validates the options; every error names the
+// option at fault. It starts nothing: Connect does.
+func (p *InfluxDB) Init() error {
+	if p.UserAgent == "" {
+		p.UserAgent = productToken()
+	}
+	if len(p.URLs) == 0 {
+		p.URLs = []string{"http://localhost:8086"}
+	}
+	for _, u := range p.URLs {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("urls: error parsing url %q: %w", u, err)
+		}
+		switch parsed.Scheme {
+		case "http", "https", "unix":
+		default:
+			return fmt.Errorf("urls: unsupported scheme %q in %q", parsed.Scheme, u)
+		}
+	}
+	switch p.ContentEncoding {
+	case "", "gzip":
+		p.ContentEncoding = "gzip"
+	case "identity":
+	default:
+		return fmt.Errorf("content_encoding: invalid content encoding %q (use \"gzip\" or \"identity\")", p.ContentEncoding)
+	}
+	if p.HTTPProxy != "" {
+		proxy, err := url.Parse(p.HTTPProxy)
+		if err != nil {
+			return fmt.Errorf("http_proxy: error parsing %q: %w", p.HTTPProxy, err)
+		}
+		p.proxy = proxy
+	}
+	if p.LocalAddr != "" {
+		local, err := resolveLocalAddr(p.LocalAddr)
+		if err != nil {
+			return fmt.Errorf("local_address: %w", err)
+		}
+		p.local = local
+	}
+	if p.Limit > 0 && p.Period <= 0 {
+		return errors.New("rate_limit_period: must be positive when rate_limit is set")
+	}
+	if _, err := p.ClientConfig.TLSConfig(); err != nil {
+		return fmt.Errorf("tls: setting up TLS failed: %w", err)
+	}
+	if p.BucketTag == "" && p.ExcludeBucketTag {
+		p.ExcludeBucketTag = false
+	}
+
+	// Exactly one token source.
+	var set []string
+	if !p.Token.Empty() {
+		set = append(set, `"token"`)
+	}
+	if p.TokenFile != "" {
+		set = append(set, `"token_file"`)
+	}
+	if p.TokenEnv != "" {
+		set = append(set, `"token_env"`)
+	}
+	switch len(set) {
+	case 0:
+		return errors.New(`token: no token configured: set one of "token", "token_file" or "token_env"`)
+	case 1:
+	default:
+		return fmt.Errorf("token_file: options %s are exclusive: set only one", strings.Join(set, " and "))
+	}
+
+	switch p.Probe {
+	case "":
+		p.Probe = ProbeEmptyWrite
+	case ProbeEmptyWrite, ProbeNone:
+	case ProbePoint:
+		if p.ProbeBucket == "" && p.Bucket == "" {
+			return errors.New(`probe_bucket: required with probe = "point" when bucket is empty`)
+		}
+	default:
+		return fmt.Errorf("probe: invalid value %q (use %q, %q or %q)", p.Probe, ProbeEmptyWrite, ProbePoint, ProbeNone)
+	}
+	if p.ProbeBucket == "" {
+		p.ProbeBucket = p.Bucket
+	}
+	if p.ProbeTimeout < 0 {
+		return errors.New("probe_timeout: must not be negative")
+	}
+	if p.ProbeTimeout == 0 {
+		p.ProbeTimeout = p.Timeout
+	}
+	if p.TokenDebounce < 0 {
+		return errors.New("token_debounce: must not be negative")
+	}
+	if p.ClientID == "" {
+		if h, err := os.Hostname(); err == nil {
+			p.ClientID = h
+		}
+	}
+	if p.TokenFile != "" && p.Strict {
+		content, err := os.ReadFile(p.TokenFile)
+		if err != nil {
+			return fmt.Errorf("token_file %q: %w (strict = true)", p.TokenFile, unwrapPath(err))
+		}
+		if _, err := rotation.ParseToken(content); err != nil {
+			return fmt.Errorf("token_file %q: %w (strict = true)", p.TokenFile, err)
+		}
+	}
+	if p.TokenEnv != "" && p.Strict {
+		if _, ok := os.LookupEnv(p.TokenEnv); !ok {
+			return fmt.Errorf("token_env: variable %q is not set (strict = true)", p.TokenEnv)
+		}
+	}
+
+	p.ser = serializer{uintSupport: p.UintSupport, omitTimestamp: p.OmitTimestamp}
+	if p.ExcludeBucketTag {
+		p.ser.excludeTag = p.BucketTag
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func resolveLocalAddr(s string) (*net.TCPAddr, error) {
+	addr, sPort, err := net.SplitHostPort(s)
+	if err != nil {
+		if !strings.Contains(err.Error(), "missing port") {
+			return nil, fmt.Errorf("invalid local address %q: %w", s, err)
+		}
+		addr = s
+	}
+	ip, err := net.ResolveIPAddr("ip", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve local address %q: %w", s, err)
+	}
+	var port int
+	if sPort != "" {
+		p, err := strconv.ParseUint(sPort, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("invalid port in %q: %w", s, err)
+		}
+		port = int(p)
+	}
+	return &net.TCPAddr{IP: ip.IP, Port: port, Zone: ip.Zone}, nil
+}
+
+// productToken is the default User-Agent, "Telegraf/<version> Go/<version>"
+// like the stock plugin's.
+func productToken() string {
+	version := "unknown"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/influxdata/telegraf" {
+				version = strings.TrimPrefix(dep.Version, "v")
+			}
+		}
+		if info.Main.Path == "github.com/influxdata/telegraf" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			version = strings.TrimPrefix(info.Main.Version, "v")
+		}
+	}
+	return "Telegraf/" + version + " Go/" + strings.TrimPrefix(runtime.Version(), "go")
+}
+
+// Connect builds one HTTP writer per URL and starts the token source and
+// the Rotator. A token file that does not exist yet is not an error (unless
+// strict): writes wait for it.
+func (p *InfluxDB) Connect() error {
+	tlsCfg, err := p.ClientConfig.TLSConfig()
+	if err != nil {
+		return fmt.Errorf("tls: setting up TLS failed: %w", err)
+	}
+	for _, u := range p.URLs {
+		w, err := newHTTPWriter(writerConfig{
+			url:             u,
+			org:             p.Organization,
+			localAddr:       p.local,
+			proxy:           p.proxy,
+			tls:             tlsCfg,
+			timeout:         time.Duration(p.Timeout),
+			pingTimeout:     time.Duration(p.PingTimeout),
+			readIdleTimeout: time.Duration(p.ReadIdleTimeout),
+			gzip:            p.ContentEncoding == "gzip",
+			userAgent:       p.UserAgent,
+			headers:         p.HTTPHeaders,
+		})
+		if err != nil {
+			return err
+		}
+		p.writers = append(p.writers, w)
+	}
+	limiter, err := (&ratelimiter.RateLimitConfig{Limit: config.Size(p.Limit), Period: p.Period}).CreateRateLimiter()
+	if err != nil {
+		return fmt.Errorf("rate_limit: %w", err)
+	}
+	p.limiter = limiter
+
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.stats = new(rotation.Stats)
+	logger := newSlogLogger(p.log())
+
+	p.source, err = p.newSource(logger)
+	if err != nil {
+		p.cancel()
+		return err
+	}
+
+	var prober rotation.Prober
+	if p.Probe != ProbeNone {
+		mode := rotation.ProbeEmptyWrite
+		if p.Probe == ProbePoint {
+			mode = rotation.ProbePoint
+		}
+		hp, err := rotation.NewHTTPProber(rotation.ProberConfig{
+			URL:         p.URLs[0],
+			Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.Bucket}},
+			Mode:        mode,
+			ProbeBucket: p.ProbeBucket,
+			ProbeOrg:    p.Organization,
+			Client:      p.writers[0].client,
+			Timeout:     time.Duration(p.ProbeTimeout),
+			Header:      map[string][]string{"User-Agent": {p.UserAgent}},
+		})
+		if err != nil {
+			p.closeSource()
+			p.cancel()
+			return fmt.Errorf("probe: %w", err)
+		}
+		prober = hp
+	}
+
+	if p.AuditLog != "" {
+		a, err := rotation.OpenAuditLog(p.AuditLog)
+		if err != nil {
+			p.closeSource()
+			p.cancel()
+			return fmt.Errorf("audit_log %q: %w", p.AuditLog, err)
+		}
+		p.audit = a
+	}
+
+	r, err := rotation.NewRotator(p.ctx, rotation.Config{
+		Source:    p.source,
+		Prober:    prober,
+		Fallback:  p.Fallback,
+		OnPromote: p.closeIdleConnections,
+		Logger:    logger,
+		Stats:     p.stats,
+		Audit:     p.audit,
+		ClientID:  p.ClientID,
+	})
+	if err != nil {
+		p.closeSource()
+		if p.audit != nil {
+			_ = p.audit.Close()
+		}
+		p.cancel()
+		return fmt.Errorf("token rotation: %w", err)
+	}
+	p.rotator = r
+	p.registerStats()
+	if r.Current() == nil {
+		p.log().Warnf("No valid token yet from %s; writes wait for it and metrics stay buffered", p.source.Name())
+	}
+	return nil
+}
+
+func (p *InfluxDB) newSource(logger *slog.Logger) (rotation.Source, error) {
+	switch {
+	case p.TokenFile != "":
+		s, err := rotation.NewFileSource(rotation.FileSourceConfig{
+			Path:     p.TokenFile,
+			Debounce: time.Duration(p.TokenDebounce),
+			Reread:   time.Duration(p.TokenRereadInterval),
+			Logger:   logger,
+			Stats:    p.stats,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("token_file: %w", err)
+		}
+		return s, nil
+	case p.TokenEnv != "":
+		s, err := rotation.NewEnvSource(p.TokenEnv)
+		if err != nil {
+			return nil, fmt.Errorf("token_env: %w", err)
+		}
+		return s, nil
+	default:
+		return newSecretSource(&p.Token, time.Duration(p.TokenRereadInterval)), nil
+	}
+}
+
+// closeIdleConnections makes the next request of every writer open a new
+// connection after a promotion, so no keep-alive connection that a proxy
+// may have tied to the old token is reused.
+func (p *InfluxDB) closeIdleConnections() {
+	for _, w := range p.writers {
+		w.close()
+	}
+}
+
+func (p *InfluxDB) closeSource() {
+	if p.source != nil {
+		_ = p.source.Close()
+	}
+}
+
+// Close stops the Rotator and the token source, closes the audit log and
+// the idle connections, and publishes the final statistics.
+func (p *InfluxDB) Close() error {
+	var errs []error
+	if p.rotator != nil {
+		errs = append(errs, p.rotator.Close())
+	}
+	p.closeSource()
+	if p.audit != nil {
+		errs = append(errs, p.audit.Close())
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	for _, w := range p.writers {
+		w.close()
+	}
+	p.updateStats()
+	return errors.Join(errs...)
+}
+
+func (p *InfluxDB) log() telegraf.Logger {
+	if p.Log == nil {
+		p.Log = discardLogger{}
+	}
+	return p.Log
+}
+
+// noToken is the error of a flush before any valid token exists.
+func (p *InfluxDB) noToken() *WriteError {
+	name := "token"
+	if p.source != nil {
+		name = p.source.Name()
+	}
+	return &WriteError{
+		Action:  rotation.ActionAuth,
+		Message: fmt.Sprintf("waiting for %s: no valid token yet; metrics stay buffered", strings.Replace(name, "file ", "token_file ", 1)),
+	}
+}
+
+// Write sends metrics to one of the configured servers, chosen at random
+// per flush; the next one is tried only when no server answered. It uses one
+// credential for the whole flush. The error tells the agent which metrics
+// were stored, which must be dropped and which to keep.
+func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
+	p.queue.Add(1)
+	defer func() {
+		p.queue.Add(-1)
+		p.updateStats()
+	}()
+	if len(metrics) == 0 {
+		return nil
+	}
+	if wait := p.retryWait(); wait > 0 {
+		return &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
+			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
+	}
+	cred := p.rotator.Current()
+	if cred == nil {
+		return p.noToken()
+	}
+	p.waitLogged.Store(false)
+
+	workers := int(max(p.ConcurrentWrites, 1))
+	size := (len(metrics) + workers - 1) / workers
+	var batches []*batch
+	if p.BucketTag == "" {
+		batches = createBatches(metrics, p.Bucket, size)
+	} else {
+		batches = createBatchesFromTag(metrics, p.BucketTag, p.Bucket, size)
+	}
+
+	// Serialise within the rate limit. Metrics past the limit are neither
+	// accepted nor rejected, so the agent keeps them for the next flush.
+	now := time.Now()
+	defer p.limiter.Release()
+	var rejected []int
+	var rejectErrs []error
+	chunks := make([]*chunk, 0, len(batches))
+	bufs := make([]*[]byte, 0, len(batches))
+	defer func() {
+		for _, b := range bufs {
+			bufPool.Put(b)
+		}
+	}()
+	for _, b := range batches {
+		remaining := p.limiter.Remaining(now)
+		if remaining <= 0 {
+			break
+		}
+		buf := bufPool.Get().(*[]byte)
+		bufs = append(bufs, buf)
+		c, rej, rerr, err := p.ser.serialize(*buf, b, remaining)
+		*buf = c.body[:0]
+		rejected = append(rejected, rej...)
+		rejectErrs = append(rejectErrs, rerr...)
+		if c.count > 0 {
+			p.limiter.Reserve(int64(len(c.body)))
+			chunks = append(chunks, c)
+		}
+		if errors.Is(err, errLimit) {
+			break
+		}
+	}
+	for _, e := range rejectErrs {
+		p.log().Errorf("Dropping metric that cannot be serialized: %v", e)
+	}
+
+	var results []outcome
+	var lastErr error
+	for _, n := range rand.Perm(len(p.writers)) {
+		w := p.writers[n]
+		f := &flush{rotator: p.rotator, cred: cred}
+		results = p.sendAll(f, w, chunks, now)
+		if reachedAny(results) || len(chunks) == 0 {
+			break
+		}
+		lastErr = firstErr(results)
+		p.log().Errorf("When writing to [%s]: %v", w, lastErr)
+		results = nil
+	}
+	return p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// sendAll sends the chunks with up to concurrent_writes requests at once.
+func (p *InfluxDB) sendAll(f *flush, w *httpWriter, chunks []*chunk, now time.Time) []outcome {
+	if len(chunks) == 1 {
+		p.limiter.Accept(now, int64(len(chunks[0].body)))
+		return p.send(p.ctx, f, w, chunks[0], nil)
+	}
+	per := make([][]outcome, len(chunks))
+	sem := make(chan struct{}, max(p.ConcurrentWrites, 1))
+	var wg sync.WaitGroup
+	for i, c := range chunks {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p.limiter.Accept(now, int64(len(c.body)))
+			per[i] = p.send(p.ctx, f, w, c, nil)
+		}()
+	}
+	wg.Wait()
+	var all []outcome
+	for _, o := range per {
+		all = append(all, o...)
+	}
+	return all
+}
+
+func reachedAny(results []outcome) bool {
+	for _, r := range results {
+		if r.reached {
+			return true
+		}
+	}
+	return false
+}
+
+func firstErr(results []outcome) error {
+	for _, r := range results {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// settle turns the outcomes of a flush into what the agent understands:
+// nil when everything was stored, a plain error to keep the whole batch,
+// or a batchError listing stored and dropped metrics (the rest is kept).
+func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectErrs []error, lastErr error) error {
+	var accepted []int
+	var keepErr, dropErr error
+	for _, r := range results {
+		switch {
+		case r.err == nil:
+			accepted = append(accepted, r.chunk.indices...)
+		case r.err.Retryable():
+			if keepErr == nil {
+				keepErr = r.err
+			}
+			p.log().Error(r.err)
+		default:
+			if dropErr == nil {
+				dropErr = r.err
+			}
+			p.log().Error(r.err)
+			rejected = append(rejected, r.chunk.indices...)
+			for range r.chunk.indices {
+				rejectErrs = append(rejectErrs, r.err)
+			}
+		}
+	}
+	if len(accepted) == total {
+		return nil
+	}
+	err := cmpOr(keepErr, dropErr, lastErr)
+	if err == nil {
+		// Only the rate limit held metrics back.
+		err = &WriteError{Action: rotation.ActionThrottle, Message: "rate limit reached; remaining metrics kept for the next flush"}
+	}
+	if len(accepted) == 0 && len(rejected) == 0 {
+		return err
+	}
+	return &batchError{err: err, accept: accepted, reject: rejected, rejectErrs: rejectErrs}
+}
+
+func cmpOr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// WriteRaw posts already-serialised line protocol (newline-terminated lines,
+// count of them; count <= 0 counts the newlines) to bucket ("" means the
+// bucket option) with the same rotation, retry and split rules as Write.
+// It returns nil when every line was stored, otherwise a *WriteError whose
+// Retryable (or IsRetryable) says whether the caller must keep the batch
+// (true) or drop it (false). When part of a split batch was stored and
+// another part must be kept, the error is retryable and re-sending the
+// whole batch is safe: InfluxDB stores a point with the same series and
+// timestamp once. It is safe for concurrent use once Connect has returned.
+func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error {
+	p.queue.Add(1)
+	defer func() {
+		p.queue.Add(-1)
+		p.updateStats()
+	}()
+	if len(lines) == 0 {
+		return nil
+	}
+	if wait := p.retryWait(); wait > 0 {
+		return &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
+			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
+	}
+	cred := p.rotator.Current()
+	if cred == nil {
+		return p.noToken()
+	}
+	if bucket == "" {
+		bucket = p.Bucket
+	}
+	if count <= 0 {
+		count = strings.Count(string(lines), "\n")
+		if lines[len(lines)-1] != '\n' {
+			count++
+		}
+	}
+	c := &chunk{bucket: bucket, body: lines, count: count}
+	var lastErr error
+	for _, n := range rand.Perm(len(p.writers)) {
+		w := p.writers[n]
+		f := &flush{rotator: p.rotator, cred: cred}
+		results := p.send(ctx, f, w, c, nil)
+		if !reachedAny(results) {
+			lastErr = firstErr(results)
+			p.log().Errorf("When writing to [%s]: %v", w, lastErr)
+			continue
+		}
+		var keep, drop *WriteError
+		for _, r := range results {
+			switch {
+			case r.err == nil:
+			case r.err.Retryable():
+				if keep == nil {
+					keep = r.err
+				}
+			default:
+				if drop == nil {
+					drop = r.err
+				}
+			}
+		}
+		if keep != nil {
+			return keep
+		}
+		if drop != nil {
+			return drop
+		}
+		return nil
+	}
+	var we *WriteError
+	if errors.As(lastErr, &we) {
+		return we
+	}
+	return &WriteError{Action: rotation.ActionRetry, Message: fmt.Sprintf("%v: %v", errNoAnswer, lastErr), Err: lastErr}
+}
+
+// Rotator returns the plugin's Rotator (nil before Connect), for a SIGHUP
+// Reload and for statistics.
+func (p *InfluxDB) Rotator() *rotation.Rotator { return p.rotator }
+
+func init() {
+	outputs.Add("influxdb_v2_rotating", func() telegraf.Output { return New() })
+}
+
+// New returns the plugin with the defaults the registry uses.
+func New() *InfluxDB {
+	return &InfluxDB{
+		Timeout:             config.Duration(5 * time.Second),
+		TokenRereadInterval: config.Duration(time.Minute),
+		TokenDebounce:       config.Duration(100 * time.Millisecond),
+		Fallback:            true,
+	}
+}
