@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+)
+
+// pipeline moves what is read from stdin (and, at start, what the spool
+// kept) into the buffer.
+type pipeline struct {
+	lr       *lineReader
+	replayH  *lineHandler
+	buf      *buffer
+	spool    *spool // nil without spool_dir
+	counters *counters
+	log      *slog.Logger
+
+	// busy is held while a block is being spooled and buffered, so that
+	// shutdown never closes the spool under it.
+	busy   sync.Mutex
+	closed bool
+	// lost counts metrics read from stdin that could be neither buffered
+	// nor spooled (only at shutdown, and only without a spool).
+	lost int64
+}
+
+// replay buffers what the spool kept from an earlier run. It stops early,
+// leaving the rest in the spool, when ctx ends.
+func (p *pipeline) replay(ctx context.Context) error {
+	if p.spool == nil {
+		return nil
+	}
+	st, err := p.spool.replay(func(seg int64, raw []byte) bool {
+		blk := &block{}
+		for line := range splitLines(raw) {
+			p.replayH.handle(line, blk)
+		}
+		blk.finish()
+		n := blk.count()
+		if n == 0 {
+			return true
+		}
+		if !p.buf.waitRoom(ctx, n, len(blk.out)) {
+			return false
+		}
+		p.spool.hold(seg, n)
+		p.buf.put(blk, seg)
+		p.counters.replayed.Add(int64(n))
+		return true
+	})
+	if st.Segments > 0 {
+		p.log.Info("replayed the spool", "segments", st.Segments, "records", st.Records,
+			"metrics", p.counters.replayed.Load(), "corrupt_records", st.Corrupt, "torn_bytes", st.TornBytes)
+	}
+	return err
+}
+
+// splitLines yields the lines of b without their newline.
+func splitLines(b []byte) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		for len(b) > 0 {
+			i := 0
+			for i < len(b) && b[i] != '\n' {
+				i++
+			}
+			if !yield(b[:i]) {
+				return
+			}
+			if i == len(b) {
+				return
+			}
+			b = b[i+1:]
+		}
+	}
+}
+
+// ingest reads stdin until its end, a read error, or ctx ends. Each read is
+// spooled (and fsynced) and buffered before the next read, so what was read
+// is safe before more is taken from the pipe.
+func (p *pipeline) ingest(ctx context.Context) error {
+	for {
+		blk := &block{}
+		err := p.lr.next(blk)
+		if !p.accept(ctx, blk) {
+			return ctx.Err()
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// accept spools and buffers one block, waiting for room in the buffer.
+// It returns false once the pipeline is shutting down.
+func (p *pipeline) accept(ctx context.Context, blk *block) bool {
+	p.busy.Lock()
+	defer p.busy.Unlock()
+	n := blk.count()
+	if p.closed {
+		if n > 0 {
+			p.lost += int64(n)
+			p.log.Error("metrics read during shutdown are lost", "metrics", n)
+		}
+		return false
+	}
+	if n == 0 {
+		return ctx.Err() == nil
+	}
+	p.counters.linesRead.Add(int64(n))
+	room := p.buf.waitRoom(ctx, n, len(blk.out))
+	var seg int64
+	if p.spool != nil {
+		// Spooled even when there is no room (shutdown): the spool is
+		// where data goes that cannot be sent in time.
+		s, err := p.spool.append(blk.raw, n)
+		if err != nil {
+			p.log.Error("spool write failed; these metrics are kept in memory only", "metrics", n, "error", err.Error())
+		}
+		seg = s
+	}
+	if !room {
+		if seg == 0 {
+			p.lost += int64(n)
+		}
+		return false
+	}
+	p.buf.put(blk, seg)
+	return ctx.Err() == nil
+}
+
+// stop makes the pipeline refuse further blocks, after the one being
+// handled (which ctx's end hurries) is spooled or buffered.
+func (p *pipeline) stop() (lost int64) {
+	p.busy.Lock()
+	defer p.busy.Unlock()
+	p.closed = true
+	return p.lost
+}
