@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -46,6 +47,10 @@ type FileSource struct {
 	// watchingDir is whether the parent directory itself is watched (else
 	// an ancestor is). Owned by run.
 	watchingDir bool
+
+	// checks counts completed reads by the watcher goroutine, so tests can
+	// wait for one instead of sleeping.
+	checks atomic.Int64
 
 	mu      sync.Mutex
 	last    [sha256.Size]byte // hash of the last token delivered or read
@@ -92,7 +97,15 @@ func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
 		s.stats = new(Stats)
 	}
 	s.log = s.log.With("source", s.Name())
+	// Watch first, then read: a change after the watch starts is an event,
+	// one before it is in this read, which sets the baseline that Changes
+	// compares against (the content at start is not a change).
 	s.ensureWatch()
+	if c, err := s.load(); err != nil {
+		s.failed(err)
+	} else {
+		s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
+	}
 	go s.run()
 	return s, nil
 }
@@ -208,6 +221,7 @@ func (s *FileSource) recovered() {
 
 // check reads the file and delivers its token if it changed.
 func (s *FileSource) check() {
+	defer s.checks.Add(1)
 	c, err := s.load()
 	if err != nil {
 		s.failed(err)
@@ -282,9 +296,6 @@ func (s *FileSource) run() {
 	defer close(s.done)
 	defer close(s.changes)
 	defer s.watcher.Close()
-
-	// The file may have appeared between the caller's Read and the watch.
-	s.check()
 
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
