@@ -15,9 +15,9 @@ var (
 
 type authJSON struct {
 	ID, Token, Status, Description, OrgID, Org, UserID, User string
-	Permissions                                            []Permission
-	Links                                                  map[string]string
-	CreatedAt, UpdatedAt                                   string
+	Permissions                                              []Permission
+	Links                                                    map[string]string
+	CreatedAt, UpdatedAt                                     string
 }
 
 func bucketPerm(action, orgID, bucketID string) string {
@@ -238,14 +238,11 @@ func TestHashedTokens(t *testing.T) {
 			call{method: "GET", path: "/api/v2/authorizations/" + created.ID, auth: f.op}.do(t, f.s).decode(t, &one)
 			call{method: "PATCH", path: "/api/v2/authorizations/" + created.ID, auth: f.op, body: `{"description":"x"}`}.do(t, f.s).decode(t, &patched)
 			if len(l.Authorizations) != 1 || l.Authorizations[0].Token != want || one.Token != want || patched.Token != want {
-				t.Errorf("tokens shown in list/get/patch differ from %q (hashed=%t)", Fingerprint(want), hashed)
+				t.Errorf("tokens shown in list/get/patch differ from %q (hashed=%t)", fingerprint(want), hashed)
 			}
 		})
 	}
 }
-
-// Fingerprint is what tests print instead of a token.
-func Fingerprint(token string) string { return fingerprint(token) }
 
 func TestAuthorizationByID(t *testing.T) {
 	f := newFixture(t, Options{})
