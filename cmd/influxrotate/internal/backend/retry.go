@@ -1,0 +1,60 @@
+package backend
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Retry bounds the retries of one API call: Attempts tries in all, waiting
+// between them a random time in [d/2, d) where d starts at Initial and
+// doubles up to Max ("equal jitter": spreads a fleet of controllers out
+// while keeping a floor).
+type Retry struct {
+	Attempts int
+	Initial  time.Duration
+	Max      time.Duration
+	// OnRetry, when set, is told about each failed attempt that will be retried.
+	OnRetry func(op string, attempt int, err error)
+}
+
+func (r *Retry) defaults() {
+	if r.Attempts <= 0 {
+		r.Attempts = 6
+	}
+	if r.Initial <= 0 {
+		r.Initial = 200 * time.Millisecond
+	}
+	if r.Max < r.Initial {
+		r.Max = max(r.Initial, 10*time.Second)
+	}
+}
+
+// Do runs fn until it succeeds, fails with an error that is not Retryable,
+// the attempts are used up or ctx ends. It returns the last error.
+func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(context.Context) error) error {
+	r.defaults()
+	delay := r.Initial
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = fn(ctx); err == nil || !Retryable(err) || attempt >= r.Attempts {
+			return err
+		}
+		if r.OnRetry != nil {
+			r.OnRetry(op, attempt, err)
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		if log != nil {
+			log.Warn("API call failed, retrying", "op", op, "attempt", attempt, "of", r.Attempts, "wait", wait, "error", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(delay*2, r.Max)
+	}
+}

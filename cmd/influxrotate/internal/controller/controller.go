@@ -1,0 +1,251 @@
+// Package controller is influxrotate's engine: it rotates the InfluxDB
+// tokens named in the configuration through provision → publish → verify →
+// grace → deactivate → observe → delete, one idempotent phase at a time,
+// journaling each phase in a state file so that a crash at any point is
+// resumed by the next run, and recording each phase event in the
+// hash-chained audit log. The CLI (cmd/influxrotate) and tests drive it.
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
+	"github.com/influxrotate/influxrotate/rotation"
+)
+
+// Outcomes of a cycle, as reported in results, audit records and metrics.
+const (
+	OutcomeOK          = "ok"
+	OutcomeNotDue      = "not_due"
+	OutcomeDryRun      = "dry_run"
+	OutcomeFailed      = "failed"
+	OutcomeInterrupted = "interrupted"
+	OutcomeRolledBack  = "rolled_back"
+)
+
+// Options configure a Controller.
+type Options struct {
+	Config *config.Config
+	// Stdout receives the plan (dry run) and one summary line per cycle.
+	Stdout io.Writer
+	Logger *slog.Logger
+	// Backend replaces the one built from the configuration.
+	Backend backend.Backend
+	// Kube replaces the Kubernetes client of kubernetes targets.
+	Kube kubernetes.Interface
+	// HTTPClient is used for API calls and probes. Default: one client with
+	// the configured timeout.
+	HTTPClient *http.Client
+	// Hook, when set, is called at each phase boundary and at points inside
+	// phases ("provision:created", "publish:target-0", ...). The CLI wires it
+	// to a test-only pause; see cmd/influxrotate/README.md.
+	Hook func(point string)
+	// Now replaces time.Now.
+	Now func() time.Time
+}
+
+// Controller rotates the credentials of one configuration.
+type Controller struct {
+	cfg     *config.Config
+	out     io.Writer
+	log     *slog.Logger
+	be      backend.Backend
+	client  *http.Client
+	store   *state.Store
+	audit   *auditor
+	targets map[string][]target.Target
+	hook    func(string)
+	now     func() time.Time
+	retries atomic.Int64
+
+	mu sync.Mutex
+	// tokens holds the tokens this process knows, by authorization ID. They
+	// never reach the state file: a restarted controller finds them again
+	// on the server (2.7-) or in the targets.
+	tokens map[string]string
+}
+
+// Result is the end of one credential's run.
+type Result struct {
+	Credential string
+	RotationID string
+	Outcome    string
+	// Phase is where an interrupted cycle stopped.
+	Phase state.Phase
+	Err   error
+}
+
+// ConfigError reports whether err is a configuration error (exit code 2).
+func ConfigError(err error) bool {
+	var ce *config.Error
+	return errors.As(err, &ce)
+}
+
+// New builds a controller. It reads the operator token but changes nothing.
+func New(opts Options) (*Controller, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, &config.Error{Err: errors.New("no configuration")}
+	}
+	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
+		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+	if c.out == nil {
+		c.out = io.Discard
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.hook == nil {
+		c.hook = func(string) {}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.client == nil {
+		c.client = &http.Client{Timeout: cfg.Timeout}
+	}
+	c.store = state.NewStore(cfg.StateDir)
+	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
+	if c.be == nil {
+		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
+			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
+				OnRetry: func(string, int, error) { c.retries.Add(1) }},
+			UserAgent: "influxrotate/" + cfg.ClientID}
+		switch cfg.Backend {
+		case config.BackendInfluxDB1:
+			be, err := backend.NewV1(bopts)
+			if err != nil {
+				return nil, &config.Error{Err: err}
+			}
+			c.be = be
+		default:
+			c.be = backend.NewV2(bopts)
+		}
+	}
+	for _, cr := range cfg.Credentials {
+		for _, tc := range cr.Targets {
+			t, err := target.New(tc, target.Options{Logger: c.log, Kube: opts.Kube,
+				Env: []string{"INFLUXROTATE_CREDENTIAL=" + cr.Name}})
+			if err != nil {
+				return nil, &config.Error{Err: fmt.Errorf("credential %q: %w", cr.Name, err)}
+			}
+			c.targets[cr.Name] = append(c.targets[cr.Name], t)
+		}
+	}
+	return c, nil
+}
+
+func readTokenFile(option, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", &config.Error{Err: fmt.Errorf("%s: %w", option, err)}
+	}
+	tok, err := rotation.ParseToken(data)
+	if err != nil {
+		return "", &config.Error{Err: fmt.Errorf("%s %q: %w", option, path, err)}
+	}
+	return tok, nil
+}
+
+func newRotationID(now time.Time) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x%s", now.Unix(), hex.EncodeToString(b))
+}
+
+func (c *Controller) token(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tokens[id]
+}
+
+func (c *Controller) remember(id, tok string) {
+	if id == "" || tok == "" {
+		return
+	}
+	c.mu.Lock()
+	c.tokens[id] = tok
+	c.mu.Unlock()
+}
+
+func (c *Controller) forget(id string) {
+	c.mu.Lock()
+	delete(c.tokens, id)
+	c.mu.Unlock()
+}
+
+func (c *Controller) targetNames(name string) []string {
+	var out []string
+	for _, t := range c.targets[name] {
+		out = append(out, t.Name())
+	}
+	return out
+}
+
+// record appends an audit record; a failed append is logged and makes the
+// phase fail, as a rotation that cannot be audited must not go on.
+func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) error {
+	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: msg,
+		Targets: c.targetNames(cr.Name)}
+	if cy != nil {
+		rec.RotationID = cy.RotationID
+		rec.OldAuthID, rec.OldFingerprint = cy.Old.ID, cy.Old.Fingerprint
+		rec.NewAuthID, rec.NewFingerprint = cy.New.ID, cy.New.Fingerprint
+	}
+	if err := c.audit.append(rec); err != nil {
+		c.log.Error("audit log append failed", "error", err)
+		return fmt.Errorf("audit_log: %w", err)
+	}
+	return nil
+}
+
+// Credential returns the configuration of a credential.
+func (c *Controller) Credential(name string) (*config.Credential, error) {
+	return c.cfg.Credential(name)
+}
+
+// RotateOptions select what Rotate does.
+type RotateOptions struct {
+	// Force rotates even when the token is not due.
+	Force bool
+	// DryRun prints the plan and changes nothing.
+	DryRun bool
+}
+
+// RotateAll rotates every credential (or the named one) that is due, and
+// resumes interrupted cycles.
+func (c *Controller) RotateAll(ctx context.Context, name string, opts RotateOptions) []Result {
+	var results []Result
+	for i := range c.cfg.Credentials {
+		cr := &c.cfg.Credentials[i]
+		if name != "" && cr.Name != name {
+			continue
+		}
+		results = append(results, c.Rotate(ctx, cr, opts))
+	}
+	if name != "" && len(results) == 0 {
+		_, err := c.cfg.Credential(name)
+		results = append(results, Result{Credential: name, Outcome: OutcomeFailed, Err: err})
+	}
+	return results
+}

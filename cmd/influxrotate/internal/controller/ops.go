@@ -1,0 +1,263 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
+)
+
+// plan prints what Rotate would do. It sends only GET requests and writes
+// no file.
+func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
+	res := Result{Credential: cr.Name, Outcome: OutcomeDryRun}
+	st, err := c.store.Load(cr.Name)
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, err
+		return res
+	}
+	if st.Cycle != nil {
+		fmt.Fprintf(c.out, "credential %s: would resume rotation %s at phase %s (old %s, new %s), then continue to done\n",
+			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, orNone(st.Cycle.Old.ID), orNone(st.Cycle.New.ID))
+		res.RotationID, res.Phase = st.Cycle.RotationID, st.Cycle.Phase
+		return res
+	}
+	cur, err := c.resolveCurrent(ctx, cr, st)
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, err
+		return res
+	}
+	next, known := c.nextDue(cr, st, cur)
+	if !opts.Force && known && c.now().Before(next) {
+		fmt.Fprintf(c.out, "credential %s: not due (authorization %s, next rotation at %s)\n",
+			cr.Name, cur.ID, next.UTC().Format(time.RFC3339))
+		res.Outcome = OutcomeNotDue
+		return res
+	}
+	perms, err := c.desiredPermissions(ctx, cr, cur)
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, err
+		return res
+	}
+	curID := "(none: a first authorization is created)"
+	if cur != nil {
+		curID = cur.ID
+	}
+	fmt.Fprintf(c.out, "credential %s: would rotate authorization %s\n", cr.Name, curID)
+	fmt.Fprintf(c.out, "  provision: a new authorization in org %q with %d permission(s): %s\n",
+		cr.Org, len(perms), strings.Join(missingFrom(perms, nil), ", "))
+	fmt.Fprintf(c.out, "  publish:   %s\n", strings.Join(c.targetNames(cr.Name), "; "))
+	fmt.Fprintf(c.out, "  verify:    an empty write on each bucket it may write\n")
+	fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
+	fmt.Fprintf(c.out, "  observe:   %s, then delete %s\n", cr.Observe, curID)
+	return res
+}
+
+// Status is one credential's state for `influxrotate status`.
+type Status struct {
+	Credential  string
+	Current     state.Ref
+	Age         time.Duration
+	NextDue     time.Time
+	Last        state.Outcome
+	Interrupted state.Phase
+	RotationID  string
+}
+
+// Status reads the state files; it contacts no server.
+func (c *Controller) Status() ([]Status, error) {
+	var out []Status
+	for i := range c.cfg.Credentials {
+		cr := &c.cfg.Credentials[i]
+		st, err := c.store.Load(cr.Name)
+		if err != nil {
+			return nil, err
+		}
+		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted()}
+		if s.Current.ID == "" {
+			s.Current.ID = cr.AuthorizationID
+		}
+		if !st.Current.Since.IsZero() {
+			s.Age = c.now().Sub(st.Current.Since)
+			s.NextDue = st.Current.Since.Add(cr.MaxAge)
+		}
+		if st.Cycle != nil {
+			s.RotationID = st.Cycle.RotationID
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Rollback undoes the last rotation of a credential (or the one in
+// flight): it reactivates the old authorization and, when its token is
+// still known (shown by the server, or held by a target), republishes it
+// and removes the new one. When the old token is unknown, the old
+// authorization stays active for writers that still hold it, the targets
+// keep the new token, and the next rotation retires the old one.
+func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result {
+	res := Result{Credential: cr.Name}
+	lock, err := c.store.Lock(cr.Name)
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, err
+		return res
+	}
+	defer func() { _ = lock.Unlock() }()
+	st, err := c.store.Load(cr.Name)
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, err
+		return res
+	}
+	var old, nw state.Ref
+	cy := st.Cycle
+	switch {
+	case cy != nil && cy.Old.ID != "":
+		old, nw = cy.Old, cy.New
+	case cy == nil && st.Previous.ID != "":
+		old, nw = st.Previous, st.Current
+		cy = &state.Cycle{RotationID: st.Last.RotationID, Old: old, New: nw}
+	default:
+		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("credential %q: nothing to roll back", cr.Name)
+		return res
+	}
+	res.RotationID = cy.RotationID
+	fail := func(err error) Result {
+		_ = c.record(cr, cy, "rollback", OutcomeFailed, backend.StatusOf(err), err.Error())
+		res.Outcome, res.Err = OutcomeFailed, err
+		return res
+	}
+	a, err := c.be.Get(ctx, old.ID)
+	if err != nil {
+		return fail(fmt.Errorf("rollback: old authorization %s: %w", old.ID, err))
+	}
+	if err := c.be.SetActive(ctx, &backend.Authorization{ID: old.ID, Permissions: old.Permissions}, true); err != nil {
+		return fail(fmt.Errorf("rollback: reactivating %s: %w", old.ID, err))
+	}
+	tok := c.token(old.ID)
+	if tok == "" && a.Token != "" && (old.Fingerprint == "" || rotation.Fingerprint(a.Token) == old.Fingerprint) {
+		tok = a.Token
+	}
+	if tok == "" {
+		r := &run{c: c, cr: cr, st: st}
+		tok = r.findInTargets(ctx, old.Fingerprint)
+	}
+	now := c.now()
+	if tok == "" {
+		st.Cycle = nil
+		if nw.ID != "" {
+			st.Current = state.Ref{ID: nw.ID, Fingerprint: nw.Fingerprint, Since: cy.ProvisionedAt, Permissions: nw.Permissions}
+		}
+		st.Retired = append(st.Retired, old)
+		msg := "old authorization " + old.ID + " reactivated, but its token is unknown: targets keep the new token; the next rotation retires the old one"
+		st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Message: msg, Finished: now}
+		if err := c.store.Save(st); err != nil {
+			return fail(err)
+		}
+		_ = c.record(cr, cy, "rollback", "partial", 0, msg)
+		res.Outcome, res.Err = OutcomeFailed, errors.New("rollback: "+msg)
+		return res
+	}
+	for _, t := range c.targets[cr.Name] {
+		if err := t.Publish(ctx, tok); err != nil {
+			return fail(fmt.Errorf("rollback: %w", err))
+		}
+	}
+	r := &run{c: c, cr: cr, st: st}
+	if err := r.confirm(ctx, tok); err != nil {
+		return fail(fmt.Errorf("rollback: %w", err))
+	}
+	if nw.ID != "" && nw.ID != old.ID {
+		if err := c.be.Delete(ctx, nw.ID); err != nil {
+			return fail(fmt.Errorf("rollback: deleting the new authorization %s: %w", nw.ID, err))
+		}
+	}
+	st.Cycle = nil
+	st.Current = state.Ref{ID: old.ID, Fingerprint: rotation.Fingerprint(tok), Since: old.Since, Permissions: old.Permissions}
+	st.Previous = state.Ref{}
+	st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Finished: now}
+	if err := c.store.Save(st); err != nil {
+		return fail(err)
+	}
+	if err := c.record(cr, cy, "rollback", OutcomeOK, 0, "old authorization reactivated and republished"); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=rolled_back current=%s(%s)\n",
+		cr.Name, cy.RotationID, old.ID, rotation.Fingerprint(tok))
+	res.Outcome = OutcomeRolledBack
+	return res
+}
+
+// Run rotates on schedule until ctx ends: interrupted cycles are resumed
+// at start; each credential is rotated when its token reaches max_age less
+// a random jitter; a failed rotation is retried with a growing delay.
+func (c *Controller) Run(ctx context.Context) error {
+	type sched struct {
+		next    time.Time
+		backoff time.Duration
+		// due is set when next is a jittered rotation time (not a retry),
+		// which may be before max_age: the rotation is then forced.
+		due bool
+	}
+	plans := map[string]*sched{}
+	for i := range c.cfg.Credentials {
+		plans[c.cfg.Credentials[i].Name] = &sched{}
+	}
+	var lastErr error
+	for {
+		now := c.now()
+		wake := now.Add(time.Hour)
+		for i := range c.cfg.Credentials {
+			cr := &c.cfg.Credentials[i]
+			p := plans[cr.Name]
+			if now.Before(p.next) {
+				wake = minTime(wake, p.next)
+				continue
+			}
+			res := c.Rotate(ctx, cr, RotateOptions{Force: p.due})
+			if ctx.Err() != nil {
+				return lastErr
+			}
+			switch res.Outcome {
+			case OutcomeOK, OutcomeNotDue:
+				p.backoff = 0
+				p.next, p.due = c.scheduleNext(cr), true
+			default:
+				lastErr = res.Err
+				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
+				p.backoff = min(max(2*p.backoff, min(max(cr.MaxAge/10, time.Second), 10*time.Minute)), time.Hour)
+				p.next, p.due = c.now().Add(p.backoff), false
+			}
+			wake = minTime(wake, p.next)
+		}
+		t := time.NewTimer(max(wake.Sub(c.now()), 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return lastErr
+		case <-t.C:
+		}
+	}
+}
+
+// scheduleNext is when the daemon next looks at a credential: at max_age
+// less a random jitter, so that a fleet does not rotate in lockstep.
+func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
+	st, err := c.store.Load(cr.Name)
+	if err != nil || st.Current.Since.IsZero() {
+		return c.now().Add(min(cr.MaxAge, time.Minute))
+	}
+	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,239 @@
+// Package state is the controller's journal: one JSON file per credential
+// saying which authorization is current and how far an interrupted rotation
+// cycle got, so that the next run resumes it instead of starting over. The
+// file never holds a token, only authorization IDs and fingerprints.
+//
+// Saves are crash-safe (temp file, fsync, rename, fsync of the directory)
+// and a per-credential flock keeps a second controller out.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Phase is a step of the rotation cycle, in order.
+type Phase string
+
+// The phases of a cycle. A cycle whose phase is not PhaseDone was interrupted
+// and the next run resumes it at that phase.
+const (
+	PhaseProvision  Phase = "provision"
+	PhasePublish    Phase = "publish"
+	PhaseVerify     Phase = "verify"
+	PhaseGrace      Phase = "grace"
+	PhaseDeactivate Phase = "deactivate"
+	PhaseObserve    Phase = "observe"
+	PhaseDelete     Phase = "delete"
+	PhaseDone       Phase = "done"
+)
+
+// Phases lists the phases in order.
+var Phases = []Phase{PhaseProvision, PhasePublish, PhaseVerify, PhaseGrace, PhaseDeactivate, PhaseObserve, PhaseDelete, PhaseDone}
+
+// Permission is one grant, stored so that a deactivated 1.x user can be
+// re-granted on rollback and so that the comparison survives a restart.
+type Permission struct {
+	Action string `json:"action"`
+	Type   string `json:"type"`
+	OrgID  string `json:"org_id,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// Ref names an authorization without its token.
+type Ref struct {
+	ID          string       `json:"id"`
+	Fingerprint string       `json:"fingerprint,omitempty"`
+	Since       time.Time    `json:"since,omitzero"`
+	Permissions []Permission `json:"permissions,omitempty"`
+}
+
+// Cycle is a rotation in flight.
+type Cycle struct {
+	RotationID    string    `json:"rotation_id"`
+	Phase         Phase     `json:"phase"`
+	Started       time.Time `json:"started"`
+	Old           Ref       `json:"old"`
+	New           Ref       `json:"new,omitzero"`
+	ProvisionedAt time.Time `json:"provisioned_at,omitzero"`
+	PublishedAt   time.Time `json:"published_at,omitzero"`
+	VerifiedAt    time.Time `json:"verified_at,omitzero"`
+	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
+	// RevocationAttempts counts deactivate and delete calls, for metrics.
+	RevocationAttempts int `json:"revocation_attempts"`
+	// Provisions counts authorizations created in this cycle (more than one
+	// after a crash with hashed tokens).
+	Provisions int `json:"provisions"`
+}
+
+// Outcome is the end of the last cycle.
+type Outcome struct {
+	RotationID string    `json:"rotation_id"`
+	Outcome    string    `json:"outcome"`
+	Message    string    `json:"message,omitempty"`
+	Finished   time.Time `json:"finished"`
+}
+
+// State is the journal of one credential.
+type State struct {
+	Credential string `json:"credential"`
+	// Current is the authorization the targets hold; empty before the first
+	// run found it.
+	Current Ref `json:"current,omitzero"`
+	// Previous is the authorization retired by the last completed cycle.
+	Previous Ref `json:"previous,omitzero"`
+	// Retired are authorizations to deactivate and delete at the next
+	// cycle's revocation, such as an old one reactivated by a rollback whose
+	// token could not be republished.
+	Retired []Ref   `json:"retired,omitempty"`
+	Cycle   *Cycle  `json:"cycle,omitempty"`
+	Last    Outcome `json:"last,omitzero"`
+}
+
+// Interrupted reports the phase of an unfinished cycle, or "".
+func (s *State) Interrupted() Phase {
+	if s.Cycle == nil || s.Cycle.Phase == PhaseDone {
+		return ""
+	}
+	return s.Cycle.Phase
+}
+
+// Store reads and writes the state files in one directory.
+type Store struct{ dir string }
+
+// NewStore returns the store in dir. The directory is created (0700) at the
+// first Save or Lock, so that reading (status, a dry run) changes nothing.
+func NewStore(dir string) *Store { return &Store{dir: dir} }
+
+func (s *Store) ensureDir() error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("state_dir %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Path is the state file of a credential.
+func (s *Store) Path(name string) string { return filepath.Join(s.dir, name+".json") }
+
+// Load reads a credential's state; a missing file is an empty state.
+func (s *Store) Load(name string) (*State, error) {
+	data, err := os.ReadFile(s.Path(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return &State{Credential: name}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", s.Path(name), err)
+	}
+	if st.Credential != name {
+		return nil, fmt.Errorf("state file %s belongs to credential %q", s.Path(name), st.Credential)
+	}
+	return &st, nil
+}
+
+// Save writes st atomically: a crash leaves either the old or the new file.
+func (s *Store) Save(st *State) error {
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(s.Path(st.Credential), append(data, '\n'), 0o600)
+}
+
+// WriteFileAtomic writes data to a temp file in path's directory, fsyncs it,
+// renames it over path and fsyncs the directory so that the rename survives
+// a power cut.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ErrLocked is returned when another controller holds a credential's lock.
+var ErrLocked = errors.New("locked by another influxrotate")
+
+// Lock is a held flock on a credential.
+type Lock struct{ f *os.File }
+
+// Lock takes the credential's lock without waiting. The kernel releases it
+// when the process dies, even by kill -9, so a crash never leaves it stale.
+func (s *Store) Lock(name string) (*Lock, error) {
+	if err := s.ensureDir(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(s.dir, name+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("credential %q: %w (pid %s)", name, ErrLocked, string(holder))
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// The pid is informational: the flock, not the content, is the lock.
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	return &Lock{f: f}, nil
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
