@@ -279,4 +279,3 @@ func pauseHook(env Env) func(string) {
 		}
 	}
 }
-
