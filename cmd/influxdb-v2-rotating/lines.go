@@ -77,6 +77,9 @@ func newLineHandler(opts lineOptions, log *slog.Logger) *lineHandler {
 	}
 	h := &lineHandler{opts: opts, log: log}
 	h.enc.SetPrecision(lineprotocol.Nanosecond)
+	// Lax: keep tags in the order they came; InfluxDB does not need them
+	// sorted and a sorted-order check would refuse valid input.
+	h.enc.SetLax(true)
 	return h
 }
 
