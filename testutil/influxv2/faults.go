@@ -75,7 +75,8 @@ func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		case <-r.Context().Done():
 			return true
 		case <-s.done:
-			return true
+			// The server is closing: drop the connection rather than answer 200.
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if f.ResetConnection {
@@ -119,7 +120,8 @@ func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		case <-r.Context().Done():
 			return true
 		case <-s.done:
-			return true
+			// The server is closing: drop the connection rather than answer 200.
+			panic(http.ErrAbortHandler)
 		}
 		if _, err := io.WriteString(w, body[i:i+1]); err != nil {
 			return true
