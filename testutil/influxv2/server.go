@@ -113,6 +113,9 @@ func (a Authorization) String() string {
 	return fmt.Sprintf("authorization %s (%s, active=%t)", a.ID, fingerprint(a.Token), a.Active)
 }
 
+// GoString keeps the token out of %#v.
+func (a Authorization) GoString() string { return a.String() }
+
 // LogValue keeps the token out of slog output.
 func (a Authorization) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", a.ID), slog.String("token", fingerprint(a.Token)))
@@ -122,7 +125,7 @@ func (a Authorization) LogValue() slog.Value {
 type Request struct {
 	Method      string
 	Path        string
-	Query       string
+	Query       string // encoded, token= values replaced by their fingerprint
 	Status      int
 	Fingerprint string // of the token in the Authorization header; "" without one
 	AuthID      string // authorization the token belongs to; "" if unknown
