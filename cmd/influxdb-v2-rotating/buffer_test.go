@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func blockOf(lines ...string) *block {
+	blk := &block{}
+	for _, l := range lines {
+		off := len(blk.raw)
+		blk.raw = append(blk.raw, l+"\n"...)
+		blk.lines = append(blk.lines, lineRef{bucket: "b", off: off, end: len(blk.raw)})
+	}
+	blk.finish()
+	return blk
+}
+
+func TestBufferBoundInMetrics(t *testing.T) {
+	b := newBuffer(3, 1<<20, 2)
+	ctx := context.Background()
+	if !b.waitRoom(ctx, 2, 10) {
+		t.Fatal("empty buffer refused")
+	}
+	b.put(blockOf("a v=1", "a v=2"), 0)
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if b.waitRoom(short, 2, 10) {
+		t.Fatal("4 metrics fit in a buffer of 3")
+	}
+	if !b.waitRoom(ctx, 1, 10) {
+		t.Fatal("3 metrics do not fit in a buffer of 3")
+	}
+	b.put(blockOf("a v=3"), 0)
+	if !b.full() {
+		t.Fatal("buffer at its limit is not full")
+	}
+
+	// A reader waiting for room is woken when a batch is written.
+	got := make(chan bool, 1)
+	go func() { got <- b.waitRoom(ctx, 2, 10) }()
+	select {
+	case <-got:
+		t.Fatal("waitRoom returned while the buffer is full")
+	case <-time.After(20 * time.Millisecond):
+	}
+	ps := b.next(2)
+	if len(ps) != 2 || string(ps[0].line) != "a v=1\n" {
+		t.Fatalf("next = %+v", ps)
+	}
+	b.done(ps)
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("waitRoom failed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waitRoom not woken after done")
+	}
+	if m, _ := b.len(); m != 1 {
+		t.Fatalf("len = %d, want 1", m)
+	}
+}
+
+func TestBufferBoundInBytes(t *testing.T) {
+	b := newBuffer(1000, 20, 10)
+	b.put(blockOf("a v=1", "a v=2"), 0) // 12 bytes
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if b.waitRoom(short, 1, 9) {
+		t.Fatal("21 bytes fit in 20")
+	}
+	if !b.waitRoom(context.Background(), 1, 8) {
+		t.Fatal("20 bytes do not fit in 20")
+	}
+	// An empty buffer takes a block larger than its limits, or a huge read
+	// could never make progress.
+	e := newBuffer(1, 1, 1)
+	if !e.waitRoom(context.Background(), 5, 500) {
+		t.Fatal("empty buffer refused an oversize block")
+	}
+}
+
+func TestBufferKeepsFailedAndOrder(t *testing.T) {
+	b := newBuffer(100, 1<<20, 3)
+	b.put(blockOf("a v=1", "a v=2", "a v=3", "a v=4"), 0)
+	first := b.next(3)
+	// Only the middle entry was written (another bucket, say).
+	b.done(first[1:2])
+	if m, _ := b.len(); m != 4 {
+		t.Fatalf("an entry behind an unwritten one left the queue: len %d", m)
+	}
+	again := b.next(3)
+	var lines []string
+	for _, p := range again {
+		lines = append(lines, strings.TrimSpace(string(p.line)))
+	}
+	if strings.Join(lines, ",") != "a v=1,a v=3,a v=4" {
+		t.Fatalf("retry batch = %v", lines)
+	}
+	b.done(again)
+	if m, by := b.len(); m != 0 || by != 0 {
+		t.Fatalf("len = %d/%d after all done", m, by)
+	}
+}
+
+func TestBufferPopAcknowledgesSegments(t *testing.T) {
+	b := newBuffer(100, 1<<20, 10)
+	var acked map[int64]int
+	b.onPop = func(s map[int64]int) { acked = s }
+	b.put(blockOf("a v=1", "a v=2"), 7)
+	b.put(blockOf("a v=3"), 8)
+	b.done(b.next(10))
+	if acked[7] != 2 || acked[8] != 1 {
+		t.Fatalf("acked = %v", acked)
+	}
+}
