@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -28,13 +29,22 @@ var client = &http.Client{Timeout: 10 * time.Second}
 
 func (c call) do(t *testing.T, s *Server) answer {
 	t.Helper()
+	a, err := c.send(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// send is do for goroutines other than the test's, which must not call t.Fatal.
+func (c call) send(s *Server) (answer, error) {
 	var body io.Reader = http.NoBody
 	if c.body != "" {
 		body = strings.NewReader(c.body)
 	}
 	req, err := http.NewRequest(c.method, s.URL()+c.path, body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	if c.auth != "" {
 		req.Header.Set("Authorization", c.auth)
@@ -50,14 +60,14 @@ func (c call) do(t *testing.T, s *Server) answer {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", c.method, c.path, err)
+		return answer{}, fmt.Errorf("%s %s: %w", c.method, c.path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", c.method, c.path, err)
+		return answer{}, fmt.Errorf("%s %s: read body: %w", c.method, c.path, err)
 	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return answer{status: resp.StatusCode, header: resp.Header, body: string(b)}, nil
 }
 
 // wantError checks a 2.x error answer: status, JSON body, content type, and the
