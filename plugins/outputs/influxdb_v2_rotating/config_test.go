@@ -1,0 +1,184 @@
+package influxdb_v2_rotating
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf/config"
+)
+
+// stockSampleConfig is the sample.conf of Telegraf's own outputs.influxdb_v2
+// at the version in go.mod, read from the module cache.
+func stockSampleConfig(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/influxdata/telegraf").Output()
+	if err != nil {
+		t.Skipf("cannot locate Telegraf's module: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "plugins", "outputs", "influxdb_v2", "sample.conf"))
+	if err != nil {
+		t.Fatalf("stock sample.conf: %v", err)
+	}
+	return string(b)
+}
+
+func loadOutputs(t *testing.T, text string) (*config.Config, error) {
+	t.Helper()
+	c := config.NewConfig()
+	if err := c.LoadConfigData([]byte(text), ""); err != nil {
+		return c, err
+	}
+	if len(c.Outputs) != 1 {
+		t.Fatalf("%d outputs loaded, want 1", len(c.Outputs))
+	}
+	return c, c.Outputs[0].Init()
+}
+
+// A working stock configuration keeps working when only the plugin name
+// changes. A working one has a token: the stock sample's token = "" is the
+// one value we refuse, as no token at all cannot be rotated.
+func TestStockConfigWithTheNameReplaced(t *testing.T) {
+	stock := stockSampleConfig(t)
+	renamed := strings.Replace(stock, "[[outputs.influxdb_v2]]", "[[outputs.influxdb_v2_rotating]]", 1)
+	if renamed == stock {
+		t.Fatal("stock sample.conf has no [[outputs.influxdb_v2]] header")
+	}
+
+	_, err := loadOutputs(t, renamed)
+	if err == nil || !strings.Contains(err.Error(), `"token"`) {
+		t.Fatalf("empty token: %v, want an error naming the token option", err)
+	}
+
+	withToken := strings.Replace(renamed, `token = ""`, `token = "my-secret-token"`, 1)
+	c, err := loadOutputs(t, withToken)
+	if err != nil {
+		t.Fatalf("renamed stock config: %v", err)
+	}
+	p := c.Outputs[0].Output.(*InfluxDB)
+	if p.URLs[0] != "http://127.0.0.1:8086" || p.ContentEncoding != "gzip" || time.Duration(p.Timeout) != 5*time.Second || p.ConcurrentWrites != 0 {
+		t.Fatalf("stock defaults not kept: %+v", p)
+	}
+
+	// Every option of the stock sample, uncommented with its documented
+	// value, is accepted, including rate_limit = "unlimited".
+	var b strings.Builder
+	for _, line := range strings.Split(withToken, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "# ") && strings.Contains(trimmed, " = ") && !strings.HasPrefix(trimmed, "## ") {
+			opt := strings.TrimPrefix(trimmed, "# ")
+			name := strings.TrimSpace(strings.SplitN(opt, "=", 2)[0])
+			switch name {
+			case "tls_ca", "tls_cert", "tls_key", "local_address":
+				continue // files and addresses that do not exist here
+			}
+			line = "  " + opt
+		}
+		b.WriteString(line + "\n")
+	}
+	c, err = loadOutputs(t, b.String())
+	if err != nil {
+		t.Fatalf("stock sample with every option set: %v\n%s", err, b.String())
+	}
+	p = c.Outputs[0].Output.(*InfluxDB)
+	if p.Limit != 0 || p.UserAgent != "telegraf" || p.HTTPProxy != "http://corporate.proxy:3128" || p.ConcurrentWrites != 1 {
+		t.Fatalf("options not read: limit=%d ua=%q proxy=%q concurrent=%d", p.Limit, p.UserAgent, p.HTTPProxy, p.ConcurrentWrites)
+	}
+}
+
+func TestRateLimitValues(t *testing.T) {
+	for value, want := range map[string]RateLimit{`"unlimited"`: 0, `"UNLIMITED"`: 0, `"5MB"`: 5_000_000, `1024`: 1024, `"1KiB"`: 1024} {
+		text := "[[outputs.influxdb_v2_rotating]]\n  token = \"x\"\n  rate_limit = " + value + "\n  rate_limit_period = \"1m\"\n"
+		c, err := loadOutputs(t, text)
+		if err != nil {
+			t.Fatalf("rate_limit = %s: %v", value, err)
+		}
+		if got := c.Outputs[0].Output.(*InfluxDB).Limit; got != want {
+			t.Fatalf("rate_limit = %s gives %d, want %d", value, got, want)
+		}
+	}
+	if _, err := loadOutputs(t, "[[outputs.influxdb_v2_rotating]]\n  token = \"x\"\n  rate_limit = \"lots\"\n"); err == nil || !strings.Contains(err.Error(), "rate_limit") {
+		t.Fatalf("rate_limit = lots: %v, want an error naming rate_limit", err)
+	}
+}
+
+func TestOurSampleConfigLoads(t *testing.T) {
+	c, err := loadOutputs(t, sampleConfig)
+	if err != nil {
+		t.Fatalf("sample.conf: %v", err)
+	}
+	p := c.Outputs[0].Output.(*InfluxDB)
+	if p.Probe != ProbeEmptyWrite || !p.Fallback || time.Duration(p.TokenRereadInterval) != time.Minute || time.Duration(p.TokenDebounce) != 100*time.Millisecond || p.ClientID == "" {
+		t.Fatalf("rotation defaults: probe=%q fallback=%t reread=%s debounce=%s client_id=%q",
+			p.Probe, p.Fallback, time.Duration(p.TokenRereadInterval), time.Duration(p.TokenDebounce), p.ClientID)
+	}
+}
+
+func TestReadmeConfigIsTheSampleConfig(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const open = "```toml @sample.conf\n"
+	start := strings.Index(string(readme), open)
+	if start < 0 {
+		t.Fatal("README has no ```toml @sample.conf block")
+	}
+	rest := string(readme)[start+len(open):]
+	end := strings.Index(rest, "```\n")
+	if end < 0 {
+		t.Fatal("README's sample.conf block is not closed")
+	}
+	if rest[:end] != sampleConfig {
+		t.Fatal("README's configuration block differs from sample.conf: copy sample.conf into it")
+	}
+}
+
+func TestInitErrorsNameTheOption(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*InfluxDB)
+		want   string // "" means Init succeeds
+	}{
+		{"no token", func(*InfluxDB) {}, `"token", "token_file" or "token_env"`},
+		{"token and token_file", func(p *InfluxDB) { p.Token = config.NewSecret([]byte("x")); p.TokenFile = missing }, `token_file: options "token" and "token_file" are exclusive`},
+		{"token_file and token_env", func(p *InfluxDB) { p.TokenFile = missing; p.TokenEnv = "X" }, `"token_file" and "token_env" are exclusive`},
+		{"missing token_file waits", func(p *InfluxDB) { p.TokenFile = missing }, ""},
+		{"missing token_file strict", func(p *InfluxDB) { p.TokenFile = missing; p.Strict = true }, `token_file "` + missing + `": no such file or directory`},
+		{"empty token_file strict", func(p *InfluxDB) { p.TokenFile = empty; p.Strict = true }, `token_file "` + empty + `": token is empty`},
+		{"unset token_env strict", func(p *InfluxDB) { p.TokenEnv = "INFLUXROTATE_TEST_UNSET"; p.Strict = true }, `token_env: variable "INFLUXROTATE_TEST_UNSET" is not set`},
+		{"probe", func(p *InfluxDB) { p.TokenFile = missing; p.Probe = "ping" }, `probe: invalid value "ping"`},
+		{"probe point without bucket", func(p *InfluxDB) { p.TokenFile = missing; p.Probe = ProbePoint; p.Bucket = "" }, "probe_bucket: required"},
+		{"content_encoding", func(p *InfluxDB) { p.TokenFile = missing; p.ContentEncoding = "br" }, `content_encoding: invalid content encoding "br"`},
+		{"urls scheme", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"ftp://x"} }, `urls: unsupported scheme "ftp"`},
+		{"urls parse", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"http://a b:%"} }, "urls: error parsing url"},
+		{"http_proxy", func(p *InfluxDB) { p.TokenFile = missing; p.HTTPProxy = "http://a b:%" }, "http_proxy: error parsing"},
+		{"local_address", func(p *InfluxDB) { p.TokenFile = missing; p.LocalAddr = "127.0.0.1:99999" }, "local_address: invalid port"},
+		{"rate_limit_period", func(p *InfluxDB) { p.TokenFile = missing; p.Limit = 10 }, "rate_limit_period: must be positive"},
+		{"tls", func(p *InfluxDB) { p.TokenFile = missing; p.TLSCA = missing }, "tls: setting up TLS failed"},
+		{"token_debounce", func(p *InfluxDB) { p.TokenFile = missing; p.TokenDebounce = -1 }, "token_debounce: must not be negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New()
+			p.Bucket = "b"
+			tc.mutate(p)
+			err := p.Init()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Init: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Init error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
