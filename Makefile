@@ -67,17 +67,21 @@ unit:
 	@[ -n "$(RACE)" ] || echo "WARNING: no C compiler for cgo; running tests WITHOUT the race detector" >&2
 	$(GO) test $(RACE) -p $(GO_TEST_P) -timeout $(UNIT_TIMEOUT) -skip '^TestE2E' ./...
 
+# End-to-end results are never taken from the test cache: what they test is
+# other processes, which the cache cannot see.
 e2e: tools
-	INFLUXROTATE_REQUIRE_TOOLS=1 $(GO) test $(RACE) -p $(GO_TEST_P) -timeout $(E2E_TIMEOUT) -run '^TestE2E' ./...
+	INFLUXROTATE_REQUIRE_TOOLS=1 $(GO) test $(RACE) -count=1 -p $(GO_TEST_P) -timeout $(E2E_TIMEOUT) -run '^TestE2E' ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -p 1 ./...
 
 # Every fuzz target in the repository, FUZZTIME each, discovered per package.
+# A package that does not compile fails the run rather than hiding its targets.
 fuzz:
 	@found=0; \
 	for pkg in $$($(GO) list ./...); do \
-		for target in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
+		list=$$($(GO) test -list '^Fuzz' "$$pkg"); \
+		for target in $$(printf '%s\n' "$$list" | grep '^Fuzz' || true); do \
 			found=$$((found + 1)); \
 			echo "== $$pkg $$target"; \
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
