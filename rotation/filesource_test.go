@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,9 +237,10 @@ func TestFileSourceChmod000ThenBack(t *testing.T) {
 	}
 	if os.Geteuid() == 0 {
 		// root ignores file permissions, so mode 000 cannot make the read
-		// fail here; what can be checked is that the change is still seen.
-		t.Log("running as root: mode 000 does not stop reads, checking only that the change is picked up")
+		// fail here: check that the change is seen, then run this very
+		// test again as an unprivileged user for the real case.
 		expectToken(t, s, tokenN(2))
+		runUnprivileged(t, "^TestFileSourceChmod000ThenBack$")
 		return
 	}
 	waitFor(t, waitDelivery, "the permission error", func() bool { return stats.SourceErrors.Load() >= 1 })
@@ -370,4 +373,47 @@ func TestEnvSource(t *testing.T) {
 	if _, err := s.Read(context.Background()); !errors.Is(err, ErrTokenNonPrintable) || strings.Contains(err.Error(), "x\x01y") {
 		t.Fatalf("bad variable: %v", err)
 	}
+}
+
+// runUnprivileged runs the named test of this test binary again as user
+// nobody (65534) and fails t if it does not pass there. Without the right
+// to switch users it says so and skips.
+func runUnprivileged(t *testing.T, run string) {
+	t.Helper()
+	if os.Getenv("INFLUXROTATE_UNPRIVILEGED_CHILD") != "" {
+		t.Fatal("still root in the unprivileged child")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Skipf("cannot find the test binary: %v", err)
+	}
+	// The go build directory is private to root: copy the binary out.
+	dir, err := os.MkdirTemp("", "unprivileged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "rotation.test")
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", run, "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "INFLUXROTATE_UNPRIVILEGED_CHILD=1", "TMPDIR="+os.TempDir(), "HOME=/")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil && len(out) == 0 {
+		t.Skipf("cannot run as an unprivileged user here (%v): only the root case was checked", err)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+strings.Trim(run, "^$")) {
+		t.Fatalf("unprivileged run failed (%v):\n%s", err, out)
+	}
+	t.Logf("unprivileged run passed:\n%s", out)
 }

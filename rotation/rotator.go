@@ -155,11 +155,15 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 // validated candidate first. It returns nil while no token exists. On the
 // steady path it is two atomic loads: no lock, no allocation.
 func (r *Rotator) Current() *Credential {
-	if p := r.candidate.Load(); p != nil {
-		// A Refused in progress owns the state; it promotes or finds a
-		// better credential itself, so this flush uses the active one.
+	if r.candidate.Load() != nil {
+		// TryLock, not Lock: a Refused in progress owns the state and
+		// promotes or finds a better credential itself; this flush must not
+		// wait for its probe and uses the active one.
 		if r.mu.TryLock() {
-			r.promoteLocked(p, "promote")
+			// Load again: a newer candidate may have replaced the one seen.
+			if p := r.candidate.Load(); p != nil {
+				r.promoteLocked(p, "promote")
+			}
 			r.mu.Unlock()
 		}
 	}
@@ -240,7 +244,7 @@ func (r *Rotator) Refused(ctx context.Context, used *Credential, status int) (ne
 			r.promoteLocked(&pending{cred: c, seen: time.Now()}, "promote")
 			return c, true
 		}
-		r.reportInvalid(c, res)
+		r.reportInvalid(c, res, false)
 		if res.Verdict == VerdictUnknown || res.Verdict == VerdictNotFound {
 			// The source will not report this token again: keep probing it.
 			r.handOff(pending{cred: c, seen: time.Now()})
@@ -294,7 +298,8 @@ func (r *Rotator) run() {
 		if r.ctx.Err() != nil {
 			return // closing
 		}
-		if r.accept(c, seen, res) {
+		repeat := waiting != nil && c.Equal(waiting.cred)
+		if r.accept(c, seen, res, repeat) {
 			waiting, attempts = nil, 0
 			timer.Stop()
 			return
@@ -311,7 +316,7 @@ func (r *Rotator) run() {
 		waiting = &pending{cred: c, seen: seen}
 		d := r.cfg.ProbeBackoff.delay(attempts)
 		attempts++
-		r.log.Info("token could not be validated; will probe again", "credential", c, "in", d, "attempt", attempts)
+		r.log.Debug("token could not be validated; will probe again", "credential", c, "in", d, "attempt", attempts)
 		timer.Reset(d)
 	}
 	for {
@@ -355,7 +360,7 @@ func (r *Rotator) known(c *Credential) bool {
 
 // accept records a probe of a new token and reports whether the token was
 // taken, as candidate or, when there is no active token, as active.
-func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult) bool {
+func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult, repeat bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.active.Load() == nil {
@@ -364,7 +369,7 @@ func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult) bool {
 		return true
 	}
 	if res.Verdict != VerdictValid {
-		r.reportInvalid(c, res)
+		r.reportInvalid(c, res, repeat)
 		return false
 	}
 	r.candidate.Store(&pending{cred: c, seen: seen})
@@ -461,10 +466,17 @@ func (r *Rotator) countProbe(res ProbeResult) {
 
 // reportInvalid counts and logs a probe of a new token that did not say
 // valid. Refused and forbidden tokens are rotation failures: never used.
-func (r *Rotator) reportInvalid(c *Credential, res ProbeResult) {
+// A repeated probe of a token still waiting for a verdict is counted and
+// logged at debug level only, so an unreachable server gives one warning,
+// not one per backoff step.
+func (r *Rotator) reportInvalid(c *Credential, res ProbeResult, repeat bool) {
 	r.countProbe(res)
 	attrs := []any{"credential", c, "verdict", res.Verdict, "status", res.Status,
 		"target", res.Target.Org + "/" + res.Target.Bucket, "message", res.Message}
+	if repeat && (res.Verdict == VerdictUnknown || res.Verdict == VerdictNotFound) {
+		r.log.Debug("new token still cannot be validated", attrs...)
+		return
+	}
 	switch res.Verdict {
 	case VerdictRefused, VerdictForbidden:
 		r.stats.RotationFailures.Add(1)
