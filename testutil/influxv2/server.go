@@ -175,6 +175,7 @@ type Server struct {
 	byToken    map[string]*authorization
 	operator   *authorization
 	points     []Point
+	fieldTypes map[string]string // bucket ID, measurement, field -> type
 	faults     []Fault
 	requests   []Request
 	violations []error

@@ -107,12 +107,67 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request, c caller) {
 	for i := range points {
 		points[i].Org, points[i].Bucket, points[i].AuthID = o.name, b.name, authID
 	}
-	if len(points) > 0 {
-		s.mu.Lock()
-		s.points = append(s.points, points...)
-		s.mu.Unlock()
+	s.mu.Lock()
+	dropped, reason := s.storeLocked(b.id, points)
+	s.mu.Unlock()
+	if dropped > 0 {
+		writeError(w, &apiError{"unprocessable entity", fmt.Sprintf(
+			"failure writing points to database: partial write: %s dropped=%d", reason, dropped)})
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// storeLocked stores the points a 2.x storage engine would keep: a point with a field
+// whose type differs from the type the bucket already has for that measurement and
+// field (or from an earlier point of the batch) is dropped, the others are stored.
+func (s *Server) storeLocked(bucketID string, points []Point) (dropped int, reason string) {
+	if s.fieldTypes == nil {
+		s.fieldTypes = map[string]string{}
+	}
+	for _, p := range points {
+		conflict := ""
+		keys := make([]string, 0, len(p.Fields))
+		for k := range p.Fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // the first conflict by name is reported, every run the same
+		for _, k := range keys {
+			v := p.Fields[k]
+			key := bucketID + "\x00" + p.Measurement + "\x00" + k
+			if have, ok := s.fieldTypes[key]; ok && have != fieldType(v) {
+				conflict = fmt.Sprintf("field type conflict: input field %q on measurement %q is type %s, already exists as type %s",
+					k, p.Measurement, fieldType(v), have)
+				break
+			}
+		}
+		if conflict != "" {
+			if dropped == 0 {
+				reason = conflict
+			}
+			dropped++
+			continue
+		}
+		for k, v := range p.Fields {
+			s.fieldTypes[bucketID+"\x00"+p.Measurement+"\x00"+k] = fieldType(v)
+		}
+		s.points = append(s.points, p)
+	}
+	return dropped, reason
+}
+
+func fieldType(v any) string {
+	switch v.(type) {
+	case float64:
+		return "float"
+	case int64:
+		return "integer"
+	case uint64:
+		return "unsigned"
+	case bool:
+		return "boolean"
+	}
+	return "string"
 }
 
 // findOrgBucketLocked resolves org then bucket like 2.x: orgID wins over org; an org

@@ -266,3 +266,29 @@ func TestWriteAfterDeactivationAndDeletion(t *testing.T) {
 		t.Error("deleting twice succeeded")
 	}
 }
+
+// TestWritePartialTypeConflict: a field written with another type than the bucket
+// already has is dropped, the rest of the batch is stored, and the answer is 422.
+func TestWritePartialTypeConflict(t *testing.T) {
+	f := newFixture(t, Options{})
+	c := call{method: "POST", path: "/api/v2/write?org=acme&bucket=telemetry", auth: tok(f.writer)}
+	c.body = "m v=1.5 1\n"
+	if a := c.do(t, f.s); a.status != 204 {
+		t.Fatalf("first write: %d %s", a.status, a.body)
+	}
+	c.body = "m v=2i 2\nm v=3.5 3\nm v=\"x\" 4\n"
+	c.do(t, f.s).wantError(t, 422, "unprocessable entity",
+		`failure writing points to database: partial write: field type conflict: input field "v" on measurement "m" is type integer, already exists as type float dropped=2`)
+	var lines []string
+	for _, p := range f.s.Points() {
+		lines = append(lines, p.Line)
+	}
+	if fmt.Sprint(lines) != "[m 1 m 3]" {
+		t.Errorf("stored %q, want the two float points", lines)
+	}
+	// Another bucket has its own types.
+	c = call{method: "POST", path: "/api/v2/write?org=acme&bucket=other", auth: tok(f.otherBucket), body: "m v=2i 2\n"}
+	if a := c.do(t, f.s); a.status != 204 {
+		t.Errorf("integer field in another bucket: %d %s", a.status, a.body)
+	}
+}
