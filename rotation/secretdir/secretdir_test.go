@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 var tsDirPattern = regexp.MustCompile(`^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$`)
@@ -385,4 +387,64 @@ func TestConcurrentWritersSerialise(t *testing.T) {
 	if n := len(tsDirs(t, dir)); n != 1 {
 		t.Errorf("%d timestamped dirs left, want 1: %v", n, entries(t, dir))
 	}
+}
+
+// TestUpdateEventsSpareTheVisibleFile pins what a watcher of the directory
+// sees on an update, the reason token sources watch the parent directory and
+// re-resolve: events on ..data_tmp, ..data and the timestamped directories,
+// none on the visible name.
+func TestUpdateEventsSpareTheVisibleFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(dir, map[string][]byte{"token": []byte("old")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, map[string][]byte{"token": []byte("new")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// inotify delivers a watch's events in order: once the sentinel's
+	// creation arrives, everything the update caused has arrived too.
+	sentinel := filepath.Join(dir, "zz-sentinel")
+	if err := os.WriteFile(sentinel, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string][]string{}
+	timeout := time.After(10 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-w.Events:
+			if ev.Name == sentinel {
+				done = true
+				continue
+			}
+			seen[filepath.Base(ev.Name)] = append(seen[filepath.Base(ev.Name)], ev.Op.String())
+		case err := <-w.Errors:
+			t.Fatal(err)
+		case <-timeout:
+			t.Fatalf("sentinel event never arrived; saw %v", seen)
+		}
+	}
+	if ops, ok := seen["token"]; ok {
+		t.Errorf("visible file got events %v; the kubelet never touches it", ops)
+	}
+	if len(seen[DataDirName]) == 0 || len(seen[NewDataDirName]) == 0 {
+		t.Errorf("no events on %s / %s: %v", DataDirName, NewDataDirName, seen)
+	}
+	var tsEvents int
+	for name := range seen {
+		if tsDirPattern.MatchString(name) {
+			tsEvents++
+		}
+	}
+	if tsEvents < 2 {
+		t.Errorf("want events on the new and the removed timestamped dir, saw %v", seen)
+	}
+	t.Logf("events: %v", seen)
 }
