@@ -43,7 +43,9 @@ comma := ,
 TELEGRAF_STAMP := $(TOOLS_DIR)/stamps/telegraf-$(TELEGRAF_VERSION)-$(subst $(comma),+,$(TELEGRAF_TAGS))
 INFLUXD_STAMP := $(TOOLS_DIR)/stamps/influxd-$(INFLUXD_VERSION)
 
-# Everything `make tools` builds; later targets append to it.
+# Everything `make tools` builds. Prerequisites are expanded when a rule is
+# read, so a later addition is its own line anywhere below:
+#   tools: $(TOOLS_BIN)/my-tool
 TOOLS := $(TELEGRAF) $(INFLUXD)
 
 # Tool installs resolve their own go.mod at the pinned version: the project's
@@ -55,7 +57,7 @@ TOOL_INSTALL := env GOFLAGS= GOBIN=$(TOOLS_BIN) $(GO) install
 all: lint build test
 
 build:
-	@if [ -d cmd ] && [ -n "$$($(GO) list ./cmd/... 2>/dev/null)" ]; then \
+	@if [ -n "$$(find cmd -name '*.go' 2>/dev/null)" ]; then \
 		mkdir -p bin && $(GO) build -o bin/ ./cmd/... && ls bin/; \
 	else \
 		echo "build: no commands under ./cmd yet"; \
