@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+)
+
+// TestE2EMalformedLinesAmongGoodOnes drives the binary through a real pipe:
+// every good line is stored, each bad one is logged with its line number
+// and counted, and no token is printed.
+func TestE2EMalformedLinesAmongGoodOnes(t *testing.T) {
+	bin := execdBinary(t)
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600)
+	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+
+	c := startChild(t, bin, "-config", conf, "-batch-size", "50", "-flush-interval", "100ms", "-stats-interval", "0")
+	var in strings.Builder
+	var badLines []int
+	line := 0
+	for i := 0; i < 300; i++ {
+		line++
+		fmt.Fprintf(&in, "pipe,run=malformed seq=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+		if i%15 == 7 {
+			line++
+			badLines = append(badLines, line)
+			switch i % 3 {
+			case 0:
+				in.WriteString("pipe,run=malformed seq=\n")
+			case 1:
+				in.WriteString("this is not line protocol\n")
+			default:
+				in.WriteString("pipe,run=malformed seq=1i notatime\n")
+			}
+		}
+	}
+	if _, err := c.stdin.Write([]byte(in.String())); err != nil {
+		t.Fatal(err)
+	}
+	c.stdin.Close()
+	if err := c.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	seqs := seqPoints(t, srv, "pipe")
+	if len(seqs) != 300 || gapless(seqs) != -1 {
+		t.Fatalf("stored %d points (first gap at %d), want seq 0..299", len(seqs), gapless(seqs))
+	}
+	out := c.stderr.String()
+	for _, n := range badLines {
+		if !strings.Contains(out, fmt.Sprintf("line=%d ", n)) {
+			t.Errorf("malformed line %d not logged", n)
+		}
+	}
+	if got := strings.Count(out, "dropped a malformed line"); got != len(badLines) {
+		t.Errorf("logged %d malformed lines, want %d", got, len(badLines))
+	}
+	noSecrets(t, map[string]string{"binary": out}, auth.Token)
+}
+
+// TestE2EKill9WithSpool kills the binary while the server refuses writes;
+// restarted on the same spool, it delivers everything it had read.
+func TestE2EKill9WithSpool(t *testing.T) {
+	bin := execdBinary(t)
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
+	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	args := []string{"-config", conf, "-batch-size", "20", "-flush-interval", "100ms", "-stats-interval", "0", "-spool-dir", spoolDir}
+
+	// The token is refused (inactive: 401) while the lines arrive.
+	if err := srv.SetActive(auth.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, bin, args...)
+	const n = 500
+	var in strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&in, "spool,run=kill9 seq=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+	}
+	if _, err := c.stdin.Write([]byte(in.String())); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is read (hence fsynced in the spool) once the spool
+	// holds n lines.
+	waitUntil(t, 20*time.Second, "all lines in the spool", func() bool { return spooledLines(spoolDir) == n })
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	if len(seqPoints(t, srv, "spool")) != 0 {
+		t.Fatal("points were stored while the token was inactive")
+	}
+
+	// The server is back; a new process replays the spool.
+	if err := srv.SetActive(auth.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	c2 := startChild(t, bin, args...)
+	waitUntil(t, 30*time.Second, "every point stored", func() bool { return len(seqPoints(t, srv, "spool")) == n })
+	c2.stdin.Close()
+	if err := c2.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if seqs := seqPoints(t, srv, "spool"); gapless(seqs) != -1 || len(seqs) != n {
+		t.Fatalf("after replay: %d points, first gap %d", len(seqs), gapless(seqs))
+	}
+	if spooledLines(spoolDir) != 0 {
+		t.Fatalf("spool still holds %d lines after everything was written", spooledLines(spoolDir))
+	}
+	noSecrets(t, map[string]string{"first run": c.stderr.String(), "second run": c2.stderr.String()}, auth.Token)
+	t.Logf("first run:\n%s\nsecond run:\n%s", c.stderr, c2.stderr)
+}
+
+// spooledLines counts the intact lines in a spool directory.
+func spooledLines(dir string) int {
+	s := &spool{dir: dir}
+	segs, err := s.segments()
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, seq := range segs {
+		data, err := os.ReadFile(s.path(seq))
+		if err != nil {
+			continue
+		}
+		recs, _, _ := parseSegment(data)
+		for _, r := range recs {
+			n += strings.Count(string(r), "\n")
+		}
+	}
+	return n
+}
