@@ -45,10 +45,10 @@ func TestLinesMalformedNeverCostGoodOnes(t *testing.T) {
 		"",
 		"# a comment",
 		"cpu,host=b usage=2 1700000000000000001",
-		"cpu,host=c usage= 1",                   // empty field value
-		"cpu,host=d",                            // no fields
-		`cpu,host=e usage="unterminated 1`,      // open string
-		"cpu,host=f usage=3 notatimestamp",      // bad timestamp
+		"cpu,host=c usage= 1",                    // empty field value
+		"cpu,host=d",                             // no fields
+		`cpu,host=e usage="unterminated 1`,       // open string
+		"cpu,host=f usage=3 notatimestamp",       // bad timestamp
 		"cpu,host=g usage=99999999999999999999i", // integer out of range
 		"cpu,host=h usage=4 1700000000000000002",
 		"cpu,host=i usage=5 1700000000000000003\r",
