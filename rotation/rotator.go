@@ -329,6 +329,10 @@ func (r *Rotator) run() {
 				continue
 			}
 			if r.known(c) {
+				// The source's newest token is in use already (Refused found
+				// it first): an older one still waiting is stale.
+				waiting, attempts = nil, 0
+				timer.Stop()
 				continue
 			}
 			consider(c, time.Now())
@@ -342,9 +346,22 @@ func (r *Rotator) run() {
 				consider(p.cred, p.seen)
 			}
 		case <-timer.C:
-			if waiting != nil {
-				consider(waiting.cred, waiting.seen)
+			if waiting == nil {
+				continue
 			}
+			// Pursue what the source holds now, not what it held when the
+			// probe failed: a newer token may have replaced it without an
+			// event reaching us, or Refused may have adopted it already,
+			// and re-probing a stale token could roll the writer back.
+			c, seen := waiting.cred, waiting.seen
+			if cur, err := r.cfg.Source.Read(r.ctx); err == nil && !cur.Equal(c) {
+				c, seen = cur, time.Now()
+			}
+			if r.known(c) {
+				waiting, attempts = nil, 0
+				continue
+			}
+			consider(c, seen)
 		}
 	}
 }

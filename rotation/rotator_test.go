@@ -19,6 +19,7 @@ import (
 // like a watcher would, SetQuietly changes what Read returns without one
 // (a change the watcher has not seen yet).
 type memSource struct {
+	reads   atomic.Int64
 	mu      sync.Mutex
 	tok     string
 	changes chan *Credential
@@ -32,6 +33,7 @@ func newMemSource(tok string) *memSource {
 func (s *memSource) Name() string { return "memory" }
 
 func (s *memSource) Read(context.Context) (*Credential, error) {
+	s.reads.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tok == "" {
@@ -394,6 +396,34 @@ func TestRefusedUnknownSourceTokenIsReprobedInBackground(t *testing.T) {
 		t.Fatalf("Refused = %v, %v; want nil, false", next, retry)
 	}
 	f.waitCurrent(t, tokenN(2))
+}
+
+func TestRotatorDoesNotRollBackToStaleWaitingToken(t *testing.T) {
+	// T2 waits for a verdict (server unreachable); meanwhile T3 replaced it
+	// and a refused write adopted T3. When T2 would probe valid later, it
+	// must not become the candidate: it is older than the active token.
+	f := newRotatorFixture(t, tokenN(1), nil)
+	f.prober.set(tokenN(2), VerdictUnknown)
+	f.src.Set(tokenN(2))
+	waitFor(t, waitDelivery, "T2 to wait", func() bool { return f.stats.ProbeUnreachable.Load() >= 1 })
+	f.src.SetQuietly(tokenN(3))
+	if next, retry := f.r.Refused(context.Background(), f.r.Current(), 401); !retry || next.Token() != tokenN(3) {
+		t.Fatalf("Refused = %v, %v; want T3", next, retry)
+	}
+	f.prober.set(tokenN(2), VerdictValid)
+	reads := f.src.reads.Load()
+	waitFor(t, waitDelivery, "the backoff timer to re-read the source", func() bool { return f.src.reads.Load() > reads })
+	// Reload is a round trip through the Rotator's goroutine: when it
+	// returns, the timer's work is done.
+	ctx, cancel := context.WithTimeout(context.Background(), waitDelivery)
+	defer cancel()
+	f.r.Reload(ctx)
+	if c := f.r.Current(); c.Token() != tokenN(3) {
+		t.Fatalf("Current = %v, want T3", c)
+	}
+	if f.r.candidate.Load() != nil {
+		t.Fatal("a stale token became the candidate")
+	}
 }
 
 func TestCurrentDoesNotAllocate(t *testing.T) {
