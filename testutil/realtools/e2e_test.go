@@ -214,3 +214,49 @@ func TestE2EInfluxd18WriteStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EInfluxdStopStart checks the outage helpers: writes fail while the
+// server is down and succeed with the same token after it is back, with the
+// data kept.
+func TestE2EInfluxdStopStart(t *testing.T) {
+	db := StartInfluxd(t)
+	pass := RandomSecret()
+	if err := db.CreateUser("w", pass, db.DB); err != nil {
+		t.Fatal(err)
+	}
+	write := func(line string) (int, error) {
+		req, err := http.NewRequest(http.MethodPost, db.URL+"/api/v2/write?bucket="+db.DB, strings.NewReader(line))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Token "+V1Token("w", pass))
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if st, err := write("outage,phase=before v=1\n"); err != nil || st != 204 {
+		t.Fatalf("before: %d %v", st, err)
+	}
+	if err := db.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := write("outage,phase=during v=1\n"); err == nil {
+		t.Fatal("write to a stopped influxd succeeded")
+	}
+	if err := db.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := write("outage,phase=after v=1\n"); err != nil || st != 204 {
+		t.Fatalf("after: %d %v", st, err)
+	}
+	n, err := db.Count(`SELECT count("v") FROM "outage"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d points after restart, want 2 (before and after)", n)
+	}
+}

@@ -29,9 +29,11 @@ type Influxd struct {
 	DB            string // created at start
 	LogPath       string // influxd's stdout and stderr
 
-	t      testing.TB
-	proc   *process
-	client *http.Client
+	t        testing.TB
+	bin      string
+	confPath string
+	proc     *process
+	client   *http.Client
 }
 
 // Startup and shutdown bounds. influxd 1.8 starts in well under a second on
@@ -131,10 +133,17 @@ bind-address = "127.0.0.1:%d"
 [logging]
   level = "info"
 `, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
-	confPath := filepath.Join(dir, "influxd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+	d.bin = bin
+	d.confPath = filepath.Join(dir, "influxd.conf")
+	if err := os.WriteFile(d.confPath, []byte(conf), 0o600); err != nil {
 		return err
 	}
+	d.URL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	return d.launch()
+}
+
+// launch runs influxd on the written config and waits until it answers.
+func (d *Influxd) launch() error {
 	logFile, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -142,13 +151,12 @@ bind-address = "127.0.0.1:%d"
 	d.t.Cleanup(func() { _ = logFile.Close() })
 
 	// influxd lets INFLUXDB_* variables override its config file.
-	proc, err := startProcess("influxd", bin, []string{"run", "-config", confPath},
+	proc, err := startProcess("influxd", d.bin, []string{"run", "-config", d.confPath},
 		childEnv([]string{"INFLUXDB_"}), logFile, redactLine)
 	if err != nil {
 		return err
 	}
 	d.proc = proc
-	d.URL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	if err := d.waitReady(); err != nil {
 		proc.kill()
 		return err
@@ -310,8 +318,21 @@ func (d *Influxd) DropUser(name string) error {
 	return err
 }
 
-// Log returns influxd's output so far.
+// Log returns influxd's output since it last started (LogPath has all of it).
 func (d *Influxd) Log() string { return d.proc.out.String() }
+
+// Stop shuts influxd down (SIGTERM, bounded) so a test can see writers cope
+// with a server that is gone; Start brings it back.
+func (d *Influxd) Stop() error { return d.proc.stop(influxdStopGrace) }
+
+// Start starts a stopped influxd again on the same address with the same
+// data, users and database.
+func (d *Influxd) Start() error {
+	if !d.proc.exited() {
+		return fmt.Errorf("influxd at %s is still running", d.URL)
+	}
+	return d.launch()
+}
 
 // QuoteIdent quotes an InfluxQL identifier.
 func QuoteIdent(s string) string {
