@@ -52,6 +52,11 @@ type FileSource struct {
 	// wait for one instead of sleeping.
 	checks atomic.Int64
 
+	// loadMu makes "read the file, compare, publish" one step for both
+	// Read and the watcher, so neither can publish an older token after
+	// the other published a newer one.
+	loadMu sync.Mutex
+
 	mu      sync.Mutex
 	last    [sha256.Size]byte // hash of the last token delivered or read
 	hasLast bool
@@ -117,10 +122,17 @@ func (s *FileSource) Name() string { return fmt.Sprintf("file %q", s.path) }
 // wrapping fs.ErrNotExist; invalid content an error wrapping one of the
 // ErrToken* values. Errors name the file, never its content.
 func (s *FileSource) Read(context.Context) (*Credential, error) {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
 	c, err := s.load()
 	if err != nil {
 		s.failed(err)
 		return nil, err
+	}
+	// An undelivered change is older than what the caller now holds.
+	select {
+	case <-s.changes:
+	default:
 	}
 	s.mu.Lock()
 	s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
@@ -222,6 +234,8 @@ func (s *FileSource) recovered() {
 // check reads the file and delivers its token if it changed.
 func (s *FileSource) check() {
 	defer s.checks.Add(1)
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
 	c, err := s.load()
 	if err != nil {
 		s.failed(err)
@@ -240,8 +254,8 @@ func (s *FileSource) check() {
 	s.deliver(c)
 }
 
-// deliver replaces any undelivered credential with c. Only run owns the
-// send side, so after draining, the send cannot block.
+// deliver replaces any undelivered credential with c. Only run sends, and
+// Read only receives, so after draining the send cannot block.
 func (s *FileSource) deliver(c *Credential) {
 	select {
 	case s.changes <- c:

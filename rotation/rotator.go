@@ -84,6 +84,10 @@ type Rotator struct {
 	// mu serialises the slow paths that change active: promotion, Refused
 	// and first adoption. Current never waits for it.
 	mu sync.Mutex
+	// activeSeen is when the active token's change was seen (guarded by
+	// mu). A token seen before it is older and is never made candidate:
+	// a slow probe must not roll back a rotation Refused already made.
+	activeSeen time.Time
 
 	reloads chan reloadRequest
 	// handoff passes a token that Refused could not validate to run, to be
@@ -385,6 +389,10 @@ func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult, repeat 
 		r.adopt(c, res, "adopt")
 		return true
 	}
+	if seen.Before(r.activeSeen) {
+		r.log.Debug("ignoring a token older than the active one", "credential", c, "active", r.active.Load())
+		return true
+	}
 	if res.Verdict != VerdictValid {
 		r.reportInvalid(c, res, repeat)
 		return false
@@ -400,6 +408,7 @@ func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult, repeat 
 func (r *Rotator) adopt(c *Credential, res ProbeResult, event string) {
 	r.active.Store(c)
 	now := time.Now()
+	r.activeSeen = now
 	r.stats.SetActive(c, now)
 	if res.Verdict == VerdictValid {
 		r.log.Info("using token", "credential", c, "source", r.cfg.Source.Name())
@@ -426,6 +435,7 @@ func (r *Rotator) promoteLocked(p *pending, event string) {
 	if old != nil && !old.Equal(p.cred) {
 		r.previous.Store(old)
 	}
+	r.activeSeen = p.seen
 	now := time.Now()
 	r.stats.Rotations.Add(1)
 	r.stats.RotationLatency.Store(int64(now.Sub(p.seen)))

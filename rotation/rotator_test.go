@@ -426,6 +426,40 @@ func TestRotatorDoesNotRollBackToStaleWaitingToken(t *testing.T) {
 	}
 }
 
+func TestRotatorSlowProbeDoesNotRollBackRefusedRotation(t *testing.T) {
+	// T2's probe is slow; meanwhile T3 is published and a refused write
+	// adopts it. T2's probe then says valid: T2 is older than the active
+	// token and must not become the candidate.
+	src := newMemSource(tokenN(1))
+	defer src.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	prober := proberFunc(func(ctx context.Context, c *Credential) ProbeResult {
+		if c.Token() == tokenN(2) {
+			close(entered)
+			<-release
+		}
+		return ProbeResult{Verdict: VerdictValid, Status: 204}
+	})
+	r, err := NewRotator(context.Background(), Config{Source: src, Prober: prober})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	src.Set(tokenN(2))
+	<-entered
+	src.SetQuietly(tokenN(3))
+	if next, retry := r.Refused(context.Background(), r.Current(), 401); !retry || next.Token() != tokenN(3) {
+		t.Fatalf("Refused = %v, %v; want T3", next, retry)
+	}
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), waitDelivery)
+	defer cancel()
+	r.Reload(ctx) // a round trip: T2's probe has been handled when it returns
+	if c := r.Current(); c.Token() != tokenN(3) {
+		t.Fatalf("Current = %v, want T3: rolled back", c)
+	}
+}
+
 func TestCurrentDoesNotAllocate(t *testing.T) {
 	f := newRotatorFixture(t, tokenN(1), nil)
 	if n := testing.AllocsPerRun(1000, func() { _ = f.r.Current() }); n != 0 {
