@@ -121,3 +121,14 @@ $(INFLUXD): $(INFLUXD_STAMP)
 clean:
 	rm -rf bin/ .build/ $(TOOLS_DIR)
 	$(GO) clean -testcache
+
+# Telegraf with outputs.influxdb_v2_rotating compiled in, into bin/telegraf:
+# Telegraf's fork-and-import route done at build time (build/telegraf/build.sh,
+# documented in the plugin's README). Always re-run since it depends on the
+# plugin's sources; Go's build cache makes a rebuild take seconds.
+.PHONY: telegraf
+telegraf:
+	TELEGRAF_VERSION=$(TELEGRAF_VERSION) GO=$(GO) bash build/telegraf/build.sh
+
+# The plugin's end-to-end tests run bin/telegraf.
+e2e: telegraf
