@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxrotate/influxrotate/rotation/secretdir"
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/realtools"
+)
+
+// The issue asks for a 30 s outage; the default keeps `make test` quick.
+// go test -run TestE2EServerRefuses ./cmd/influxdb-v2-rotating -args -e2e.outage=30s
+var outage = flag.Duration("e2e.outage", 4*time.Second, "how long TestE2EServerRefusesThenRecovers refuses writes")
+
+// tgPipeline is stock Telegraf running inputs.mock into outputs.execd (our
+// binary) and, as the witness of what Telegraf gathered, outputs.file.
+type tgPipeline struct {
+	tg      *realtools.Telegraf
+	witness string
+}
+
+func startPipeline(t *testing.T, measurement, pluginConf string, binArgs ...string) *tgPipeline {
+	t.Helper()
+	bin := execdBinary(t)
+	dir := t.TempDir()
+	witness := filepath.Join(dir, "gathered.lp")
+	cmd := []string{bin, "-config", pluginConf, "-flush-interval", "200ms", "-batch-size", "50", "-stats-interval", "1s"}
+	cmd = append(cmd, binArgs...)
+	quoted := make([]string, len(cmd))
+	for i, c := range cmd {
+		quoted[i] = strconv.Quote(c)
+	}
+	conf := fmt.Sprintf(`
+[agent]
+  interval = "50ms"
+  round_interval = false
+  collection_jitter = "0s"
+  flush_interval = "100ms"
+  flush_jitter = "0s"
+  metric_batch_size = 100
+  metric_buffer_limit = 100000
+  omit_hostname = true
+
+[[inputs.mock]]
+  metric_name = %q
+  [[inputs.mock.step]]
+    name = "seq"
+    start = 0.0
+    step = 1.0
+
+[[outputs.execd]]
+  command = [%s]
+  data_format = "influx"
+  restart_delay = "500ms"
+
+[[outputs.file]]
+  files = [%q]
+  data_format = "influx"
+`, measurement, strings.Join(quoted, ", "), witness)
+	tg := realtools.StartTelegraf(t, conf)
+	if err := tg.WaitForLog("Loaded outputs", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return &tgPipeline{tg: tg, witness: witness}
+}
+
+// gathered returns the seq values Telegraf wrote to the witness file.
+func (p *tgPipeline) gathered(t *testing.T) map[int64]bool {
+	t.Helper()
+	f, err := os.Open(p.witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[int64]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		_, rest, ok := strings.Cut(sc.Text(), "seq=")
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, " ")
+		if x, err := strconv.ParseFloat(v, 64); err == nil {
+			out[int64(x)] = true
+		}
+	}
+	return out
+}
+
+// stopAndCheck stops Telegraf (which closes the binary's stdin, so the
+// binary flushes) and checks that every gathered point is stored.
+func (p *tgPipeline) stopAndCheck(t *testing.T, stored func() []int64) []int64 {
+	t.Helper()
+	if err := p.tg.Stop(); err != nil {
+		t.Fatalf("telegraf did not stop cleanly: %v", err)
+	}
+	gathered := p.gathered(t)
+	seqs := stored()
+	have := map[int64]bool{}
+	for _, s := range seqs {
+		have[s] = true
+	}
+	var missing []int64
+	for s := range gathered {
+		if !have[s] {
+			missing = append(missing, s)
+		}
+	}
+	if len(gathered) == 0 {
+		t.Fatal("telegraf gathered nothing")
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d gathered points never stored (e.g. seq %d)", len(missing), len(gathered), missing[0])
+	}
+	if g := gapless(seqs); g != -1 {
+		t.Fatalf("stored seq has a gap at %d", g)
+	}
+	return seqs
+}
+
+// TestE2ETenRotationsUnderLoad rotates the token ten times by swapping a
+// kubelet-style secret mount, revoking each old token at the server once
+// the new one was used; stock Telegraf feeds a steady load throughout.
+func TestE2ETenRotationsUnderLoad(t *testing.T) {
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	mount := filepath.Join(dir, "secret")
+	if err := secretdir.Write(mount, map[string][]byte{"token": []byte(auth.Token)}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := writeConfig(t, dir, srv.URL(), filepath.Join(mount, "token"), "acme", "telemetry", `  client_id = "e2e-rotation"`+"\n")
+	p := startPipeline(t, "e2e_rotation", conf)
+	waitUntil(t, 60*time.Second, "the first points", func() bool { return len(srv.PointsBy(auth.ID)) > 0 })
+
+	tokens := []string{auth.Token}
+	old := auth
+	for i := 1; i <= 10; i++ {
+		next := srv.WriteAuthorization("acme", "telemetry")
+		tokens = append(tokens, next.Token)
+		if err := secretdir.Write(mount, map[string][]byte{"token": []byte(next.Token)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 30*time.Second, fmt.Sprintf("rotation %d adopted", i), func() bool { return len(srv.PointsBy(next.ID)) > 0 })
+		if err := srv.DeleteAuthorization(old.ID); err != nil {
+			t.Fatal(err)
+		}
+		old = next
+	}
+	// Some load after the last revocation, then the statistics point.
+	after := len(srv.PointsBy(old.ID))
+	waitUntil(t, 30*time.Second, "points after the last rotation", func() bool { return len(srv.PointsBy(old.ID)) > after+20 })
+	waitUntil(t, 30*time.Second, "a statistics point counting the rotations", func() bool {
+		for _, pt := range srv.Points() {
+			if pt.Measurement == "internal_token_rotation" && pt.Tags["client_id"] == "e2e-rotation" {
+				if r, ok := pt.Fields["rotations"].(int64); ok && r >= 10 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	seqs := p.stopAndCheck(t, func() []int64 { return seqPoints(t, srv, "e2e_rotation") })
+	t.Logf("%d points stored across 10 rotations, none lost", len(seqs))
+	noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output()}, tokens...)
+}
+
+// TestE2EServerRefusesThenRecovers makes the server refuse every write,
+// first with 401 then with 503, for -e2e.outage; the binary's buffer and
+// then Telegraf's hold the data, and every point arrives after recovery.
+func TestE2EServerRefusesThenRecovers(t *testing.T) {
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
+	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	// A small buffer, so a long outage reaches Telegraf's buffer too.
+	p := startPipeline(t, "e2e_outage", conf, "-buffer-limit", "200")
+	waitUntil(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_outage")) > 10 })
+
+	// Keep a refusal queued for every request until the phase ends.
+	refuse := func(status int, d time.Duration) {
+		end := time.Now().Add(d)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for time.Now().Before(end) {
+			if srv.PendingFaults() == 0 {
+				srv.Inject(influxv2.Fault{Path: "*", Status: status, RetryAfter: "1"})
+			}
+			<-tick.C
+		}
+	}
+	before := len(seqPoints(t, srv, "e2e_outage"))
+	refuse(http.StatusUnauthorized, *outage/2)
+	refuse(http.StatusServiceUnavailable, *outage/2)
+	duringOutage := len(seqPoints(t, srv, "e2e_outage")) - before
+	// The last queued refusal may still be waiting for a request.
+	waitUntil(t, 30*time.Second, "the last refusal used", func() bool { return srv.PendingFaults() == 0 })
+	if duringOutage > 1 {
+		t.Fatalf("%d points stored while the server refused everything", duringOutage)
+	}
+	waitUntil(t, 60*time.Second, "points after recovery", func() bool {
+		return len(seqPoints(t, srv, "e2e_outage")) > before+int(*outage/(50*time.Millisecond))
+	})
+	seqs := p.stopAndCheck(t, func() []int64 { return seqPoints(t, srv, "e2e_outage") })
+	out := p.tg.Output()
+	if !strings.Contains(out, "keeping the batch") {
+		t.Errorf("the binary never reported keeping a batch:\n%s", realtools.Tail(out, 40))
+	}
+	t.Logf("%d points stored after a %s outage, none lost", len(seqs), *outage)
+	noSecrets(t, map[string]string{"telegraf and binary": out}, auth.Token)
+}
+
+// TestE2EInfluxd18 runs the same pipeline against a real InfluxDB 1.8, whose
+// v2 write API takes "user:password" as the token.
+func TestE2EInfluxd18(t *testing.T) {
+	db := realtools.StartInfluxd(t)
+	pass := realtools.RandomSecret()
+	if err := db.CreateUser("writer", pass, db.DB); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(realtools.V1Token("writer", pass)+"\n"), 0o600)
+	conf := writeConfig(t, dir, db.URL, tokenFile, "ignored-by-1.8", db.DB+"/autogen", "")
+	p := startPipeline(t, "e2e_influxd18", conf, "-stats-interval", "0")
+	q := `SELECT count("seq") FROM "e2e_influxd18"`
+	waitUntil(t, 60*time.Second, "40 points in influxd", func() bool {
+		n, err := db.Count(q)
+		return err == nil && n >= 40
+	})
+	stored := func() []int64 {
+		n, err := db.Count(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxSeq, err := db.Count(`SELECT max("seq") FROM "e2e_influxd18"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct, err := db.Count(`SELECT count(distinct("seq")) FROM "e2e_influxd18"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != distinct || maxSeq != n-1 {
+			t.Fatalf("influxd holds count=%d distinct=%d max=%d: not 0..count-1 once each", n, distinct, maxSeq)
+		}
+		seqs := make([]int64, n)
+		for i := range seqs {
+			seqs[i] = int64(i)
+		}
+		return seqs
+	}
+	seqs := p.stopAndCheck(t, stored)
+	t.Logf("%d points stored in influxd 1.8", len(seqs))
+	noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output(), "influxd": db.Log()}, pass)
+}
