@@ -213,7 +213,7 @@ type rig struct {
 	tmu    sync.Mutex
 }
 
-func newRig(t testing.TB, fallback bool) *rig {
+func newRig(t testing.TB, fallback bool, audit *rotation.AuditLog) *rig {
 	t.Helper()
 	r := &rig{srv: influxv2.NewTest(t, influxv2.Options{}), dir: t.TempDir(), stats: new(rotation.Stats), logs: new(syncBuffer)}
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -228,7 +228,7 @@ func newRig(t testing.TB, fallback bool) *rig {
 	client := &http.Client{Transport: transport, Timeout: 5 * time.Second}
 	rot, err := rotation.NewRotator(context.Background(), rotation.Config{
 		Source: src, Prober: probeWith(t, r.srv, rotation.ProberConfig{Client: client}), Fallback: fallback,
-		OnPromote: transport.CloseIdleConnections, Logger: log, Stats: r.stats,
+		OnPromote: transport.CloseIdleConnections, Logger: log, Stats: r.stats, Audit: audit, ClientID: "rig",
 		ProbeBackoff: rotation.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond},
 	})
 	if err != nil {
@@ -292,7 +292,7 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long race test")
 	}
-	r := newRig(t, false)
+	r := newRig(t, false, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -414,11 +414,15 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 }
 
 // TestNoTokenInAnyOutputDuringFullRotationCycle runs every path that logs,
-// errs or audits with real tokens and scans all of it.
+// errs or audits with real tokens, including a token file whose invalid
+// content holds tokens, and scans all of it for every token created.
 func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
-	r := newRig(t, true)
 	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
-	_ = auditPath
+	audit, err := rotation.OpenAuditLog(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, true, audit)
 	var errs []string
 	note := func(err error) {
 		if err != nil {
@@ -427,9 +431,6 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 	}
 	ctx := context.Background()
 	batch := func(i int) []byte { return fmt.Appendf(nil, "m v=%di %d\n", i, i+1) }
-
-	res := r.w.flush(ctx, batch(1))
-	note(res.err)
 	first := r.allTokens()[0]
 	var firstID string
 	for _, a := range r.srv.Authorizations() {
@@ -437,8 +438,11 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 			firstID = a.ID
 		}
 	}
+	if res := r.w.flush(ctx, batch(1)); !res.accepted {
+		t.Fatalf("first flush: %v", res.err)
+	}
 
-	// A refused candidate (deleted before it is probed).
+	// A candidate the server refuses (revoked before it is probed).
 	bad := r.newAuth()
 	if err := r.srv.DeleteAuthorization(bad.ID); err != nil {
 		t.Fatal(err)
@@ -446,24 +450,34 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 	r.publish(t, bad.Token)
 	waitUntil(t, 10*time.Second, "the refusal", func() bool { return r.stats.RotationFailures.Load() == 1 })
 
-	// Bad file content and a missing file.
-	if err := os.WriteFile(filepath.Join(r.dir, "token.tmp"), []byte(first+"\n"+bad.Token), 0o600); err != nil {
+	// Invalid content made of tokens, then a volume without the key.
+	errsBefore := r.stats.SourceErrors.Load()
+	if err := secretdir.Write(r.dir, map[string][]byte{"token": []byte(first + "\n" + bad.Token + "\n")}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := rotation.NewStaticSource(first + "\n" + bad.Token)
+	waitUntil(t, 10*time.Second, "the invalid file", func() bool {
+		return r.stats.SourceErrors.Load() > errsBefore && strings.Contains(r.logs.String(), "cannot be used")
+	})
+	_, err = r.src.Read(ctx)
+	note(err)
+	if err := secretdir.Write(r.dir, map[string][]byte{"other": []byte("x")}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the missing file", func() bool { return strings.Contains(r.logs.String(), "token file is missing") })
+	_, err = rotation.NewStaticSource(first + "\n" + bad.Token)
 	note(err)
 	_, err = rotation.ParseToken([]byte(first + "\x00"))
 	note(err)
 
-	// A good rotation, then the old token deleted under a writer.
+	// A good rotation; then the new token is revoked under the writer and
+	// the previous one takes over.
 	good := r.newAuth()
 	r.publish(t, good.Token)
-	waitUntil(t, 10*time.Second, "the candidate", func() bool { r.rot.Current(); return r.stats.Rotations.Load() == 1 })
+	waitUntil(t, 10*time.Second, "the promotion", func() bool { r.rot.Current(); return r.stats.Rotations.Load() == 1 })
 	if err := r.srv.DeleteAuthorization(good.ID); err != nil {
 		t.Fatal(err)
 	}
-	// good is refused now; first still works: fallback.
-	res = r.w.flush(ctx, batch(2))
+	res := r.w.flush(ctx, batch(2))
 	note(res.err)
 	if !res.accepted || r.stats.Fallbacks.Load() != 1 {
 		t.Errorf("flush after revocation: accepted %v, fallbacks %d", res.accepted, r.stats.Fallbacks.Load())
@@ -478,15 +492,26 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 		t.Errorf("flush with every token revoked: accepted %v, err %v", res.accepted, res.err)
 	}
 	r.rot.Reload(ctx)
+	r.rot.Close()
+	audit.Close()
+	auditBytes, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotation.VerifyAuditLog(bytes.NewReader(auditBytes)); err != nil {
+		t.Errorf("audit log: %v", err)
+	}
 
-	out := strings.Join(append(errs, r.logs.String(), fmt.Sprint(r.stats.Fields(time.Now())),
+	out := strings.Join(append(errs, r.logs.String(), string(auditBytes), fmt.Sprint(r.stats.Fields(time.Now())),
 		fmt.Sprintf("%v %+v %#v", r.rot.Current(), r.rot.Current(), r.rot.Current())), "\n")
 	for _, tok := range r.allTokens() {
 		if strings.Contains(out, tok) {
 			t.Fatalf("output reveals token %s", rotation.Fingerprint(tok))
 		}
 	}
-	for _, want := range []string{rotation.Fingerprint(first), rotation.Fingerprint(good.Token), "refused", "fell back"} {
+	// The scan only means something if every path really ran.
+	for _, want := range []string{rotation.Fingerprint(first), rotation.Fingerprint(good.Token), rotation.Fingerprint(bad.Token),
+		"refused by the server", "fell back", "cannot be used", "missing", `"event":"fallback"`, "batch kept"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q, so the test did not cover that path", want)
 		}
@@ -497,7 +522,7 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 // update of the secret volume, the watcher's debounce and read, the probe
 // against the server, and the promotion at the next flush.
 func BenchmarkSourceChangeToPromoted(b *testing.B) {
-	r := newRig(b, false)
+	r := newRig(b, false, nil)
 	toks := make([]string, b.N)
 	for i := range toks {
 		toks[i] = r.newAuth().Token
