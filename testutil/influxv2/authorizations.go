@@ -275,8 +275,8 @@ func (s *Server) handleGetAuthorization(w http.ResponseWriter, r *http.Request, 
 	writeJSON(w, http.StatusOK, s.responseLocked(a, false))
 }
 
-// handlePatchAuthorization updates status and/or description. 2.x decodes the body
-// without wrapping the error, so malformed JSON is a 500 there; so it is here.
+// handlePatchAuthorization updates status and/or description. 2.x returns the JSON
+// decoder's error unwrapped, so malformed JSON is its generic 500; so it is here.
 func (s *Server) handlePatchAuthorization(w http.ResponseWriter, r *http.Request, c caller, id string) {
 	if err := validID(id); err != nil {
 		writeError(w, err)
@@ -287,7 +287,7 @@ func (s *Server) handlePatchAuthorization(w http.ResponseWriter, r *http.Request
 		Description *string `json:"description"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&upd); err != nil {
-		writeError(w, &apiError{codeInternal, err.Error()})
+		writeError(w, errInternal)
 		return
 	}
 	if upd.Status != nil && *upd.Status != "active" && *upd.Status != "inactive" {

@@ -612,6 +612,8 @@ var (
 	errIDLength    = &apiError{codeInvalid, "id must have a length of 16 bytes"}
 	errInvalidID   = &apiError{codeInvalid, "invalid ID"}
 	errUnauthAcces = &apiError{codeUnauthorized, "unauthorized access"}
+	// errInternal is what 2.x answers for an error that is not a platform error.
+	errInternal = &apiError{codeInternal, "An internal error has occurred - check server logs"}
 )
 
 func statusOf(code string) int {
@@ -650,7 +652,8 @@ func writeError(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Platform-Error-Code", ae.Code)
 	w.WriteHeader(statusOf(ae.Code))
-	_ = json.NewEncoder(w).Encode(ae)
+	b, _ := json.Marshal(ae) // no trailing newline, like 2.x WriteErrorResponse
+	_, _ = w.Write(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

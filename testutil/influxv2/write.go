@@ -1,7 +1,6 @@
 package influxv2
 
 import (
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -76,6 +75,21 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 
+	// 2.x opens the gzip reader while decoding the request, before the org lookup, and
+	// returns its error unwrapped: a body that is not gzip, or an empty body sent with
+	// Content-Encoding: gzip, is a 500 there, before any org, bucket or permission check.
+	body := io.Reader(r.Body)
+	switch r.Header.Get("Content-Encoding") {
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			writeError(w, errInternal)
+			return
+		}
+		defer zr.Close()
+		body = zr
+	}
+
 	s.mu.Lock()
 	o, b, err := s.findOrgBucketLocked(q.Get("orgID"), q.Get("org"), bucketRef)
 	var permErr *apiError
@@ -93,13 +107,13 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 
-	body, err := s.readWriteBody(r)
+	data, err := s.readWriteBody(body)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 
-	points, err := parseLines(body, prec, time.Now())
+	points, err := parseLines(data, prec, time.Now())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -223,50 +237,34 @@ func checkBucketWrite(a *authorization, orgID, bucketID string) *apiError {
 	return nil
 }
 
-var errTooLarge = &apiError{codeTooLarge, "unable to read data: points batch is too large"}
-
-// readWriteBody reads the body, gunzipping it when asked, within MaxBodySize.
-func (s *Server) readWriteBody(r *http.Request) ([]byte, error) {
+// readWriteBody reads the (gunzipped) body within MaxBodySize, with the errors of
+// 2.x points.Parser: 413 when too large, 400 for a bad gzip header or checksum, 500
+// for anything else, all prefixed "unable to read data: ".
+func (s *Server) readWriteBody(body io.Reader) ([]byte, error) {
 	limit := s.opts.MaxBodySize
-	read := func(rd io.Reader) ([]byte, error) {
-		if limit <= 0 {
-			return io.ReadAll(rd)
-		}
-		b, err := io.ReadAll(io.LimitReader(rd, limit+1))
-		if err == nil && int64(len(b)) > limit {
-			return nil, errTooLarge
-		}
-		return b, err
-	}
-	raw, err := read(r.Body)
-	if err != nil {
-		return nil, readErr(err)
-	}
-	switch strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))) {
-	case "gzip", "x-gzip":
-		if len(raw) == 0 {
-			return nil, nil
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, readErr(err)
-		}
-		defer zr.Close()
-		b, err := read(zr)
+	if limit <= 0 {
+		b, err := io.ReadAll(body)
 		if err != nil {
 			return nil, readErr(err)
 		}
 		return b, nil
 	}
-	return raw, nil
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, readErr(err)
+	}
+	if int64(len(b)) > limit {
+		return nil, &apiError{codeTooLarge, "unable to read data: points batch is too large"}
+	}
+	return b, nil
 }
 
 func readErr(err error) error {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae
+	code := codeInternal
+	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) {
+		code = codeInvalid
 	}
-	return &apiError{codeInvalid, "unable to read data: " + err.Error()}
+	return &apiError{code, "unable to read data: " + err.Error()}
 }
 
 // parseLines parses the whole batch; any bad line rejects all of it with one
