@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +45,12 @@ type FileSource struct {
 	done    chan struct{}
 	once    sync.Once
 
-	// watchingDir is whether the parent directory itself is watched (else
-	// an ancestor is). Owned by run.
+	// watchingDir is whether the parent directory itself is watched, else
+	// ancestor is. target is the directory of the resolved file when a
+	// symlink leads outside the parent directory. Owned by run.
 	watchingDir bool
+	ancestor    string
+	target      string
 
 	// checks counts completed reads by the watcher goroutine, so tests can
 	// wait for one instead of sleeping.
@@ -106,9 +110,10 @@ func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
 	// one before it is in this read, which sets the baseline that Changes
 	// compares against (the content at start is not a change).
 	s.ensureWatch()
-	if c, err := s.load(); err != nil {
+	if c, resolved, err := s.load(); err != nil {
 		s.failed(err)
 	} else {
+		s.watchTarget(resolved)
 		s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
 	}
 	go s.run()
@@ -124,7 +129,7 @@ func (s *FileSource) Name() string { return fmt.Sprintf("file %q", s.path) }
 func (s *FileSource) Read(context.Context) (*Credential, error) {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	c, err := s.load()
+	c, _, err := s.load()
 	if err != nil {
 		s.failed(err)
 		return nil, err
@@ -156,38 +161,36 @@ func (s *FileSource) Close() error {
 // load reads the token. A missing file is retried twice at once: an
 // AtomicWriter update can remove the directory a just-resolved symlink
 // pointed to before the open, which is not a deletion of the file.
-func (s *FileSource) load() (*Credential, error) {
-	var err error
+func (s *FileSource) load() (c *Credential, resolved string, err error) {
 	for range 3 {
-		var c *Credential
-		if c, err = s.loadOnce(); err == nil || !errors.Is(err, fs.ErrNotExist) {
-			return c, err
+		if c, resolved, err = s.loadOnce(); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return c, resolved, err
 		}
 	}
-	return nil, err
+	return nil, "", err
 }
 
 // loadOnce resolves the path and reads the token, reading at most a little
 // more than MaxTokenSize so a wrong large file costs nothing.
-func (s *FileSource) loadOnce() (*Credential, error) {
+func (s *FileSource) loadOnce() (*Credential, string, error) {
 	resolved, err := filepath.EvalSymlinks(s.path)
 	if err != nil {
-		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
+		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
 	}
 	f, err := os.Open(resolved)
 	if err != nil {
-		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
+		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
 	}
 	defer f.Close()
 	content, err := io.ReadAll(io.LimitReader(f, MaxTokenSize+65))
 	if err != nil {
-		return nil, fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
+		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
 	}
 	tok, err := ParseToken(content)
 	if err != nil {
-		return nil, fmt.Errorf("token file %q: %w", s.path, err)
+		return nil, "", fmt.Errorf("token file %q: %w", s.path, err)
 	}
-	return NewCredential(tok, "", s.Name()), nil
+	return NewCredential(tok, "", s.Name()), resolved, nil
 }
 
 // unwrapPathError keeps the cause of a *fs.PathError (which errors.Is still
@@ -236,11 +239,12 @@ func (s *FileSource) check() {
 	defer s.checks.Add(1)
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	c, err := s.load()
+	c, resolved, err := s.load()
 	if err != nil {
 		s.failed(err)
 		return
 	}
+	s.watchTarget(resolved)
 	s.recovered()
 	sum := sha256.Sum256([]byte(c.Token()))
 	s.mu.Lock()
@@ -269,40 +273,69 @@ func (s *FileSource) deliver(c *Credential) {
 }
 
 // ensureWatch watches the parent directory, or while it does not exist the
-// nearest existing ancestor, so that its re-creation is seen. Called from
-// run only (and once before run starts).
+// nearest existing ancestor, so that its re-creation is seen. inotify drops
+// the watch of a deleted directory by itself, hence the check on every
+// call. Called from run only (and once before run starts).
 func (s *FileSource) ensureWatch() {
-	watched := s.watcher.WatchList()
-	for _, w := range watched {
-		if w == s.dir {
-			s.watchingDir = true
-			return
-		}
+	if s.watched(s.dir) {
+		s.watchingDir = true
+		return
 	}
 	if err := s.watcher.Add(s.dir); err == nil {
 		s.watchingDir = true
-		for _, w := range watched {
-			_ = s.watcher.Remove(w)
+		if s.ancestor != "" {
+			_ = s.watcher.Remove(s.ancestor)
+			s.ancestor = ""
 		}
 		return
 	}
 	s.watchingDir = false
 	for anc := filepath.Dir(s.dir); ; anc = filepath.Dir(anc) {
-		if len(watched) == 1 && watched[0] == anc {
+		if anc == s.ancestor && s.watched(anc) {
 			return
 		}
 		if err := s.watcher.Add(anc); err == nil {
-			for _, w := range watched {
-				if w != anc {
-					_ = s.watcher.Remove(w)
-				}
+			if s.ancestor != "" && s.ancestor != anc {
+				_ = s.watcher.Remove(s.ancestor)
 			}
+			s.ancestor = anc
 			return
 		}
 		if anc == filepath.Dir(anc) {
 			return // nothing to watch; the periodic re-read still runs
 		}
 	}
+}
+
+// watchTarget also watches the directory of the file the path resolves to
+// when a symlink leads out of the parent directory (a token linked from
+// /etc to /run/secrets): a rename-over there produces no event in the
+// parent. Targets inside the parent directory, such as the kubelet's
+// timestamped directories, need nothing more. Called from run only.
+func (s *FileSource) watchTarget(resolved string) {
+	td := filepath.Dir(resolved)
+	if rel, err := filepath.Rel(s.dir, td); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		td = "" // inside the watched directory
+	}
+	if td == s.target && (td == "" || s.watched(td)) {
+		return
+	}
+	if s.target != "" {
+		_ = s.watcher.Remove(s.target)
+		s.target = ""
+	}
+	if td != "" && s.watcher.Add(td) == nil {
+		s.target = td
+	}
+}
+
+func (s *FileSource) watched(dir string) bool {
+	for _, w := range s.watcher.WatchList() {
+		if w == dir {
+			return true
+		}
+	}
+	return false
 }
 
 // run is the one goroutine that owns the watcher.
@@ -328,7 +361,7 @@ func (s *FileSource) run() {
 			if !ok {
 				return
 			}
-			if !s.watchingDir && !onPathTo(ev.Name, s.dir) {
+			if !s.watchingDir && !onPathTo(ev.Name, s.dir) && filepath.Dir(ev.Name) != s.target {
 				continue // unrelated activity in an ancestor directory
 			}
 			debounce.Reset(s.cfg.Debounce)

@@ -130,6 +130,43 @@ func TestFileSourceRenameOver(t *testing.T) {
 	}
 }
 
+func TestFileSourceSymlinkIntoAnotherDirectory(t *testing.T) {
+	// /etc/telegraf/token -> /run/secrets/token, where the real file is
+	// replaced by rename: the event happens outside the parent directory.
+	etc, run := t.TempDir(), t.TempDir()
+	real := filepath.Join(run, "token")
+	writeFile(t, real, tokenN(1), 0o600)
+	path := filepath.Join(etc, "token")
+	if err := os.Symlink(real, path); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newFileSource(t, FileSourceConfig{Path: path})
+	tmp := filepath.Join(run, ".tmp")
+	writeFile(t, tmp, tokenN(2), 0o600)
+	if err := os.Rename(tmp, real); err != nil {
+		t.Fatal(err)
+	}
+	expectToken(t, s, tokenN(2))
+	// Re-pointing the link (ln -sfn) is an event in the parent directory.
+	other := filepath.Join(t.TempDir(), "token")
+	writeFile(t, other, tokenN(3), 0o600)
+	link := filepath.Join(etc, ".link")
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link, path); err != nil {
+		t.Fatal(err)
+	}
+	expectToken(t, s, tokenN(3))
+	// And the new target's directory is watched instead.
+	tmp = filepath.Join(filepath.Dir(other), ".tmp")
+	writeFile(t, tmp, tokenN(4), 0o600)
+	if err := os.Rename(tmp, other); err != nil {
+		t.Fatal(err)
+	}
+	expectToken(t, s, tokenN(4))
+}
+
 func TestFileSourceTruncateThenWriteInPlace(t *testing.T) {
 	// `echo tok > file`: the file is truncated, then written. A read in
 	// between sees an empty or half-written file.
