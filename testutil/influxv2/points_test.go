@@ -2,11 +2,13 @@ package influxv2
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestPointsByAuthorizationConcurrent: writers using an old and a new token at once,
@@ -144,4 +146,39 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestWaitPoints(t *testing.T) {
+	s := NewTest(t, Options{})
+	w := s.WriteAuthorization("acme", "telemetry")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if pts, err := s.WaitPoints(ctx, 1); err == nil || len(pts) != 0 {
+		t.Fatalf("WaitPoints on an empty server = %d points, %v; want the deadline", len(pts), err)
+	}
+
+	done := make(chan []Point, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		pts, err := s.WaitPoints(ctx, 3)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- pts
+	}()
+	for i := 0; i < 3; i++ {
+		c := call{method: "POST", path: "/api/v2/write?org=acme&bucket=telemetry", auth: tok(w), body: fmt.Sprintf("m v=%d %d\n", i, i)}
+		if a := c.do(t, s); a.status != 204 {
+			t.Fatalf("write %d: %d", i, a.status)
+		}
+	}
+	select {
+	case pts := <-done:
+		if len(pts) != 3 {
+			t.Errorf("WaitPoints returned %d points, want 3", len(pts))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitPoints did not return after 3 points")
+	}
 }

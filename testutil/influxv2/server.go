@@ -176,6 +176,7 @@ type Server struct {
 	operator   *authorization
 	points     []Point
 	fieldTypes map[string]string // bucket ID, measurement, field -> type
+	stored     chan struct{}     // closed and replaced whenever points are stored
 	faults     []Fault
 	requests   []Request
 	violations []error
@@ -200,6 +201,7 @@ func New(opts Options) (*Server, error) {
 		done:     make(chan struct{}),
 		served:   make(chan struct{}),
 		byToken:  map[string]*authorization{},
+		stored:   make(chan struct{}),
 	}
 	admin := &user{id: newID(), name: "admin", active: true}
 	s.users = append(s.users, admin)

@@ -2,6 +2,7 @@ package influxv2
 
 import (
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,25 @@ func (s *Server) Points() []Point {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Point(nil), s.points...)
+}
+
+// WaitPoints waits until at least n points have been accepted and returns them, or
+// returns ctx's error with the points accepted so far. It lets end-to-end tests wait
+// for an asynchronous writer without sleeping.
+func (s *Server) WaitPoints(ctx context.Context, n int) ([]Point, error) {
+	for {
+		s.mu.Lock()
+		pts, stored := append([]Point(nil), s.points...), s.stored
+		s.mu.Unlock()
+		if len(pts) >= n {
+			return pts, nil
+		}
+		select {
+		case <-stored:
+		case <-ctx.Done():
+			return pts, fmt.Errorf("influxv2: %d of %d points arrived: %w", len(pts), n, ctx.Err())
+		}
+	}
 }
 
 // PointsBy returns the accepted points written by one authorization.
@@ -166,6 +186,10 @@ func (s *Server) storeLocked(bucketID string, points []Point) (dropped int, reas
 			s.fieldTypes[bucketID+"\x00"+p.Measurement+"\x00"+k] = fieldType(v)
 		}
 		s.points = append(s.points, p)
+	}
+	if len(points) > dropped {
+		close(s.stored)
+		s.stored = make(chan struct{})
 	}
 	return dropped, reason
 }
