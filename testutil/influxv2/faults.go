@@ -32,6 +32,7 @@ type Fault struct {
 	ResetConnection bool
 	// SlowBody sends the status and headers, then the body one byte every 50ms (a
 	// body of at least 64 bytes is used), so a client's response timeout fires.
+	// It shapes forced answers only: it needs a Status.
 	SlowBody bool
 }
 

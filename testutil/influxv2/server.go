@@ -431,7 +431,8 @@ func (s *Server) Authorizations() []Authorization {
 	return out
 }
 
-// Requests returns the requests answered so far, oldest first.
+// Requests returns the requests answered so far, in the order their answers ended
+// (a request cut by the client or by Close is recorded with Status 0).
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
