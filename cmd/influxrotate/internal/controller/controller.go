@@ -47,6 +47,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Backend replaces the one built from the configuration.
 	Backend backend.Backend
+	// WrapBackend, when set, wraps the backend (tests record the tokens
+	// created, to check that none of them leaks).
+	WrapBackend func(backend.Backend) backend.Backend
 	// Kube replaces the Kubernetes client of kubernetes targets.
 	Kube kubernetes.Interface
 	// HTTPClient is used for API calls and probes. Default: one client with
@@ -141,6 +144,9 @@ func New(opts Options) (*Controller, error) {
 		default:
 			c.be = backend.NewV2(bopts)
 		}
+	}
+	if opts.WrapBackend != nil {
+		c.be = opts.WrapBackend(c.be)
 	}
 	for _, cr := range cfg.Credentials {
 		for _, tc := range cr.Targets {

@@ -1,0 +1,327 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+)
+
+func TestRotateEndToEnd(t *testing.T) {
+	for _, hashed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tokens shown (2.7)", true: "hashed tokens (2.9)"}[hashed], func(t *testing.T) {
+			e := newEnv(t, envOptions{hashed: hashed})
+			res := e.rotate(e.controller(nil), true)
+			if res.Outcome != OutcomeOK || res.Err != nil {
+				t.Fatalf("rotate: %+v", res)
+			}
+			cur := e.checkEndState()
+			// Exactly the old permissions, never more.
+			if len(cur.Permissions) != len(e.initial.Permissions) {
+				t.Errorf("permissions %v, want %v", cur.Permissions, e.initial.Permissions)
+			}
+			for i, p := range cur.Permissions {
+				if p.Action != e.initial.Permissions[i].Action || p.Resource.ID != e.initial.Permissions[i].Resource.ID {
+					t.Errorf("permission %d: %v, want %v", i, p, e.initial.Permissions[i])
+				}
+			}
+			// The exec target got the fingerprint in its environment.
+			fp, _ := os.ReadFile(filepath.Join(e.dir, "exec-token.fp"))
+			if got, want := strings.TrimSpace(string(fp)), rotation.Fingerprint(e.tokenOf(cur)); got != want {
+				t.Errorf("INFLUXROTATE_FINGERPRINT = %q, want %q", got, want)
+			}
+			if !strings.Contains(e.stdout.String(), "outcome=ok") {
+				t.Errorf("no summary line: %q", e.stdout.String())
+			}
+			st := e.loadState()
+			if st.Cycle != nil || st.Current.ID != cur.ID || st.Last.Outcome != OutcomeOK {
+				t.Errorf("state after rotation: %+v", st)
+			}
+			// The new token is fresh: a second run has nothing to do.
+			if res := e.rotate(e.controller(nil), false); res.Outcome != OutcomeNotDue {
+				t.Errorf("second run: %+v, want not_due", res)
+			}
+			// And a forced one rotates again, from the managed authorization.
+			if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+				t.Fatalf("second rotation: %+v", res)
+			}
+			if again := e.checkEndState(); again.ID == cur.ID {
+				t.Errorf("second rotation kept %s", cur.ID)
+			}
+		})
+	}
+}
+
+func TestDryRunTouchesNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	before := map[string][]byte{}
+	for _, p := range []string{"out/token", "exec-token"} {
+		before[p], _ = os.ReadFile(filepath.Join(e.dir, p))
+	}
+	c := e.controller(nil)
+	res := c.Rotate(context.Background(), &c.cfg.Credentials[0], RotateOptions{Force: true, DryRun: true})
+	if res.Outcome != OutcomeDryRun || res.Err != nil {
+		t.Fatalf("dry run: %+v", res)
+	}
+	for _, r := range e.srv.Requests() {
+		if r.Method != http.MethodGet {
+			t.Errorf("dry run sent %s %s", r.Method, r.Path)
+		}
+	}
+	for p, data := range before {
+		now, _ := os.ReadFile(filepath.Join(e.dir, p))
+		if string(now) != string(data) {
+			t.Errorf("dry run changed %s", p)
+		}
+	}
+	for _, p := range []string{"state", "audit"} {
+		if _, err := os.Stat(filepath.Join(e.dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("dry run created %s", p)
+		}
+	}
+	out := e.stdout.String()
+	for _, want := range []string{"would rotate authorization " + e.initial.ID, "provision:", "publish:", "file ", "grace:", "observe:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if len(e.managed()) != 0 {
+		t.Error("dry run created an authorization")
+	}
+	e.checkNoLeak()
+}
+
+func TestAPICallsRetryTransientErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// One transient failure on every kind of call the cycle makes.
+	e.srv.Inject(
+		influxv2.Fault{Path: "/api/v2/authorizations", Status: 503},
+		influxv2.Fault{Path: "/api/v2/orgs", Status: 429, RetryAfter: "0"},
+		influxv2.Fault{Path: "/api/v2/authorizations/" + e.initial.ID, ResetConnection: true},
+		influxv2.Fault{Path: "/api/v2/write", Status: 502},
+	)
+	res := e.rotate(e.controller(nil), true)
+	if res.Outcome != OutcomeOK {
+		t.Fatalf("rotate: %+v\nlogs:\n%s", res, e.logs.String())
+	}
+	if n := e.srv.PendingFaults(); n != 0 {
+		t.Errorf("%d faults were never hit", n)
+	}
+	e.checkEndState()
+}
+
+func TestRetriesAreBounded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// As many failures as attempts: the call gives up, the cycle waits in
+	// its journal.
+	for range 4 {
+		e.srv.Inject(influxv2.Fault{Path: "/api/v2/orgs", Status: 503})
+	}
+	res := e.rotate(e.controller(nil), true)
+	if res.Outcome != OutcomeInterrupted || res.Phase != state.PhaseProvision {
+		t.Fatalf("rotate: %+v, want interrupted at provision", res)
+	}
+	if n := e.srv.PendingFaults(); n != 0 {
+		t.Errorf("%d faults left: fewer attempts than configured", n)
+	}
+	if !e.srv.IsActive(e.initial.Token) {
+		t.Fatal("the old token was deactivated")
+	}
+	if res := e.rotate(e.controller(nil), false); res.Outcome != OutcomeOK {
+		t.Fatalf("resume: %+v", res)
+	}
+	e.checkEndState()
+}
+
+func TestDeleteOfDeletedAuthorizationCountsAsDone(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// Someone deletes the old authorization during observe.
+	c := e.controller(func(p string) {
+		if p == "delete:before" {
+			must(t, e.srv.DeleteAuthorization(e.initial.ID))
+		}
+	})
+	if res := e.rotate(c, true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate: %+v", res)
+	}
+	e.checkEndState()
+}
+
+func TestEscalationIsRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// An operator token that may manage authorizations but not write to the
+	// bucket: the server refuses to hand out write on it (escalation).
+	orgID := e.initial.OrgID
+	op := e.srv.CreateAuthorization(e.org, "limited operator",
+		influxv2.Permission{Action: "read", Resource: influxv2.Resource{Type: "authorizations", OrgID: orgID}},
+		influxv2.Permission{Action: "write", Resource: influxv2.Resource{Type: "authorizations", OrgID: orgID}},
+		influxv2.Permission{Action: "read", Resource: influxv2.Resource{Type: "orgs", ID: orgID}},
+		influxv2.Permission{Action: "read", Resource: influxv2.Resource{Type: "users"}},
+		influxv2.Permission{Action: "write", Resource: influxv2.Resource{Type: "users"}},
+	)
+	must(t, os.WriteFile(filepath.Join(e.dir, "operator-token"), []byte(op.Token), 0o600))
+	res := e.rotate(e.controller(nil), true)
+	if res.Outcome != OutcomeFailed || res.Err == nil {
+		t.Fatalf("rotate: %+v, want failed", res)
+	}
+	if !strings.Contains(res.Err.Error(), "403") {
+		t.Errorf("error %v does not name the refusal", res.Err)
+	}
+	if !e.srv.IsActive(e.initial.Token) {
+		t.Error("the old token is no longer active")
+	}
+	for _, tg := range e.targets() {
+		if tok, _ := tg.ReadBack(context.Background()); tok != e.initial.Token {
+			t.Errorf("%s changed", tg.Name())
+		}
+	}
+	if len(e.managed()) != 0 {
+		t.Errorf("an authorization was left: %v", e.managed())
+	}
+	if st := e.loadState(); st.Cycle != nil || st.Last.Outcome != OutcomeFailed {
+		t.Errorf("state: %+v", st)
+	}
+	e.checkAudit()
+	e.checkNoLeak()
+}
+
+func TestVerifyFailureRepublishesTheOldToken(t *testing.T) {
+	e := newEnv(t, envOptions{hashed: true})
+	var newID string
+	c := e.controller(func(p string) {
+		if p == "verify:before" {
+			// Break the new token before it is probed.
+			st := e.loadState()
+			newID = st.Cycle.New.ID
+			must(t, e.srv.SetActive(newID, false))
+		}
+	})
+	res := e.rotate(c, true)
+	if res.Outcome != OutcomeFailed {
+		t.Fatalf("rotate: %+v, want failed", res)
+	}
+	if _, ok := e.srv.Authorization(newID); ok {
+		t.Error("the refused new authorization was not deleted")
+	}
+	if !e.srv.IsActive(e.initial.Token) {
+		t.Error("the old token is not active")
+	}
+	for _, tg := range e.targets() {
+		if tok, _ := tg.ReadBack(context.Background()); tok != e.initial.Token {
+			t.Errorf("%s does not hold the old token again", tg.Name())
+		}
+	}
+	e.checkAudit()
+	e.checkNoLeak()
+}
+
+func TestSecondControllerIsLockedOut(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var inner Result
+	c := e.controller(func(p string) {
+		if p == "publish:before" {
+			inner = e.rotate(e.controller(nil), true)
+		}
+	})
+	if res := e.rotate(c, true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate: %+v", res)
+	}
+	if inner.Outcome != OutcomeFailed || !errors.Is(inner.Err, state.ErrLocked) {
+		t.Errorf("second controller: %+v, want locked out", inner)
+	}
+	e.checkEndState()
+}
+
+// Every phase boundary and the points inside phases where a crash leaves
+// the server and the journal out of step.
+var crashPoints = []string{
+	"provision:before", "provision:created", "provision:after",
+	"publish:before", "publish:target-0", "publish:target-2", "publish:after",
+	"verify:before", "verify:after",
+	"grace:before", "grace:after",
+	"deactivate:before", "deactivate:patched", "deactivate:after",
+	"observe:before", "observe:after",
+	"delete:before", "delete:deleted", "delete:after",
+}
+
+func TestResumeAfterCrashAtEveryPoint(t *testing.T) {
+	for _, hashed := range []bool{false, true} {
+		for _, point := range crashPoints {
+			name := point
+			if hashed {
+				name += "/hashed"
+			}
+			t.Run(name, func(t *testing.T) {
+				e := newEnv(t, envOptions{hashed: hashed})
+				if !e.runUntilCrash(point, true) {
+					t.Fatalf("never reached %s", point)
+				}
+				if st := e.loadState(); st.Cycle == nil {
+					t.Fatalf("no cycle journaled at %s", point)
+				}
+				if res := e.rotate(e.controller(nil), false); res.Outcome != OutcomeOK {
+					t.Fatalf("resume: %+v\n%s", res, e.logs.String())
+				}
+				e.checkEndState()
+			})
+		}
+	}
+}
+
+func TestRollbackDuringObserve(t *testing.T) {
+	for _, hashed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "old token on the server", true: "old token in a target"}[hashed], func(t *testing.T) {
+			e := newEnv(t, envOptions{hashed: hashed})
+			if !e.runUntilCrash("observe:before", true) {
+				t.Fatal("never reached observe")
+			}
+			if e.srv.IsActive(e.initial.Token) {
+				t.Fatal("old token still active during observe")
+			}
+			c := e.controller(nil)
+			res := c.Rollback(context.Background(), &c.cfg.Credentials[0])
+			if hashed {
+				// The targets were all overwritten and the server hides the
+				// token: the old authorization is reactivated, not republished.
+				if res.Outcome != OutcomeFailed || !strings.Contains(res.Err.Error(), "token is unknown") {
+					t.Fatalf("rollback: %+v, want partial", res)
+				}
+				if !e.srv.IsActive(e.initial.Token) {
+					t.Error("old authorization not reactivated")
+				}
+				// The next rotation retires it.
+				if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+					t.Fatalf("rotate after partial rollback: %+v", res)
+				}
+				e.checkEndState()
+				return
+			}
+			if res.Outcome != OutcomeRolledBack {
+				t.Fatalf("rollback: %+v", res)
+			}
+			if !e.srv.IsActive(e.initial.Token) {
+				t.Error("old token not active again")
+			}
+			if len(e.managed()) != 0 {
+				t.Errorf("new authorization left: %v", e.managed())
+			}
+			for _, tg := range e.targets() {
+				if tok, _ := tg.ReadBack(context.Background()); tok != e.initial.Token {
+					t.Errorf("%s does not hold the old token", tg.Name())
+				}
+			}
+			if st := e.loadState(); st.Cycle != nil || st.Current.ID != e.initial.ID {
+				t.Errorf("state after rollback: %+v", st)
+			}
+			e.checkAudit()
+			e.checkNoLeak()
+		})
+	}
+}

@@ -1,0 +1,359 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
+	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+)
+
+// syncBuffer is a bytes.Buffer safe for the controller's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// recorder wraps a backend and keeps every token it creates, so that tests
+// can scan all output for them.
+type recorder struct {
+	backend.Backend
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (r *recorder) Create(ctx context.Context, org string, l backend.Label, p []state.Permission) (*backend.Authorization, error) {
+	a, err := r.Backend.Create(ctx, org, l, p)
+	if a != nil && a.Token != "" {
+		r.mu.Lock()
+		r.tokens = append(r.tokens, a.Token)
+		r.mu.Unlock()
+	}
+	return a, err
+}
+
+func (r *recorder) created() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.tokens...)
+}
+
+// testEnv is a test server with an org, a bucket, a writer authorization
+// published to four targets (file, secret-dir, exec, kubernetes) and a
+// configuration managing it.
+type testEnv struct {
+	t        *testing.T
+	srv      *influxv2.Server
+	dir      string
+	cfgPath  string
+	org      string
+	bucket   string
+	initial  influxv2.Authorization
+	kube     *fake.Clientset
+	stdout   *syncBuffer
+	logs     *syncBuffer
+	rec      *recorder
+	extraCfg string
+}
+
+type envOptions struct {
+	hashed bool
+	// grace and observe default to 20ms.
+	grace, observe time.Duration
+	// extra is appended to the [[credential]] block.
+	extra string
+	// top is added to the top of the file.
+	top string
+}
+
+func newEnv(t *testing.T, o envOptions) *testEnv {
+	t.Helper()
+	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: o.hashed})
+	e := &testEnv{t: t, srv: srv, dir: t.TempDir(), org: "acme", bucket: "telemetry",
+		kube: fake.NewClientset(), stdout: &syncBuffer{}, logs: &syncBuffer{}}
+	srv.CreateOrg(e.org)
+	srv.CreateBucket(e.org, e.bucket)
+	e.initial = srv.WriteAuthorization(e.org, e.bucket)
+	if o.grace == 0 {
+		o.grace = 20 * time.Millisecond
+	}
+	if o.observe == 0 {
+		o.observe = 20 * time.Millisecond
+	}
+	must(t, os.WriteFile(filepath.Join(e.dir, "operator-token"), []byte(srv.OperatorToken()+"\n"), 0o600))
+	// The exec target's script keeps what it got on stdin and records its
+	// argv and environment, which must not contain the token.
+	script := `#!/bin/sh
+set -e
+cat > "$1.tmp"
+mv "$1.tmp" "$1"
+printf '%s\n' "$INFLUXROTATE_FINGERPRINT" > "$1.fp"
+{ echo "$@"; env; } > "$1.env"
+`
+	must(t, os.WriteFile(filepath.Join(e.dir, "publish.sh"), []byte(script), 0o700))
+	cfg := fmt.Sprintf(`%s
+url = %q
+backend = "influxdb2"
+operator_token_file = "operator-token"
+state_dir = "state"
+audit_log = "audit/audit.jsonl"
+client_id = "test-controller"
+[retry]
+attempts = 4
+initial = "1ms"
+max = "5ms"
+
+[[credential]]
+name = "telegraf"
+org = %q
+authorization_id = %q
+max_age = "1h"
+grace = %q
+observe = %q
+%s
+  [[credential.target]]
+  type = "file"
+  path = "out/token"
+  [[credential.target]]
+  type = "secret-dir"
+  dir = "mount"
+  [[credential.target]]
+  type = "exec"
+  command = ["/bin/sh", %q, %q]
+  read_command = ["/bin/cat", %q]
+  [[credential.target]]
+  type = "kubernetes"
+  namespace = "monitoring"
+  secret = "telegraf-token"
+  key = "influx-token"
+`, o.top, srv.URL(), e.org, e.initial.ID, o.grace, o.observe, o.extra,
+		filepath.Join(e.dir, "publish.sh"), filepath.Join(e.dir, "exec-token"), filepath.Join(e.dir, "exec-token"))
+	e.cfgPath = filepath.Join(e.dir, "influxrotate.toml")
+	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
+	must(t, os.MkdirAll(filepath.Join(e.dir, "out"), 0o700))
+	// The writers start with the initial token in every target.
+	for _, tg := range e.targets() {
+		must(t, tg.Publish(context.Background(), e.initial.Token))
+	}
+	return e
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *testEnv) config() *config.Config {
+	cfg, err := config.Load(e.cfgPath)
+	must(e.t, err)
+	return cfg
+}
+
+func (e *testEnv) targets() []target.Target {
+	cfg := e.config()
+	var out []target.Target
+	for _, tc := range cfg.Credentials[0].Targets {
+		tg, err := target.New(tc, target.Options{Kube: e.kube})
+		must(e.t, err)
+		out = append(out, tg)
+	}
+	return out
+}
+
+// controller builds a fresh controller (a fresh process, as far as the
+// in-memory token cache goes).
+func (e *testEnv) controller(hook func(string)) *Controller {
+	e.t.Helper()
+	var rec *recorder
+	c, err := New(Options{Config: e.config(), Stdout: e.stdout,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Kube:   e.kube, Hook: hook,
+		WrapBackend: func(b backend.Backend) backend.Backend {
+			if e.rec == nil {
+				e.rec = &recorder{Backend: b}
+			} else {
+				// Keep the tokens seen by earlier controllers of this test.
+				e.rec = &recorder{Backend: b, tokens: e.rec.created()}
+			}
+			rec = e.rec
+			return rec
+		}})
+	must(e.t, err)
+	return c
+}
+
+func (e *testEnv) rotate(c *Controller, force bool) Result {
+	e.t.Helper()
+	cfg := c.cfg
+	return c.Rotate(context.Background(), &cfg.Credentials[0], RotateOptions{Force: force})
+}
+
+// managed lists the authorizations the controller made for the credential.
+func (e *testEnv) managed() []influxv2.Authorization {
+	var out []influxv2.Authorization
+	for _, a := range e.srv.Authorizations() {
+		if strings.Contains(a.Description, "[influxrotate:telegraf:") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// checkEndState asserts the invariants after a completed rotation: one
+// active managed authorization, the initial one gone, every target holding
+// its token, which can write, no orphan, a valid audit chain, no token in
+// any output.
+func (e *testEnv) checkEndState() influxv2.Authorization {
+	e.t.Helper()
+	managed := e.managed()
+	if len(managed) != 1 {
+		e.t.Fatalf("managed authorizations = %v, want exactly one", managed)
+	}
+	cur := managed[0]
+	if !cur.Active {
+		e.t.Fatalf("%v is not active", cur)
+	}
+	for _, a := range e.srv.Authorizations() {
+		if a.ID == e.initial.ID {
+			e.t.Errorf("the initial authorization %s still exists", a.ID)
+		}
+	}
+	want := e.tokenOf(cur)
+	for _, tg := range e.targets() {
+		got, err := tg.ReadBack(context.Background())
+		if err != nil {
+			e.t.Fatalf("%s: %v", tg.Name(), err)
+		}
+		if got != want {
+			e.t.Errorf("%s holds %s, want %s", tg.Name(), rotation.Fingerprint(got), rotation.Fingerprint(want))
+		}
+	}
+	if !e.srv.IsActive(want) {
+		e.t.Errorf("the published token is not active on the server")
+	}
+	e.checkAudit()
+	e.checkNoLeak()
+	return cur
+}
+
+// tokenOf returns a's token; with hashed tokens the server helper still
+// knows it, else the recorder does.
+func (e *testEnv) tokenOf(a influxv2.Authorization) string {
+	if a.Token != "" {
+		return a.Token
+	}
+	for _, tok := range e.rec.created() {
+		if e.srv.IsActive(tok) {
+			return tok
+		}
+	}
+	e.t.Fatalf("token of %s unknown", a.ID)
+	return ""
+}
+
+func (e *testEnv) checkAudit() {
+	e.t.Helper()
+	f, err := os.Open(filepath.Join(e.dir, "audit", "audit.jsonl"))
+	must(e.t, err)
+	defer f.Close()
+	n, err := rotation.VerifyAuditLog(f)
+	if err != nil || n == 0 {
+		e.t.Fatalf("audit log: %d records, %v", n, err)
+	}
+}
+
+// checkNoLeak scans every output of the controller for every token.
+func (e *testEnv) checkNoLeak() {
+	e.t.Helper()
+	tokens := []string{e.initial.Token, e.srv.OperatorToken()}
+	if e.rec != nil {
+		tokens = append(tokens, e.rec.created()...)
+	}
+	for _, a := range e.srv.Authorizations() {
+		if a.Token != "" {
+			tokens = append(tokens, a.Token)
+		}
+	}
+	outputs := map[string]string{"stdout": e.stdout.String(), "logs": e.logs.String()}
+	for _, p := range []string{"audit/audit.jsonl", "state/telegraf.json"} {
+		data, _ := os.ReadFile(filepath.Join(e.dir, p))
+		outputs[p] = string(data)
+	}
+	for name, out := range outputs {
+		for _, tok := range tokens {
+			if tok != "" && strings.Contains(out, tok) {
+				e.t.Errorf("%s contains a token (%s)", name, rotation.Fingerprint(tok))
+			}
+		}
+	}
+	// The exec target's argv and environment must not carry the token.
+	env, _ := os.ReadFile(filepath.Join(e.dir, "exec-token.env"))
+	for _, tok := range tokens {
+		if tok != "" && strings.Contains(string(env), tok) {
+			e.t.Errorf("the exec target got the token in argv or env")
+		}
+	}
+}
+
+// loadState reads the credential's journal.
+func (e *testEnv) loadState() *state.State {
+	st, err := state.NewStore(filepath.Join(e.dir, "state")).Load("telegraf")
+	must(e.t, err)
+	return st
+}
+
+// crash is panicked by a hook to stop the controller at an exact point, as
+// a kill would: no deferred cleanup but the lock release runs.
+type crash struct{ point string }
+
+// runUntilCrash runs a rotation that stops at point and reports whether it
+// got there.
+func (e *testEnv) runUntilCrash(point string, force bool) (crashed bool) {
+	e.t.Helper()
+	c := e.controller(func(p string) {
+		if p == point {
+			panic(crash{p})
+		}
+	})
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(crash); !ok {
+				panic(r)
+			}
+			crashed = true
+		}
+	}()
+	res := e.rotate(c, force)
+	if res.Outcome != OutcomeOK {
+		e.t.Fatalf("rotation before the crash point: %+v", res)
+	}
+	return false
+}
