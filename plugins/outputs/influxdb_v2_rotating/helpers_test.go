@@ -202,7 +202,6 @@ func stored(srv *influxv2.Server) map[string]influxv2.Point {
 	return out
 }
 
-
 func nanValue() float64 { return math.NaN() }
 
 // selfstatMetrics returns the selfstat metrics of one measurement for the
