@@ -90,6 +90,10 @@ loop:
 	// Draining: backoff waits are bounded by the deadline alone.
 	f.wake = nil
 	f.flush(ctx, true)
+	if statsC != nil && ctx.Err() == nil {
+		// The final counts, so a restart does not hide the last interval.
+		f.writeStats(ctx)
+	}
 	return f.buf.unsentLen()
 }
 
