@@ -347,6 +347,38 @@ func TestFileSourceInvalidContentKeepsTokenAndLogsOnce(t *testing.T) {
 	waitFor(t, waitDelivery, "recovery to be logged", func() bool { return logs.count("readable again") == 1 })
 }
 
+func TestFileSourceRejectsEveryBadContent(t *testing.T) {
+	for name, tc := range map[string]struct {
+		content []byte
+		want    error
+	}{
+		"empty file":           {nil, ErrTokenEmpty},
+		"only a newline":       {[]byte("\n"), ErrTokenEmpty},
+		"only a BOM":           {[]byte("\uFEFF"), ErrTokenEmpty},
+		"over 4 KiB":           {[]byte(strings.Repeat("SECRETSECRET", 400)), ErrTokenTooLong},
+		"two tokens":           {[]byte("SECRET-one\nSECRET-two\n"), ErrTokenMultiline},
+		"NUL padded":           {[]byte("SECRET\x00\x00"), ErrTokenNonPrintable},
+		"gzip instead of text": {[]byte("\x1f\x8b\x08\x00SECRET"), ErrTokenNonPrintable},
+		"Latin-1 byte":         {[]byte("SECRET\xe9"), ErrTokenNonPrintable},
+		"terminal escape":      {[]byte("SECRET\x1b[0m"), ErrTokenNonPrintable},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(path, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := newFileSource(t, FileSourceConfig{Path: path})
+			_, err := s.Read(context.Background())
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Read: %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("error %q must name the file and not show its content", err)
+			}
+		})
+	}
+}
+
 func TestFileSourceUnchangedContentIsNotDelivered(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "token")
