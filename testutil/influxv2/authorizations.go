@@ -174,7 +174,7 @@ func (s *Server) handlePostAuthorization(w http.ResponseWriter, r *http.Request,
 	}
 	for _, p := range perms {
 		if p.Resource.OrgID != "" && p.Resource.OrgID != orgID {
-			writeError(w, &apiError{codeInvalid, "permission must have the same orgID as the authorization"})
+			writeError(w, &apiError{codeInvalid, fmt.Sprintf("permission %s is not for org id %s", p, orgID)})
 			return
 		}
 	}

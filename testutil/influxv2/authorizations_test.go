@@ -96,7 +96,7 @@ func TestPostAuthorizationRefused(t *testing.T) {
 			status: 400, code: "invalid", message: "invalid action type for permission"},
 		{name: "permission for another org", auth: f.op,
 			body:   fmt.Sprintf(`{"orgID":%q,"permissions":[%s]}`, f.acmeID, bucketPerm("write", f.globexID, f.globexTelemetryID)),
-			status: 400, code: "invalid", message: "permission must have the same orgID as the authorization"},
+			status: 400, code: "invalid", message: fmt.Sprintf("permission write:orgs/%[1]s/buckets/%[2]s is not for org id %[3]s", f.globexID, f.globexTelemetryID, f.acmeID)},
 		{name: "unknown org", auth: f.op,
 			body:   fmt.Sprintf(`{"orgID":"aaaaaaaaaaaaaaaa","permissions":[%s]}`, bucketPerm("write", "aaaaaaaaaaaaaaaa", f.telemetryID)),
 			status: 400, code: "invalid", message: "unable to create token"},
