@@ -97,9 +97,10 @@ type State struct {
 	Last    Outcome `json:"last,omitzero"`
 }
 
-// Interrupted reports the phase of an unfinished cycle, or "".
+// Interrupted reports the phase of an unfinished cycle (PhaseDone when only
+// its closing record is missing), or "".
 func (s *State) Interrupted() Phase {
-	if s.Cycle == nil || s.Cycle.Phase == PhaseDone {
+	if s.Cycle == nil {
 		return ""
 	}
 	return s.Cycle.Phase

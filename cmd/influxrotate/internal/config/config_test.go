@@ -1,0 +1,139 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+url = "http://127.0.0.1:8086"
+operator_token_file = "op"
+state_dir = "state"
+audit_log = "audit.jsonl"
+[[credential]]
+name = "telegraf"
+org = "acme"
+authorization_id = "0123456789abcdef"
+  [[credential.target]]
+  type = "file"
+  path = "/run/token"
+`
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := cfg.Credentials[0]
+	if cfg.Backend != BackendInfluxDB2 || cr.Grace != DefaultGrace || cr.Observe != DefaultObserve || cr.MaxAge != DefaultMaxAge {
+		t.Errorf("defaults not applied: %+v %+v", cfg, cr)
+	}
+	if cr.Grace <= 60*time.Second {
+		t.Errorf("default grace %s is not above the kubelet sync period", cr.Grace)
+	}
+	if cr.Targets[0].Mode != 0o600 {
+		t.Errorf("file mode %o, want 0600", cr.Targets[0].Mode)
+	}
+	if !strings.HasPrefix(cfg.ClientID, "influxrotate@") {
+		t.Errorf("client_id %q", cfg.ClientID)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	cases := map[string]struct{ edit, want string }{
+		"unknown key":          {`gracee = "1s"`, "unknown option(s): gracee"},
+		"unknown nested key":   {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
+		"plain http remote":    {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
+		"bad backend":          {`backend = "influxdb3"`, `backend "influxdb3"`},
+		"bad target type":      {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
+		"option of other type": {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
+		"bad mode":             {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
+		"unset variable":       {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			doc := minimal
+			if strings.HasPrefix(c.edit, "[[") {
+				doc += c.edit + "\n"
+			} else {
+				key := strings.SplitN(c.edit, " ", 2)[0]
+				lines := strings.Split(doc, "\n")
+				replaced := false
+				for i, l := range lines {
+					if strings.HasPrefix(l, key+" ") {
+						lines[i], replaced = c.edit, true
+					}
+				}
+				if !replaced {
+					lines = append([]string{c.edit}, lines...)
+				}
+				doc = strings.Join(lines, "\n")
+			}
+			_, err := Parse([]byte(doc))
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want a configuration error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestInsecureHTTPAllowedExplicitly(t *testing.T) {
+	doc := strings.Replace(minimal, `url = "http://127.0.0.1:8086"`, "url = \"http://influx.example.com:8086\"\nallow_insecure_http = true", 1)
+	if _, err := Parse([]byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"localhost", "127.0.0.1", "[::1]"} {
+		doc := strings.Replace(minimal, "127.0.0.1:8086", host+":8086", 1)
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	t.Setenv("INFLUXROTATE_TEST_ORG", "from-env")
+	doc := strings.Replace(minimal, `org = "acme"`, `org = "${INFLUXROTATE_TEST_ORG}"`, 1) +
+		"# a comment with ${INFLUXROTATE_TEST_NOT_SET} is left alone\n"
+	doc = strings.Replace(doc, `state_dir = "state"`, `state_dir = "${INFLUXROTATE_TEST_DIR:-/var/lib/influxrotate}"`, 1)
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Credentials[0].Org != "from-env" || cfg.StateDir != "/var/lib/influxrotate" {
+		t.Errorf("org %q state_dir %q", cfg.Credentials[0].Org, cfg.StateDir)
+	}
+}
+
+func TestLoadResolvesRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(p, []byte(minimal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StateDir != filepath.Join(dir, "state") || cfg.OperatorTokenFile != filepath.Join(dir, "op") {
+		t.Errorf("paths not resolved: %q %q", cfg.StateDir, cfg.OperatorTokenFile)
+	}
+	if cfg.Credentials[0].Targets[0].Path != "/run/token" {
+		t.Errorf("absolute path changed")
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	t.Setenv("INFLUX_URL", "https://influx.example.com")
+	cfg, err := Load("../../example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Credentials) == 0 {
+		t.Fatal("no credential in the example")
+	}
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
+	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds influxrotate once per test process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "influxrotate-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "influxrotate")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type crashEnv struct {
+	t       *testing.T
+	srv     *influxv2.Server
+	dir     string
+	cfg     string
+	initial influxv2.Authorization
+	outputs []string
+}
+
+func newCrashEnv(t *testing.T, hashed bool) *crashEnv {
+	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: hashed})
+	e := &crashEnv{t: t, srv: srv, dir: t.TempDir()}
+	srv.CreateOrg("acme")
+	srv.CreateBucket("acme", "telemetry")
+	e.initial = srv.WriteAuthorization("acme", "telemetry")
+	write := func(name, content string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(e.dir, name), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("operator-token", srv.OperatorToken()+"\n", 0o600)
+	write("publish.sh", "#!/bin/sh\nset -e\ncat > \"$1.tmp\"\nmv \"$1.tmp\" \"$1\"\n", 0o700)
+	write("token", e.initial.Token+"\n", 0o600)
+	write("exec-token", e.initial.Token+"\n", 0o600)
+	e.cfg = filepath.Join(e.dir, "influxrotate.toml")
+	write("influxrotate.toml", fmt.Sprintf(`
+url = %q
+operator_token_file = "operator-token"
+state_dir = "state"
+audit_log = "audit.jsonl"
+[retry]
+initial = "1ms"
+max = "5ms"
+[[credential]]
+name = "telegraf"
+org = "acme"
+authorization_id = %q
+grace = "30ms"
+observe = "30ms"
+  [[credential.target]]
+  type = "file"
+  path = "token"
+  [[credential.target]]
+  type = "secret-dir"
+  dir = "mount"
+  [[credential.target]]
+  type = "exec"
+  command = ["/bin/sh", %q, %q]
+  read_command = ["/bin/cat", %q]
+`, srv.URL(), e.initial.ID, filepath.Join(e.dir, "publish.sh"), filepath.Join(e.dir, "exec-token"), filepath.Join(e.dir, "exec-token")), 0o600)
+	return e
+}
+
+// run runs the binary to its end and returns its exit code.
+func (e *crashEnv) run(args ...string) int {
+	e.t.Helper()
+	cmd := exec.Command(binary(e.t), args...)
+	cmd.Env = append(os.Environ(), "INFLUXROTATE_TEST_PAUSE_AT=")
+	out, err := cmd.CombinedOutput()
+	e.outputs = append(e.outputs, string(out))
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		e.t.Fatal(err)
+	}
+	return 0
+}
+
+// runAndKill starts a rotation that pauses at point, waits for its marker,
+// and kills it with SIGKILL. It reports whether the point was reached.
+func (e *crashEnv) runAndKill(point string) bool {
+	e.t.Helper()
+	cmd := exec.Command(binary(e.t), "rotate", "-config", e.cfg, "-force")
+	cmd.Env = append(os.Environ(), "INFLUXROTATE_TEST_PAUSE_AT="+point)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	marker := make(chan bool, 1)
+	var captured strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		found := false
+		for sc.Scan() {
+			captured.WriteString(sc.Text() + "\n")
+			if !found && sc.Text() == "INFLUXROTATE_TEST_PAUSED "+point {
+				found = true
+				marker <- true
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		if !found {
+			marker <- false
+		}
+	}()
+	var reached bool
+	select {
+	case reached = <-marker:
+	case <-time.After(60 * time.Second):
+		e.t.Errorf("no marker for %s within 60s", point)
+	}
+	_ = cmd.Process.Kill() // SIGKILL: no deferred cleanup, no signal handler
+	_ = cmd.Wait()
+	if reached {
+		<-time.After(0) // the scanner goroutine ends with the pipe
+	}
+	e.outputs = append(e.outputs, stdout.String(), captured.String())
+	return reached
+}
+
+func (e *crashEnv) managed() []influxv2.Authorization {
+	var out []influxv2.Authorization
+	for _, a := range e.srv.Authorizations() {
+		if strings.Contains(a.Description, "[influxrotate:telegraf:") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (e *crashEnv) checkEndState() {
+	t := e.t
+	t.Helper()
+	managed := e.managed()
+	if len(managed) != 1 || !managed[0].Active {
+		t.Fatalf("managed authorizations %v, want exactly one active", managed)
+	}
+	cur := managed[0]
+	for _, a := range e.srv.Authorizations() {
+		if a.ID != cur.ID && a.ID != e.srv.OperatorAuthorization().ID {
+			t.Errorf("left over: %v (%q)", a, a.Description)
+		}
+	}
+	for _, tc := range []target.Target{
+		&target.File{Path: filepath.Join(e.dir, "token")},
+		&target.SecretDir{Dir: filepath.Join(e.dir, "mount"), Key: "token"},
+		&target.File{Path: filepath.Join(e.dir, "exec-token")},
+	} {
+		tok, err := tc.ReadBack(context.Background())
+		if err != nil || tok != cur.Token {
+			t.Errorf("%s holds %s (%v), want %s", tc.Name(), rotation.Fingerprint(tok), err, rotation.Fingerprint(cur.Token))
+		}
+	}
+	if code := e.run("audit", "verify", filepath.Join(e.dir, "audit.jsonl")); code != 0 {
+		t.Errorf("audit verify exit %d: %s", code, e.outputs[len(e.outputs)-1])
+	}
+	tokens := []string{e.initial.Token, e.srv.OperatorToken(), cur.Token}
+	files := append([]string(nil), e.outputs...)
+	for _, p := range []string{"audit.jsonl", "state/telegraf.json"} {
+		data, _ := os.ReadFile(filepath.Join(e.dir, p))
+		files = append(files, string(data))
+	}
+	for i, out := range files {
+		for _, tok := range tokens {
+			if strings.Contains(out, tok) {
+				t.Errorf("output %d contains a token (%s)", i, rotation.Fingerprint(tok))
+			}
+		}
+	}
+}
+
+// TestKillAtEveryPhase kills the real binary with SIGKILL at every phase
+// boundary and inside phases, reruns it, and checks that the rotation
+// completes with nothing left behind.
+func TestKillAtEveryPhase(t *testing.T) {
+	points := []string{
+		"provision:before", "provision:created", "provision:after",
+		"publish:before", "publish:target-0", "publish:target-1", "publish:after",
+		"verify:before", "verify:after",
+		"grace:before", "grace:after",
+		"deactivate:before", "deactivate:patched", "deactivate:after",
+		"observe:before", "observe:after",
+		"delete:before", "delete:deleted", "delete:after",
+	}
+	type tc struct {
+		point  string
+		hashed bool
+	}
+	var cases []tc
+	for _, p := range points {
+		cases = append(cases, tc{p, true})
+	}
+	// Without hashing, the orphan's token is reused rather than deleted.
+	cases = append(cases, tc{"provision:created", false}, tc{"provision:after", false}, tc{"publish:target-0", false})
+	for _, c := range cases {
+		name := c.point
+		if !c.hashed {
+			name += "/tokens-shown"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newCrashEnv(t, c.hashed)
+			if !e.runAndKill(c.point) {
+				t.Fatalf("the binary never reached %s:\n%s", c.point, strings.Join(e.outputs, "\n"))
+			}
+			if code := e.run("status", "-config", e.cfg); code != 0 || !strings.Contains(e.outputs[len(e.outputs)-1], "interrupted=") {
+				t.Errorf("status after the kill (exit %d): %s", code, e.outputs[len(e.outputs)-1])
+			}
+			if code := e.run("rotate", "-config", e.cfg); code != 0 {
+				t.Fatalf("rerun exit %d:\n%s", code, strings.Join(e.outputs, "\n"))
+			}
+			e.checkEndState()
+		})
+	}
+}
+
+func TestPauseHookIsInertWhenUnset(t *testing.T) {
+	e := newCrashEnv(t, false)
+	if code := e.run("rotate", "-config", e.cfg, "-force"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, strings.Join(e.outputs, "\n"))
+	}
+	for _, out := range e.outputs {
+		if strings.Contains(out, "INFLUXROTATE_TEST_PAUSED") {
+			t.Error("the pause hook fired without being set")
+		}
+	}
+	e.checkEndState()
+}
