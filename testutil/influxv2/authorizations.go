@@ -290,15 +290,20 @@ func (s *Server) handlePatchAuthorization(w http.ResponseWriter, r *http.Request
 		writeError(w, errInternal)
 		return
 	}
-	if upd.Status != nil && *upd.Status != "active" && *upd.Status != "inactive" {
-		writeError(w, &apiError{codeInvalid, "invalid status: must be active or inactive"})
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, err := s.findForLocked(c, id, "write")
+	// The 2.x handler finds the authorization through the authorizing service first
+	// (read rights), then updates it through it (write rights).
+	a, err := s.findForLocked(c, id, "read")
+	if err == nil {
+		a, err = s.findForLocked(c, id, "write")
+	}
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if upd.Status != nil && *upd.Status != "active" && *upd.Status != "inactive" {
+		writeError(w, &apiError{codeInvalid, "invalid status: must be active or inactive"})
 		return
 	}
 	if upd.Status != nil {

@@ -248,6 +248,9 @@ func TestAuthorizationByID(t *testing.T) {
 	f := newFixture(t, Options{})
 	id := f.writer.ID
 	path := "/api/v2/authorizations/" + id
+	readAuths := f.s.CreateAuthorization("acme", "reads tokens",
+		Permission{"read", Resource{Type: "authorizations", OrgID: f.acmeID}},
+		Permission{"read", Resource{Type: "users", ID: f.s.OperatorAuthorization().UserID}})
 
 	var got authJSON
 	a := call{method: "GET", path: path, auth: f.op}.do(t, f.s)
@@ -283,6 +286,11 @@ func TestAuthorizationByID(t *testing.T) {
 		{"PATCH bad status", "PATCH", path, f.op, `{"status":"paused"}`, 400, "invalid", "invalid status: must be active or inactive"},
 		{"GET by a token that cannot read it", "GET", "/api/v2/authorizations/" + f.reader.ID, tok(f.writer), "", 401, "unauthorized",
 			fmt.Sprintf("read:orgs/%s/authorizations/%s is unauthorized", f.acmeID, f.reader.ID)},
+		{"PATCH needs read before write", "PATCH", "/api/v2/authorizations/" + f.reader.ID, tok(f.writer), `{"status":"inactive"}`, 401, "unauthorized",
+			fmt.Sprintf("read:orgs/%s/authorizations/%s is unauthorized", f.acmeID, f.reader.ID)},
+		{"PATCH with read but not write", "PATCH", path, tok(readAuths), `{"status":"inactive"}`, 401, "unauthorized",
+			fmt.Sprintf("write:orgs/%s/authorizations/%s is unauthorized", f.acmeID, id)},
+		{"PATCH malformed JSON", "PATCH", path, f.op, `{"status":`, 500, "internal error", "An internal error has occurred - check server logs"},
 		{"DELETE by a token that cannot write it", "DELETE", path, tok(f.writer), "", 401, "unauthorized",
 			fmt.Sprintf("write:orgs/%s/authorizations/%s is unauthorized", f.acmeID, id)},
 		{"GET without Authorization", "GET", path, "", "", 401, "unauthorized", "unauthorized access"},
