@@ -98,20 +98,7 @@ func (b pluginBackend) lineOptions() lineOptions {
 	}
 }
 
-// statsFielder is the plugin's statistics accessor.
-type statsFielder interface {
-	StatsFields() map[string]int64
-}
-
-func (b pluginBackend) statsFields() map[string]int64 {
-	if sf, ok := any(b.p).(statsFielder); ok {
-		return sf.StatsFields()
-	}
-	if r := b.p.Rotator(); r != nil {
-		return r.Stats().Fields(time.Now())
-	}
-	return nil
-}
+func (b pluginBackend) statsFields() map[string]int64 { return b.p.StatsFields() }
 
 func (b pluginBackend) statsBucket() string { return b.p.Bucket }
 
