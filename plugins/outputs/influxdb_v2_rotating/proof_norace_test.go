@@ -1,0 +1,5 @@
+//go:build !race
+
+package influxdb_v2_rotating
+
+const raceEnabled = false
