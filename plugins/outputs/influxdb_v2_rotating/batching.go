@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -145,34 +146,157 @@ var errLimit = errors.New("rate limit reached")
 // the metric that would take the body past limit bytes and then returns
 // errLimit; the metrics not serialised are left for a later flush.
 func (s *serializer) serialize(buf []byte, b *batch, limit int64) (c *chunk, rejected []int, rejectErrs []error, err error) {
-	st := encoderPool.Get().(*encoderState)
-	defer encoderPool.Put(st)
-	enc := &st.enc
-	enc.SetBuffer(buf[:0])
-
+	var st *encoderState // only for metrics the fast path declines
+	defer func() {
+		if st != nil {
+			st.enc.SetBuffer(nil)
+			encoderPool.Put(st)
+		}
+	}()
+	buf = buf[:0]
 	c = &chunk{bucket: b.bucket, ends: make([]int, 0, len(b.metrics)), indices: make([]int, 0, len(b.metrics))}
 	for i, m := range b.metrics {
-		start := len(enc.Bytes())
-		if merr := s.encode(enc, m); merr != nil {
-			// Drop what the encoder wrote of this line and go on.
-			enc.SetBuffer(enc.Bytes()[:start])
+		start := len(buf)
+		var ok bool
+		var merr error
+		if buf, ok = s.appendFast(buf, m); !ok {
+			if st == nil {
+				st = encoderPool.Get().(*encoderState)
+			}
+			st.enc.SetBuffer(buf[:start])
+			merr = s.encode(&st.enc, m)
+			buf = st.enc.Bytes()
+		}
+		if merr != nil {
+			buf = buf[:start]
 			rejected = append(rejected, b.indices[i])
 			rejectErrs = append(rejectErrs, fmt.Errorf("metric %q: %w", m.Name(), merr))
 			continue
 		}
-		if end := len(enc.Bytes()); int64(end) > limit {
-			enc.SetBuffer(enc.Bytes()[:start])
+		if int64(len(buf)) > limit {
+			buf = buf[:start]
 			err = errLimit
 			break
-		} else {
-			c.ends = append(c.ends, end)
 		}
+		c.ends = append(c.ends, len(buf))
 		c.indices = append(c.indices, b.indices[i])
 	}
-	c.body = enc.Bytes()
+	c.body = buf
 	c.count = len(c.ends)
-	enc.SetBuffer(nil)
 	return c, rejected, rejectErrs, err
+}
+
+// Byte classes of the fast path: copy as is, escape with a backslash, or
+// decline (control characters, backslashes, non-ASCII) and let the
+// line-protocol Encoder validate and encode the whole metric.
+const (
+	byteDecline = iota
+	byteCopy
+	byteEscape
+)
+
+type byteClasses [256]uint8
+
+func newByteClasses(escape string) *byteClasses {
+	var t byteClasses
+	for b := 0x21; b < 0x7f; b++ {
+		t[b] = byteCopy
+	}
+	t['\\'] = byteDecline
+	for _, c := range escape {
+		t[c] = byteEscape
+	}
+	return &t
+}
+
+var (
+	measurementClasses = newByteClasses(" ,")
+	keyClasses         = newByteClasses(" ,=") // tag keys, tag values, field keys
+)
+
+// appendName appends s escaped for line protocol, or reports false when s
+// is empty or needs more than escaping.
+func appendName(dst []byte, s string, classes *byteClasses) ([]byte, bool) {
+	if s == "" {
+		return dst, false
+	}
+	escapes := 0
+	for i := 0; i < len(s); i++ {
+		switch classes[s[i]] {
+		case byteDecline:
+			return dst, false
+		case byteEscape:
+			escapes++
+		}
+	}
+	if escapes == 0 {
+		return append(dst, s...), true
+	}
+	for i := 0; i < len(s); i++ {
+		if classes[s[i]] == byteEscape {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, s[i])
+	}
+	return dst, true
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// appendFast appends m as one line of line protocol when every name is
+// plain ASCII, the common case, without the Encoder's per-byte validation
+// and escape counting. It returns false, with dst possibly extended, when
+// the metric needs the Encoder; the caller truncates.
+func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
+	var ok bool
+	if dst, ok = appendName(dst, m.Name(), measurementClasses); !ok {
+		return dst, false
+	}
+	for _, t := range m.TagList() {
+		if t.Key == "" || t.Value == "" || t.Key == s.excludeTag {
+			continue
+		}
+		dst = append(dst, ',')
+		if dst, ok = appendName(dst, t.Key, keyClasses); !ok {
+			return dst, false
+		}
+		dst = append(dst, '=')
+		if dst, ok = appendName(dst, t.Value, keyClasses); !ok {
+			return dst, false
+		}
+	}
+	sep := byte(' ')
+	for _, f := range m.FieldList() {
+		if f.Key == "" {
+			continue
+		}
+		v, valid := s.value(f.Value)
+		if !valid {
+			continue
+		}
+		dst = append(dst, sep)
+		sep = ','
+		if dst, ok = appendName(dst, f.Key, keyClasses); !ok {
+			return dst, false
+		}
+		dst = append(dst, '=')
+		dst = v.AppendBytes(dst)
+	}
+	if sep == ' ' {
+		return dst, false // no field: the Encoder path reports the error
+	}
+	if !s.omitTimestamp {
+		t := m.Time()
+		if t.Before(minTime) || t.After(maxTime) {
+			return dst, false
+		}
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, t.UnixNano(), 10)
+	}
+	return append(dst, '\n'), true
 }
 
 func (s *serializer) encode(enc *lineprotocol.Encoder, m telegraf.Metric) error {
