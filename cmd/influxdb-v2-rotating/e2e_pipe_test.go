@@ -144,3 +144,48 @@ func spooledLines(dir string) int {
 	}
 	return n
 }
+
+// TestE2ESignals sends real signals: SIGHUP re-reads the token source and
+// keeps running; SIGTERM while the server hangs flushes for the shutdown
+// deadline only, then exits 0 and counts what it could not send.
+func TestE2ESignals(t *testing.T) {
+	bin := execdBinary(t)
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
+	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	c := startChild(t, bin, "-config", conf, "-batch-size", "10", "-flush-interval", "100ms",
+		"-stats-interval", "0", "-shutdown-timeout", "1s")
+	waitUntil(t, 20*time.Second, "started", func() bool { return strings.Contains(c.stderr.String(), "msg=started") })
+
+	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the reload", func() bool { return strings.Contains(c.stderr.String(), "SIGHUP") })
+
+	// Every write now hangs far longer than the shutdown deadline.
+	for i := 0; i < 50; i++ {
+		srv.Inject(influxv2.Fault{Delay: time.Minute})
+	}
+	for i := 0; i < 30; i++ {
+		fmt.Fprintf(c.stdin, "sig,run=term seq=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+	}
+	waitUntil(t, 10*time.Second, "a write in flight", func() bool { return srv.PendingFaults() < 50 })
+	begin := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if d := time.Since(begin); d > 3*time.Second {
+		t.Fatalf("SIGTERM to exit took %s with -shutdown-timeout 1s", d)
+	}
+	out := c.stderr.String()
+	if !strings.Contains(out, "unsent metrics are lost") || !strings.Contains(out, "metrics=30") {
+		t.Fatalf("the lost count is not logged:\n%s", out)
+	}
+	noSecrets(t, map[string]string{"binary": out}, auth.Token)
+}
