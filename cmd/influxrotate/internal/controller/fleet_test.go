@@ -1,0 +1,341 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/rotation/secretdir"
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+)
+
+// sharedSource fans one FileSource out to many writers. The kernel allows
+// 128 inotify instances per user by default, fewer than the 200 writers, so
+// writers share watches in groups, as containers of one pod share a mount.
+// Each view reads the file itself, exactly as FileSource.Read does.
+type sharedSource struct {
+	fs    *rotation.FileSource
+	path  string
+	mu    sync.Mutex
+	views []*sourceView
+	done  chan struct{}
+}
+
+type sourceView struct {
+	sh *sharedSource
+	ch chan *rotation.Credential
+}
+
+func newSharedSource(t *testing.T, path string) *sharedSource {
+	fsrc, err := rotation.NewFileSource(rotation.FileSourceConfig{Path: path, Debounce: 5 * time.Millisecond, Reread: 500 * time.Millisecond})
+	must(t, err)
+	s := &sharedSource{fs: fsrc, path: path, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for c := range fsrc.Changes() {
+			s.mu.Lock()
+			for _, v := range s.views {
+				// Keep only the newest undelivered change.
+				select {
+				case <-v.ch:
+				default:
+				}
+				v.ch <- c
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *sharedSource) view() *sourceView {
+	v := &sourceView{sh: s, ch: make(chan *rotation.Credential, 1)}
+	s.mu.Lock()
+	s.views = append(s.views, v)
+	s.mu.Unlock()
+	return v
+}
+
+func (s *sharedSource) close() {
+	_ = s.fs.Close()
+	<-s.done
+}
+
+func (v *sourceView) Name() string                          { return v.sh.fs.Name() }
+func (v *sourceView) Changes() <-chan *rotation.Credential { return v.ch }
+func (v *sourceView) Close() error                          { return nil }
+
+func (v *sourceView) Read(ctx context.Context) (*rotation.Credential, error) {
+	// A secret-dir switch can hide the file for an instant: retry briefly.
+	for try := 0; ; try++ {
+		data, err := os.ReadFile(v.sh.path)
+		if errors.Is(err, fs.ErrNotExist) && try < 20 {
+			time.Sleep(time.Millisecond) // bounded retry of a known transient, not synchronisation
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		tok, err := rotation.ParseToken(data)
+		if err != nil {
+			return nil, err
+		}
+		return rotation.NewCredential(tok, "", v.Name()), nil
+	}
+}
+
+// fleetWriter is a minimal writer: one point per flush, kept until stored.
+type fleetWriter struct {
+	id      int
+	rot     *rotation.Rotator
+	client  *http.Client
+	url     string
+	sent    int // points stored
+	adopted map[string]time.Time
+	refused int
+}
+
+func (w *fleetWriter) post(ctx context.Context, c *rotation.Credential, line string) (int, error) {
+	q := url.Values{"org": {"acme"}, "bucket": {"telemetry"}, "precision": {"ns"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url+"/api/v2/write?"+q.Encode(), strings.NewReader(line))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", c.AuthorizationHeader())
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// run writes until stop is closed, then finishes its pending point.
+func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+		line := fmt.Sprintf("fleet,writer=w%03d seq=%di %d\n", w.id, w.sent, int64(w.id)*1e12+int64(w.sent))
+		c := w.rot.Current()
+		for attempt := 0; ; attempt++ {
+			if ctx.Err() != nil {
+				return fmt.Errorf("writer %d: point %d never stored", w.id, w.sent)
+			}
+			if _, ok := w.adopted[c.Fingerprint()]; !ok {
+				w.adopted[c.Fingerprint()] = time.Now()
+			}
+			status, err := w.post(ctx, c, line)
+			if err == nil && status == http.StatusNoContent {
+				w.sent++
+				break
+			}
+			if err == nil && rotation.Classify(status, nil, nil).Action == rotation.ActionAuth {
+				w.refused++
+				if next, retry := w.rot.Refused(ctx, c, status); retry {
+					c = next
+					continue
+				}
+			}
+			// Keep the point: wait for the next flush, as a buffered writer does.
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+			c = w.rot.Current()
+		}
+	}
+}
+
+// TestFleetAdoptsFiveRotations runs writers sharing one secret-dir mount
+// while the controller rotates five times, deactivating and deleting each
+// old token: every point must be stored.
+func TestFleetAdoptsFiveRotations(t *testing.T) {
+	writers, groups := 200, 20
+	if raceEnabled {
+		// The race detector makes each request ~10x costlier on two cores.
+		writers, groups = 60, 6
+	}
+	if testing.Short() {
+		writers, groups = 20, 2
+	}
+	srv, err := influxv2.New(influxv2.Options{HashedTokens: true})
+	must(t, err)
+	t.Cleanup(srv.Close)
+	srv.CreateOrg("acme")
+	srv.CreateBucket("acme", "telemetry")
+	initial := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	mount := filepath.Join(dir, "mount")
+	must(t, secretdir.Write(mount, map[string][]byte{"token": []byte(initial.Token + "\n")}, 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "op"), []byte(srv.OperatorToken()), 0o600))
+	cfgText := fmt.Sprintf(`
+url = %q
+operator_token_file = "op"
+state_dir = "state"
+audit_log = "audit.jsonl"
+[retry]
+initial = "1ms"
+max = "20ms"
+[[credential]]
+name = "fleet"
+org = "acme"
+authorization_id = %q
+grace = "400ms"
+observe = "50ms"
+  [[credential.target]]
+  type = "secret-dir"
+  dir = "mount"
+`, srv.URL(), initial.ID)
+	must(t, os.WriteFile(filepath.Join(dir, "c.toml"), []byte(cfgText), 0o600))
+	cfg, err := config.Load(filepath.Join(dir, "c.toml"))
+	must(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: writers + 8}}
+	var sources []*sharedSource
+	for range groups {
+		sources = append(sources, newSharedSource(t, filepath.Join(mount, "token")))
+	}
+	fleet := make([]*fleetWriter, writers)
+	for i := range fleet {
+		prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: srv.URL(), Client: client,
+			Targets: []rotation.Target{{Org: "acme", Bucket: "telemetry"}}})
+		must(t, err)
+		rot, err := rotation.NewRotator(ctx, rotation.Config{Source: sources[i%groups].view(), Prober: prober,
+			ProbeBackoff: rotation.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+			OnPromote: client.CloseIdleConnections})
+		must(t, err)
+		fleet[i] = &fleetWriter{id: i, rot: rot, client: client, url: srv.URL(), adopted: map[string]time.Time{}}
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for _, w := range fleet {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- w.run(ctx, stop, 50*time.Millisecond)
+		}()
+	}
+
+	// The controller, in process, records when each new token reached the mount.
+	published := map[string]time.Time{}
+	var pubMu sync.Mutex
+	var st atomic.Pointer[string]
+	c, err := New(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), Hook: func(p string) {
+		if p == "publish:after" {
+			s, err := state.NewStore(filepath.Join(dir, "state")).Load("fleet")
+			if err == nil && s.Cycle != nil {
+				pubMu.Lock()
+				published[s.Cycle.New.Fingerprint] = s.Cycle.PublishedAt
+				pubMu.Unlock()
+				fp := s.Cycle.New.Fingerprint
+				st.Store(&fp)
+			}
+		}
+	}})
+	must(t, err)
+	start := time.Now()
+	for i := range 5 {
+		res := c.Rotate(ctx, &cfg.Credentials[0], RotateOptions{Force: true})
+		if res.Outcome != OutcomeOK {
+			t.Fatalf("rotation %d: %+v", i+1, res)
+		}
+	}
+	// Let every writer flush once more with the last token, then stop.
+	last := *st.Load()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, w := range fleet {
+		for w.rot.Current().Fingerprint() != last && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // bounded poll of another goroutine's progress
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, w := range fleet {
+		_ = w.rot.Close()
+	}
+	for _, s := range sources {
+		s.close()
+	}
+	elapsed := time.Since(start)
+
+	// Every point acknowledged is stored exactly once, and every writer's
+	// points are the unbroken sequence it sent.
+	stored := map[string]int{}
+	for _, p := range srv.Points() {
+		stored[p.Line]++
+	}
+	total := 0
+	for _, w := range fleet {
+		total += w.sent
+		if w.sent == 0 {
+			t.Errorf("writer %d stored nothing", w.id)
+		}
+		for seq := range w.sent {
+			line := fmt.Sprintf("fleet,writer=w%03d %d", w.id, int64(w.id)*1e12+int64(seq))
+			if stored[line] != 1 {
+				t.Fatalf("writer %d point %d stored %d times", w.id, seq, stored[line])
+			}
+		}
+		if fp := w.rot.Current().Fingerprint(); fp != last {
+			t.Errorf("writer %d ends on %s, want the last token %s", w.id, fp, last)
+		}
+	}
+	if len(srv.Points()) != total {
+		t.Errorf("server holds %d points, writers sent %d", len(srv.Points()), total)
+	}
+	// Adoption time: from the token reaching the mount to each writer's
+	// first use of it.
+	var adoption []time.Duration
+	refused := 0
+	for _, w := range fleet {
+		refused += w.refused
+		for fp, at := range w.adopted {
+			if pub, ok := published[fp]; ok {
+				adoption = append(adoption, max(at.Sub(pub), 0))
+			}
+		}
+	}
+	slices.Sort(adoption)
+	if len(adoption) != 5*writers {
+		t.Errorf("%d adoptions, want %d (5 rotations × %d writers)", len(adoption), 5*writers, writers)
+	}
+	if len(adoption) > 0 {
+		t.Logf("%d writers, 5 rotations in %s, %d points stored, %d writes refused (then retried); adoption after publish: min %s, median %s, p99 %s, max %s",
+			writers, elapsed.Round(time.Millisecond), total, refused, adoption[0], adoption[len(adoption)/2],
+			adoption[len(adoption)*99/100], adoption[len(adoption)-1])
+	}
+	if managed := len(srv.Authorizations()); managed != 2 { // the operator's and the current one
+		t.Errorf("%d authorizations left, want the operator's and the current one", managed)
+	}
+}
