@@ -77,9 +77,9 @@ func (s *sharedSource) close() {
 	<-s.done
 }
 
-func (v *sourceView) Name() string                          { return v.sh.fs.Name() }
+func (v *sourceView) Name() string                         { return v.sh.fs.Name() }
 func (v *sourceView) Changes() <-chan *rotation.Credential { return v.ch }
-func (v *sourceView) Close() error                          { return nil }
+func (v *sourceView) Close() error                         { return nil }
 
 func (v *sourceView) Read(ctx context.Context) (*rotation.Credential, error) {
 	// A secret-dir switch can hide the file for an instant: retry briefly.
@@ -226,7 +226,7 @@ observe = "50ms"
 		must(t, err)
 		rot, err := rotation.NewRotator(ctx, rotation.Config{Source: sources[i%groups].view(), Prober: prober,
 			ProbeBackoff: rotation.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond},
-			OnPromote: client.CloseIdleConnections})
+			OnPromote:    client.CloseIdleConnections})
 		must(t, err)
 		fleet[i] = &fleetWriter{id: i, rot: rot, client: client, url: srv.URL(), adopted: map[string]time.Time{}}
 	}
