@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,19 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Hijack and Flush.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// countingBody counts the body bytes read, for Request.BodySize. The count is atomic
+// because net/http may read the body from its own goroutine (background read).
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
 // caller is the authenticated side of a request.
 type caller struct {
 	auth *authorization
@@ -42,8 +56,12 @@ type caller struct {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	entry := Request{
-		Method: r.Method, Path: r.URL.Path, Query: redactQuery(r.URL.Query()), Time: time.Now().UTC(),
+		Method: r.Method, Path: r.URL.Path, Query: redactQuery(r.URL.Query()),
+		ContentEncoding: r.Header.Get("Content-Encoding"), UserAgent: r.Header.Get("User-Agent"),
+		Time: time.Now().UTC(),
 	}
+	body := &countingBody{ReadCloser: r.Body}
+	r.Body = body
 	if tok, ok := tokenFromHeader(r.Header.Get("Authorization")); ok {
 		entry.Fingerprint = fingerprint(tok)
 		s.mu.Lock()
@@ -54,6 +72,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		entry.Status = rec.status
+		entry.BodySize = body.n.Load()
 		s.mu.Lock()
 		s.requests = append(s.requests, entry)
 		s.mu.Unlock()

@@ -48,6 +48,8 @@ type Options struct {
 	// Contract, when set, checks every request against the OpenAPI contract and
 	// records violations (see Violations). Load it with LoadContract.
 	Contract *Contract
+	// Addr is the address to listen on; "" is 127.0.0.1 on a free port.
+	Addr string
 }
 
 // Permission is an InfluxDB 2.x permission: an action on a resource.
@@ -130,7 +132,12 @@ type Request struct {
 	Fingerprint string // of the token in the Authorization header; "" without one
 	AuthID      string // authorization the token belongs to; "" if unknown
 	Faulted     bool   // answered by an injected Fault
-	Time        time.Time
+	// ContentEncoding and UserAgent are the request's headers; BodySize is how many
+	// body bytes the server read (all of them for writes and faulted requests).
+	ContentEncoding string
+	UserAgent       string
+	BodySize        int64
+	Time            time.Time
 }
 
 type org struct {
@@ -182,12 +189,17 @@ type Server struct {
 	violations []error
 }
 
-// New starts a server on 127.0.0.1 with a random port, an operator user "admin", and
-// an operator token (see OperatorToken). Close stops it.
+// New starts a server (on 127.0.0.1 and a free port unless Options.Addr says
+// otherwise) with an operator user "admin" and an operator token (see
+// OperatorToken). Close stops it.
 func New(opts Options) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("influxv2: listen on 127.0.0.1: %w", err)
+		return nil, fmt.Errorf("influxv2: Options.Addr %q: %w", addr, err)
 	}
 	log := opts.Logger
 	if log == nil {

@@ -53,6 +53,14 @@ func TestStockTelegrafOutput(t *testing.T) {
 				t.Fatalf("points = %+v", pts)
 			}
 
+			reqs := srv.Requests()
+			last := reqs[len(reqs)-1]
+			wantEnc := map[string]string{"gzip": "gzip", "identity": ""}[enc]
+			if last.Path != "/api/v2/write" || last.ContentEncoding != wantEnc || !strings.HasPrefix(last.UserAgent, "Telegraf/") ||
+				last.BodySize == 0 || last.AuthID != a.ID {
+				t.Errorf("recorded request = %+v", last)
+			}
+
 			// Deactivated: the stock output sees 2.x's 403 and its message.
 			if err := srv.SetActive(a.ID, false); err != nil {
 				t.Fatal(err)

@@ -2,6 +2,7 @@ package influxv2
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -118,5 +119,21 @@ func TestHealthPingAndUnknownPaths(t *testing.T) {
 	call{method: "GET", path: "/api/v2/nothing", auth: "Token x"}.do(t, o).wantError(t, 404, "not found", "path not found")
 	if n := len(o.Violations()); n != 2 {
 		t.Errorf("%d violations for two requests the contract does not have, want 2: %v", n, o.Violations())
+	}
+}
+
+func TestAddrOption(t *testing.T) {
+	s, err := New(Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if a := (call{method: "GET", path: "/ping"}).do(t, s); a.status != 204 {
+		t.Errorf("ping: %d", a.status)
+	}
+	// The port is taken now: a second server on it must fail and name the option.
+	_, err = New(Options{Addr: strings.TrimPrefix(s.URL(), "http://")})
+	if err == nil || !strings.Contains(err.Error(), "Options.Addr") {
+		t.Errorf("second server on a taken port: %v", err)
 	}
 }
