@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf/config"
+	_ "github.com/influxdata/telegraf/plugins/outputs/influxdb_v2" // the stock plugin, for comparison
 )
 
 // stockSampleConfig is the sample.conf of Telegraf's own outputs.influxdb_v2
@@ -102,6 +103,11 @@ func TestRateLimitValues(t *testing.T) {
 	}
 	if _, err := loadOutputs(t, "[[outputs.influxdb_v2_rotating]]\n  token = \"x\"\n  rate_limit = \"lots\"\n"); err == nil || !strings.Contains(err.Error(), "rate_limit") {
 		t.Fatalf("rate_limit = lots: %v, want an error naming rate_limit", err)
+	}
+	// Why we have our own type: the stock plugin's config.Size refuses the
+	// value its own sample configuration documents.
+	if _, err := loadOutputs(t, "[[outputs.influxdb_v2]]\n  token = \"x\"\n  rate_limit = \"unlimited\"\n"); err == nil {
+		t.Fatal("stock influxdb_v2 now accepts rate_limit = \"unlimited\"; our RateLimit type may be unnecessary")
 	}
 }
 

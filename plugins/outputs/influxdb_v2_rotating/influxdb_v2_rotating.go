@@ -102,7 +102,6 @@ type InfluxDB struct {
 	throttleCount atomic.Int64
 	selfStats     map[string]selfstat.Stat
 	statsMu       sync.Mutex
-	waitLogged    atomic.Bool
 }
 
 // RateLimitConfig is ratelimiter.RateLimitConfig with the same option
@@ -469,10 +468,13 @@ func (p *InfluxDB) Close() error {
 
 func (p *InfluxDB) log() telegraf.Logger {
 	if p.Log == nil {
-		p.Log = discardLogger{}
+		return discardLogger{}
 	}
 	return p.Log
 }
+
+// errNotConnected is returned by writes before Connect (or after a failed one).
+var errNotConnected = &WriteError{Action: rotation.ActionRetry, Message: "influxdb_v2_rotating: not connected"}
 
 // noToken is the error of a flush before any valid token exists.
 func (p *InfluxDB) noToken() *WriteError {
@@ -503,11 +505,13 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		return &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
 			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
 	}
+	if p.rotator == nil {
+		return errNotConnected
+	}
 	cred := p.rotator.Current()
 	if cred == nil {
 		return p.noToken()
 	}
-	p.waitLogged.Store(false)
 
 	workers := int(max(p.ConcurrentWrites, 1))
 	size := (len(metrics) + workers - 1) / workers
@@ -686,6 +690,9 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 	if wait := p.retryWait(); wait > 0 {
 		return &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
 			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
+	}
+	if p.rotator == nil {
+		return errNotConnected
 	}
 	cred := p.rotator.Current()
 	if cred == nil {

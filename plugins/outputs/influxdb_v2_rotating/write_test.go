@@ -470,3 +470,66 @@ func TestRateLimitKeepsTheRest(t *testing.T) {
 		t.Fatalf("%d stored and %d buffered of %d", n, ro.BufferLength(), len(ms))
 	}
 }
+
+func TestInvalidNewTokenIsNeverUsed(t *testing.T) {
+	e := newEnv(t)
+	a := e.auth()
+	e.publish(a.Token)
+	p := e.plugin(nil)
+	bogus := "not-a-known-token-" + strings.Repeat("x", 20)
+	e.remember(bogus)
+	e.publish(bogus)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.StatsFields()["rotation_failures"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the bogus token was not refused by a probe within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ms := metrics(10, nil)
+	if err := p.Write(ms); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if got := p.StatsFields()["auth_failures"]; got != 0 {
+		t.Fatalf("auth_failures = %d: a write was sent with the refused token", got)
+	}
+	for _, pt := range e.srv.Points() {
+		if pt.AuthID != a.ID {
+			t.Fatalf("point written by %q, want %s", pt.AuthID, a.ID)
+		}
+	}
+	if n := len(stored(e.srv)); n != len(ms) {
+		t.Fatalf("%d of %d points stored", n, len(ms))
+	}
+}
+
+func TestSecondURLWhenTheFirstDoesNotAnswer(t *testing.T) {
+	e := newEnv(t)
+	a := e.auth()
+	e.publish(a.Token)
+	dead := "http://127.0.0.1:1" // nothing listens on port 1
+	p := e.plugin(func(p *InfluxDB) { p.URLs = []string{dead, e.srv.URL()} })
+	for range 4 { // both orders of the random pick
+		if err := p.Write(metrics(3, nil)); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	if n := len(stored(e.srv)); n != 12 {
+		t.Fatalf("%d of 12 points stored", n)
+	}
+}
+
+func TestStaticTokenOption(t *testing.T) {
+	e := newEnv(t)
+	a := e.auth()
+	p := e.plugin(func(p *InfluxDB) {
+		p.TokenFile = ""
+		p.Token = config.NewSecret([]byte(a.Token + "\n")) // a secret-store file with a newline
+	})
+	if err := p.Write(metrics(3, nil)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if n := len(e.srv.PointsBy(a.ID)); n != 3 {
+		t.Fatalf("%d of 3 points stored", n)
+	}
+}
