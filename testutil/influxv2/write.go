@@ -74,8 +74,9 @@ var precisions = map[string]lineprotocol.Precision{
 }
 
 // handleWrite follows the order of checks of 2.x http/write_handler.go (see
-// influxdb-api.md): auth (done by the middleware), precision, bucket present, org,
-// bucket exists, write permission, body size and gzip, line protocol, store.
+// influxdb-api.md): auth (done by the middleware), precision, bucket present, gzip
+// header, org, bucket exists, write permission, body (size, gzip stream), line
+// protocol, store.
 func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
 
