@@ -171,6 +171,7 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 		{"local_address", func(p *InfluxDB) { p.TokenFile = missing; p.LocalAddr = "127.0.0.1:99999" }, "local_address: invalid port"},
 		{"rate_limit_period", func(p *InfluxDB) { p.TokenFile = missing; p.Limit = 10 }, "rate_limit_period: must be positive"},
 		{"tls", func(p *InfluxDB) { p.TokenFile = missing; p.TLSCA = missing }, "tls: setting up TLS failed"},
+		{"timeout", func(p *InfluxDB) { p.TokenFile = missing; p.Timeout = config.Duration(-time.Second) }, "timeout: must not be negative"},
 		{"token_debounce", func(p *InfluxDB) { p.TokenFile = missing; p.TokenDebounce = -1 }, "token_debounce: must not be negative"},
 	}
 	for _, tc := range cases {

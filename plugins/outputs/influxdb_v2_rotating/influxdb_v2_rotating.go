@@ -175,6 +175,13 @@ func (p *InfluxDB) Init() error {
 		}
 		p.local = local
 	}
+	for name, d := range map[string]config.Duration{
+		"timeout": p.Timeout, "ping_timeout": p.PingTimeout, "read_idle_timeout": p.ReadIdleTimeout, "rate_limit_period": p.Period,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", name, time.Duration(d))
+		}
+	}
 	if p.Limit > 0 && p.Period <= 0 {
 		return errors.New("rate_limit_period: must be positive when rate_limit is set")
 	}
