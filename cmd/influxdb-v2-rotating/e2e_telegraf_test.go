@@ -28,7 +28,7 @@ type tgPipeline struct {
 	witness string
 }
 
-func startPipeline(t *testing.T, measurement, pluginConf string, binArgs ...string) *tgPipeline {
+func startPipeline(t *testing.T, measurement, mockExtra, pluginConf string, binArgs ...string) *tgPipeline {
 	t.Helper()
 	bin := execdBinary(t)
 	dir := t.TempDir()
@@ -56,7 +56,7 @@ func startPipeline(t *testing.T, measurement, pluginConf string, binArgs ...stri
     name = "seq"
     start = 0.0
     step = 1.0
-
+%s
 [[outputs.execd]]
   command = [%s]
   data_format = "influx"
@@ -65,7 +65,7 @@ func startPipeline(t *testing.T, measurement, pluginConf string, binArgs ...stri
 [[outputs.file]]
   files = [%q]
   data_format = "influx"
-`, measurement, strings.Join(quoted, ", "), witness)
+`, measurement, mockExtra, strings.Join(quoted, ", "), witness)
 	tg := realtools.StartTelegraf(t, conf)
 	if err := tg.WaitForLog("Loaded outputs", 60*time.Second); err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestE2ETenRotationsUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := writeConfig(t, dir, srv.URL(), filepath.Join(mount, "token"), "acme", "telemetry", `  client_id = "e2e-rotation"`+"\n")
-	p := startPipeline(t, "e2e_rotation", conf)
+	p := startPipeline(t, "e2e_rotation", "", conf)
 	waitUntil(t, 60*time.Second, "the first points", func() bool { return len(srv.PointsBy(auth.ID)) > 0 })
 
 	tokens := []string{auth.Token}
@@ -184,8 +184,10 @@ func TestE2EServerRefusesThenRecovers(t *testing.T) {
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
 	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
-	// A small buffer, so a long outage reaches Telegraf's buffer too.
-	p := startPipeline(t, "e2e_outage", conf, "-buffer-limit", "200")
+	// Big lines and a small buffer: the binary's buffer fills, then the
+	// pipe (64 KiB), then Telegraf's own buffer holds the rest.
+	pad := fmt.Sprintf("  [[inputs.mock.constant]]\n    name = \"pad\"\n    value = %q\n", strings.Repeat("x", 1000))
+	p := startPipeline(t, "e2e_outage", pad, conf, "-buffer-limit", "50", "-batch-size", "25")
 	waitUntil(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_outage")) > 10 })
 
 	// Keep a refusal queued for every request until the phase ends.
@@ -217,6 +219,10 @@ func TestE2EServerRefusesThenRecovers(t *testing.T) {
 	if !strings.Contains(out, "keeping the batch") {
 		t.Errorf("the binary never reported keeping a batch:\n%s", realtools.Tail(out, 40))
 	}
+	// Telegraf's write to the full pipe blocked: its buffer took over.
+	if !strings.Contains(out, "did not complete within its flush interval") {
+		t.Errorf("backpressure never reached Telegraf:\n%s", realtools.Tail(out, 40))
+	}
 	t.Logf("%d points stored after a %s outage, none lost", len(seqs), *outage)
 	noSecrets(t, map[string]string{"telegraf and binary": out}, auth.Token)
 }
@@ -233,7 +239,7 @@ func TestE2EInfluxd18(t *testing.T) {
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(realtools.V1Token("writer", pass)+"\n"), 0o600)
 	conf := writeConfig(t, dir, db.URL, tokenFile, "ignored-by-1.8", db.DB+"/autogen", "")
-	p := startPipeline(t, "e2e_influxd18", conf, "-stats-interval", "0")
+	p := startPipeline(t, "e2e_influxd18", "", conf, "-stats-interval", "0")
 	q := `SELECT count("seq") FROM "e2e_influxd18"`
 	waitUntil(t, 60*time.Second, "40 points in influxd", func() bool {
 		n, err := db.Count(q)
