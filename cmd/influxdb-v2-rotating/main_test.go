@@ -133,3 +133,28 @@ func TestCheckProbesTheToken(t *testing.T) {
 	}
 	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
 }
+
+// TestCheckWithSecretStore reads the token through a Telegraf secret store,
+// which Telegraf's execd shim cannot do.
+func TestCheckWithSecretStore(t *testing.T) {
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	secrets := t.TempDir()
+	os.WriteFile(filepath.Join(secrets, "influx_token"), []byte(auth.Token), 0o600)
+	conf := writeFile(t, `[[secretstores.docker]]
+  id = "files"
+  path = "`+secrets+`"
+  dynamic = true
+
+[[outputs.influxdb_v2_rotating]]
+  urls = ["`+srv.URL()+`"]
+  token = "@{files:influx_token}"
+  organization = "acme"
+  bucket = "telemetry"
+`)
+	code, out, errOut := runMain(t, "-check", "-config", conf)
+	if code != 0 || !strings.Contains(out, "OK: token "+"sha256:") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
+}
