@@ -144,24 +144,54 @@ var gzipPool = sync.Pool{New: func() any {
 	return &gzipState{w: w}
 }}
 
+// sentBody is a request body that reports when the transport is done with
+// it. The transport may still read a body after Do returns (the server can
+// answer 401 or 413 before reading it all), so the buffers behind it go back
+// to their pools only after Close.
+type sentBody struct {
+	bytes.Reader
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (b *sentBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// bodyReleaseWait bounds the wait for the transport to close a body; past
+// it the buffers are left to the garbage collector instead of the pools.
+const bodyReleaseWait = 5 * time.Second
+
 // post sends one request. It returns the server's decision, or an error
 // when no answer arrived (connection refused, timeout, TLS failure).
-func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred *rotation.Credential) (rotation.Decision, error) {
+// reusable is false when the transport may still hold body, which then must
+// not be reused.
+func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred *rotation.Credential) (d rotation.Decision, reusable bool, err error) {
 	payload := body
 	var gz *gzipState
 	if w.gzip {
 		gz = gzipPool.Get().(*gzipState)
-		defer gzipPool.Put(gz)
 		gz.out.Reset()
 		gz.w.Reset(&gz.out)
 		if _, err := gz.w.Write(body); err != nil {
-			return rotation.Decision{}, fmt.Errorf("gzip: %w", err)
+			return rotation.Decision{}, true, fmt.Errorf("gzip: %w", err)
 		}
 		if err := gz.w.Close(); err != nil {
-			return rotation.Decision{}, fmt.Errorf("gzip: %w", err)
+			return rotation.Decision{}, true, fmt.Errorf("gzip: %w", err)
 		}
 		payload = gz.out.Bytes()
 	}
+
+	sent := &sentBody{closed: make(chan struct{})}
+	sent.Reset(payload)
+	var replayed atomic.Bool
+	defer func() {
+		reusable = !replayed.Load() && waitClosed(sent.closed)
+		if gz != nil && reusable {
+			gzipPool.Put(gz)
+		}
+	}()
 
 	u := w.writeURL(bucket)
 	header := make(http.Header, 6)
@@ -179,20 +209,23 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        header,
-		Body:          io.NopCloser(bytes.NewReader(payload)),
+		Body:          sent,
 		ContentLength: int64(len(payload)),
 		GetBody: func() (io.ReadCloser, error) {
+			// A redirect or an HTTP/2 retry: this copy is not tracked.
+			replayed.Store(true)
 			return io.NopCloser(bytes.NewReader(payload)), nil
 		},
 	}
 	if err := w.addHeaders(req); err != nil {
-		return rotation.Decision{}, err
+		_ = sent.Close()
+		return rotation.Decision{}, true, err
 	}
 	resp, err := w.client.Do(req.WithContext(ctx))
 	if err != nil {
 		// A broken connection may sit in the pool; start afresh next time.
 		w.transport.CloseIdleConnections()
-		return rotation.Decision{}, err
+		return rotation.Decision{}, false, err
 	}
 	defer resp.Body.Close()
 	var errBody []byte
@@ -201,7 +234,7 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 	}
 	// Drain so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	d := rotation.Classify(resp.StatusCode, resp.Header, errBody)
+	d = rotation.Classify(resp.StatusCode, resp.Header, errBody)
 	if xe := resp.Header.Get("X-Influx-Error"); xe != "" && d.Action != rotation.ActionAccept {
 		if d.Message == "" {
 			d.Message = rotation.ServerMessage([]byte(xe))
@@ -209,7 +242,23 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 			d.Message += "; " + rotation.ServerMessage([]byte(xe))
 		}
 	}
-	return d, nil
+	return d, false, nil
+}
+
+func waitClosed(closed <-chan struct{}) bool {
+	select {
+	case <-closed:
+		return true
+	default:
+	}
+	t := time.NewTimer(bodyReleaseWait)
+	defer t.Stop()
+	select {
+	case <-closed:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // addHeaders applies http_headers, read from their secrets on every request
@@ -243,6 +292,9 @@ type flush struct {
 	retries int
 	// throttled stops further requests once the server asked us to back off.
 	throttled atomic.Bool
+	// keepBuffers is set when the transport may still read a body: the
+	// flush's serialisation buffers must then not return to their pool.
+	keepBuffers atomic.Bool
 }
 
 func (f *flush) current() *rotation.Credential {
@@ -294,7 +346,10 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 			}})
 		}
 		cred := f.current()
-		d, err := w.post(ctx, c.bucket, c.body, cred)
+		d, reusable, err := w.post(ctx, c.bucket, c.body, cred)
+		if !reusable {
+			f.keepBuffers.Store(true)
+		}
 		if err != nil {
 			return append(out, outcome{chunk: c, err: &WriteError{
 				Action:  rotation.ActionRetry,

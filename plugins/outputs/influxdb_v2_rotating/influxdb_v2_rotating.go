@@ -537,7 +537,11 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 	var rejectErrs []error
 	chunks := make([]*chunk, 0, len(batches))
 	bufs := make([]*[]byte, 0, len(batches))
+	var keepBuffers bool
 	defer func() {
+		if keepBuffers {
+			return
+		}
 		for _, b := range bufs {
 			bufPool.Put(b)
 		}
@@ -571,6 +575,7 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		w := p.writers[n]
 		f := &flush{rotator: p.rotator, cred: cred}
 		results = p.sendAll(f, w, chunks, now)
+		keepBuffers = keepBuffers || f.keepBuffers.Load()
 		if reachedAny(results) || len(chunks) == 0 {
 			break
 		}
