@@ -317,6 +317,8 @@ func (p *InfluxDB) Connect() error {
 	if err != nil {
 		return fmt.Errorf("tls: setting up TLS failed: %w", err)
 	}
+	// The agent may call Connect again after a failed attempt.
+	p.writers = p.writers[:0]
 	for _, u := range p.URLs {
 		w, err := newHTTPWriter(writerConfig{
 			url:             u,
