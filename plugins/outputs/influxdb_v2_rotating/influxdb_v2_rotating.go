@@ -38,6 +38,13 @@ import (
 //go:embed sample.conf
 var sampleConfig string
 
+// The plugin is an Output with Init. It is not a StatefulPlugin: the token
+// file is its state, and nothing else needs to survive a restart.
+var (
+	_ telegraf.Output      = (*InfluxDB)(nil)
+	_ telegraf.Initializer = (*InfluxDB)(nil)
+)
+
 // Probe modes, the values of the probe option.
 const (
 	ProbeEmptyWrite = "empty_write"
