@@ -325,3 +325,33 @@ func TestRollbackDuringObserve(t *testing.T) {
 		})
 	}
 }
+
+func TestRollbackBeforePublishAbandonsTheCycle(t *testing.T) {
+	e := newEnv(t, envOptions{hashed: true})
+	if !e.runUntilCrash("provision:after", true) {
+		t.Fatal("never reached provision:after")
+	}
+	if len(e.managed()) != 1 {
+		t.Fatalf("managed %v, want the new one", e.managed())
+	}
+	c := e.controller(nil)
+	if res := c.Rollback(context.Background(), &c.cfg.Credentials[0]); res.Outcome != OutcomeRolledBack {
+		t.Fatalf("rollback: %+v", res)
+	}
+	if len(e.managed()) != 0 || !e.srv.IsActive(e.initial.Token) {
+		t.Errorf("after rollback: managed %v, old active %t", e.managed(), e.srv.IsActive(e.initial.Token))
+	}
+	for _, tg := range e.targets() {
+		if tok, _ := tg.ReadBack(context.Background()); tok != e.initial.Token {
+			t.Errorf("%s changed", tg.Name())
+		}
+	}
+	if st := e.loadState(); st.Cycle != nil {
+		t.Errorf("cycle left: %+v", st.Cycle)
+	}
+	// The credential rotates normally afterwards.
+	if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate after rollback: %+v", res)
+	}
+	e.checkEndState()
+}

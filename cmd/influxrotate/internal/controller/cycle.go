@@ -84,6 +84,9 @@ func (r *run) result(err error) Result {
 	}
 	var ab *abortError
 	switch {
+	case err == nil && r.st != nil && r.st.Last.Outcome == OutcomeRolledBack:
+		// A rollback took the cycle over while this run waited.
+		res.Outcome = OutcomeRolledBack
 	case err == nil:
 		res.Outcome = OutcomeOK
 	case ConfigError(err):

@@ -148,6 +148,26 @@ func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result
 		tok = r.findInTargets(ctx, old.Fingerprint)
 	}
 	now := c.now()
+	if tok == "" && st.Cycle != nil && st.Cycle.Phase == state.PhaseProvision {
+		// Nothing was published yet: dropping the new authorization is the
+		// whole rollback, and the old one stays current.
+		if nw.ID != "" {
+			if err := c.be.Delete(ctx, nw.ID); err != nil {
+				return fail(fmt.Errorf("rollback: deleting the new authorization %s: %w", nw.ID, err))
+			}
+		}
+		st.Cycle = nil
+		st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Finished: now}
+		if err := c.store.Save(st); err != nil {
+			return fail(err)
+		}
+		if err := c.record(cr, cy, "rollback", OutcomeOK, 0, "cycle abandoned before publish"); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=rolled_back current=%s\n", cr.Name, cy.RotationID, old.ID)
+		res.Outcome = OutcomeRolledBack
+		return res
+	}
 	if tok == "" {
 		st.Cycle = nil
 		if nw.ID != "" {
