@@ -16,6 +16,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
 
 var (
@@ -205,18 +206,22 @@ func (e *crashEnv) checkEndState() {
 	if code := e.run("audit", "verify", filepath.Join(e.dir, "audit.jsonl")); code != 0 {
 		t.Errorf("audit verify exit %d: %s", code, e.outputs[len(e.outputs)-1])
 	}
-	tokens := []string{e.initial.Token, e.srv.OperatorToken(), cur.Token}
-	files := append([]string(nil), e.outputs...)
-	for _, p := range []string{"audit.jsonl", "state/telegraf.json"} {
-		data, _ := os.ReadFile(filepath.Join(e.dir, p))
-		files = append(files, string(data))
+	var scan secscan.Scanner
+	scan.Add(e.initial.Token, cur.Token)
+	scan.AddServer(e.srv)
+	for i, out := range e.outputs {
+		scan.Check(t, fmt.Sprintf("output of run %d", i+1), []byte(out))
 	}
-	for i, out := range files {
-		for _, tok := range tokens {
-			if strings.Contains(out, tok) {
-				t.Errorf("output %d contains a token (%s)", i, rotation.Fingerprint(tok))
-			}
-		}
+	// Every file the controller wrote besides the targets themselves.
+	hits, files, err := scan.ScanTree(e.dir, func(path string) bool {
+		rel, _ := filepath.Rel(e.dir, path)
+		return rel == "token" || rel == "exec-token" || rel == "operator-token" || strings.HasPrefix(rel, "mount")
+	})
+	if err != nil || files < 3 {
+		t.Fatalf("scanned %d files: %v", files, err)
+	}
+	for _, h := range hits {
+		t.Errorf("secret leak: %s", h)
 	}
 }
 

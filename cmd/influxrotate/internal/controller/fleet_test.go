@@ -173,9 +173,11 @@ func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.
 // old token: every point must be stored.
 func TestFleetAdoptsFiveRotations(t *testing.T) {
 	writers, groups := 200, 20
+	grace := 400 * time.Millisecond
 	if raceEnabled {
-		// The race detector makes each request ~10x costlier on two cores.
-		writers, groups = 60, 6
+		// The race detector makes each request several times costlier on
+		// two cores: adoption takes about a second, so the grace grows.
+		grace = 1500 * time.Millisecond
 	}
 	if testing.Short() {
 		writers, groups = 20, 2
@@ -202,12 +204,12 @@ max = "20ms"
 name = "fleet"
 org = "acme"
 authorization_id = %q
-grace = "400ms"
+grace = "%s"
 observe = "50ms"
   [[credential.target]]
   type = "secret-dir"
   dir = "mount"
-`, srv.URL(), initial.ID)
+`, srv.URL(), initial.ID, grace)
 	must(t, os.WriteFile(filepath.Join(dir, "c.toml"), []byte(cfgText), 0o600))
 	cfg, err := config.Load(filepath.Join(dir, "c.toml"))
 	must(t, err)
