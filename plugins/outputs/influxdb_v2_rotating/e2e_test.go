@@ -339,7 +339,17 @@ func TestE2ERotationUnderLoad(t *testing.T) {
 		ours[next.ID] = true
 		publishSecret(t, secret, next.Token+"\n")
 		waitFor(t, fmt.Sprintf("rotation %d to be adopted", i+1), 20*time.Second, wroteWith(srv, next.ID))
-		// The controller's order: revoke the old token only after adoption.
+		// Let the new token carry a few flushes of mock points before the
+		// controller's next step: revoke the old token after adoption.
+		waitFor(t, "mock points written with the new token", 20*time.Second, func() bool {
+			n := 0
+			for _, p := range srv.PointsBy(next.ID) {
+				if p.Measurement == "mock" {
+					n++
+				}
+			}
+			return n >= 3
+		})
 		if err := srv.DeleteAuthorization(current.ID); err != nil {
 			t.Fatal(err)
 		}
