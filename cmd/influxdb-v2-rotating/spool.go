@@ -42,6 +42,7 @@ type spool struct {
 	nextSeq int64
 	// pending counts the lines of each segment not yet written to InfluxDB.
 	pending map[int64]int
+	unlock  func()
 }
 
 // openSpool opens (creating) dir and finds the segments left by an earlier run.
@@ -49,9 +50,14 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool_dir %q: %w", dir, err)
 	}
-	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, pending: make(map[int64]int), nextSeq: 1}
+	release, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, pending: make(map[int64]int), nextSeq: 1, unlock: release}
 	segs, err := s.segments()
 	if err != nil {
+		release()
 		return nil, err
 	}
 	if len(segs) > 0 {
@@ -270,10 +276,14 @@ func (s *spool) pendingLines() int {
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur == nil {
-		return nil
+	var err error
+	if s.cur != nil {
+		err = s.cur.Close()
+		s.cur = nil
 	}
-	err := s.cur.Close()
-	s.cur = nil
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
 	return err
 }

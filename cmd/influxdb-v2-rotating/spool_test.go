@@ -140,3 +140,20 @@ func TestSpoolIgnoresForeignFiles(t *testing.T) {
 		t.Fatalf("replayed foreign files: %q %+v", got, st)
 	}
 }
+
+func TestSpoolIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openSpool(dir, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSpool(dir, discard()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second open: %v; want an in-use error", err)
+	}
+	s.close()
+	s2, err := openSpool(dir, discard())
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	s2.close()
+}
