@@ -4,12 +4,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf/config"
-	_ "github.com/influxdata/telegraf/plugins/outputs/influxdb_v2" // the stock plugin, for comparison
+	"github.com/influxdata/telegraf/plugins/outputs"
+	stockplugin "github.com/influxdata/telegraf/plugins/outputs/influxdb_v2"
 )
 
 // stockSampleConfig is the sample.conf of Telegraf's own outputs.influxdb_v2
@@ -187,5 +189,47 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 				t.Fatalf("Init error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// tomlOptions lists the toml option names of a plugin struct, embedded
+// structs included.
+func tomlOptions(t reflect.Type, into map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("toml")
+		if f.Anonymous && tag == "" {
+			tomlOptions(f.Type, into)
+			continue
+		}
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		into[strings.Split(tag, ",")[0]] = f.Type
+	}
+}
+
+func TestEveryStockOptionExists(t *testing.T) {
+	stock, ours := map[string]reflect.Type{}, map[string]reflect.Type{}
+	tomlOptions(reflect.TypeOf(stockplugin.InfluxDB{}), stock)
+	tomlOptions(reflect.TypeOf(InfluxDB{}), ours)
+	if len(stock) < 20 {
+		t.Fatalf("only %d stock options found: %v", len(stock), stock)
+	}
+	for name, typ := range stock {
+		got, ok := ours[name]
+		if !ok {
+			t.Errorf("stock option %q missing", name)
+			continue
+		}
+		// rate_limit has its own type to accept "unlimited"; the rest match.
+		if got != typ && name != "rate_limit" {
+			t.Errorf("option %q is %v here, %v in the stock plugin", name, got, typ)
+		}
+	}
+	// The same defaults as the stock registry entry.
+	stockDefault := outputs.Outputs["influxdb_v2"]().(*stockplugin.InfluxDB)
+	if New().Timeout != stockDefault.Timeout {
+		t.Errorf("timeout default %v, stock %v", New().Timeout, stockDefault.Timeout)
 	}
 }
