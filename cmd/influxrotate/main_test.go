@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,6 +279,102 @@ func TestPauseHookIsInertWhenUnset(t *testing.T) {
 		if strings.Contains(out, "INFLUXROTATE_TEST_PAUSED") {
 			t.Error("the pause hook fired without being set")
 		}
+	}
+	e.checkEndState()
+}
+
+// syncLines collects a child's output for polling.
+type syncLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRunStopsOnSIGTERM runs the daemon binary: SIGTERM while it waits in
+// grace exits 3 (the journal holds the cycle); the next daemon resumes the
+// cycle at start and exits 0 on SIGTERM once idle.
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	e := newCrashEnv(t, true)
+	orig, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setConfig := func(grace, maxAge string) {
+		cfg := strings.Replace(string(orig), `grace = "30ms"`, fmt.Sprintf("grace = %q\nmax_age = %q", grace, maxAge), 1)
+		if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	daemon := func() (*exec.Cmd, *syncLines) {
+		cmd := exec.Command(binary(t), "run", "-config", e.cfg)
+		cmd.Env = append(os.Environ(), "INFLUXROTATE_TEST_PAUSE_AT=")
+		lines := &syncLines{}
+		cmd.Stdout, cmd.Stderr = lines, lines
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, lines
+	}
+	waitFor := func(lines *syncLines, what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(lines.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in:\n%s", what, lines.String())
+			}
+			time.Sleep(10 * time.Millisecond) // bounded poll of the child's output
+		}
+	}
+	terminate := func(cmd *exec.Cmd, lines *syncLines) int {
+		t.Helper()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			e.outputs = append(e.outputs, lines.String())
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return 0
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatal("the daemon ignored SIGTERM")
+			return -1
+		}
+	}
+	// A token older than max_age is due at once; a long grace holds the
+	// daemon in its wait.
+	setConfig("1h", "1ms")
+	cmd, lines := daemon()
+	waitFor(lines, "phase=grace")
+	if code := terminate(cmd, lines); code != 3 {
+		t.Fatalf("SIGTERM during grace: exit %d, want 3:\n%s", code, lines.String())
+	}
+	setConfig("30ms", "1h")
+	cmd, lines = daemon()
+	waitFor(lines, "outcome=ok")
+	if code := terminate(cmd, lines); code != 0 {
+		t.Fatalf("SIGTERM while idle: exit %d, want 0:\n%s", code, lines.String())
+	}
+	if !strings.Contains(lines.String(), "resuming interrupted rotation") {
+		t.Errorf("the second daemon did not resume:\n%s", lines.String())
 	}
 	e.checkEndState()
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse feeds arbitrary text to the controller's configuration parser:
@@ -38,7 +39,19 @@ name = "a"
 	f.Add([]byte("grace = \"-1s\"\n"))
 	f.Add([]byte("\x00\xff[[["))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse(data)
+		type result struct {
+			cfg *Config
+			err error
+		}
+		res := make(chan result, 1)
+		go func() { c, e := Parse(data); res <- result{c, e} }()
+		var r result
+		select {
+		case r = <-res:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Parse hangs on %q", data)
+		}
+		cfg, err := r.cfg, r.err
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "configuration: ") {
 				t.Fatalf("error %q does not say it is about the configuration", err)

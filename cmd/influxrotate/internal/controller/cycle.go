@@ -587,6 +587,7 @@ func (r *run) wait(ctx context.Context, phase state.Phase, deadline time.Time, n
 	rid := r.st.Cycle.RotationID
 	r.hook(phase, "before")
 	if d := deadline.Sub(c.now()); d > 0 {
+		c.log.Info("waiting", "credential", cr.Name, "rotation_id", rid, "phase", phase, "for", d.Round(time.Millisecond))
 		if err := c.record(cr, r.st.Cycle, string(phase), "waiting", 0, d.Round(time.Millisecond).String()); err != nil {
 			return err
 		}
