@@ -233,3 +233,15 @@ func TestEveryStockOptionExists(t *testing.T) {
 		t.Errorf("timeout default %v, stock %v", New().Timeout, stockDefault.Timeout)
 	}
 }
+
+func TestReadmeDocumentsEveryMetricField(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range New().StatsFields() {
+		if !strings.Contains(string(readme), "    - "+name+" (integer") {
+			t.Errorf("README's Metrics section does not document field %q", name)
+		}
+	}
+}
