@@ -1,8 +1,11 @@
 package influxdb_v2_rotating
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -531,5 +534,37 @@ func TestStaticTokenOption(t *testing.T) {
 	}
 	if n := len(e.srv.PointsBy(a.ID)); n != 3 {
 		t.Fatalf("%d of 3 points stored", n)
+	}
+}
+
+func TestAuditLogRecordsRotationsWithoutTokens(t *testing.T) {
+	e := newEnv(t)
+	first, second := e.auth(), e.auth()
+	e.publish(first.Token)
+	audit := filepath.Join(e.dir, "audit.jsonl")
+	p := e.plugin(func(p *InfluxDB) { p.AuditLog = audit; p.ClientID = "agent-7" })
+	e.publish(second.Token)
+	waitActive(t, p, second.Token)
+	if err := p.Write(metrics(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := rotation.VerifyAuditLog(bytes.NewReader(data))
+	if err != nil || n < 2 {
+		t.Fatalf("audit log: %d records, %v", n, err)
+	}
+	for _, tok := range []string{first.Token, second.Token} {
+		if bytes.Contains(data, []byte(tok)) {
+			t.Fatal("the audit log contains a token")
+		}
+	}
+	if !bytes.Contains(data, []byte(rotation.Fingerprint(second.Token))) || !bytes.Contains(data, []byte(`"agent-7"`)) {
+		t.Fatalf("audit log lacks the new token's fingerprint or the client id:\n%s", data)
 	}
 }
