@@ -355,3 +355,62 @@ func TestRollbackBeforePublishAbandonsTheCycle(t *testing.T) {
 	}
 	e.checkEndState()
 }
+
+func TestPermissionsFromBuckets(t *testing.T) {
+	// The writer token holds read and write on the bucket; the new one gets
+	// write only, as configured.
+	e := newEnv(t, envOptions{extra: `buckets = ["telemetry"]`})
+	if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate: %+v", res)
+	}
+	cur := e.checkEndState()
+	if len(cur.Permissions) != 1 || cur.Permissions[0].Action != "write" {
+		t.Errorf("permissions %v, want write on the bucket only", cur.Permissions)
+	}
+}
+
+func TestBucketsBeyondTheCurrentPermissionsAreRefused(t *testing.T) {
+	e := newEnv(t, envOptions{extra: `buckets = ["telemetry", "secrets"]`})
+	e.srv.CreateBucket(e.org, "secrets")
+	res := e.rotate(e.controller(nil), true)
+	if !ConfigError(res.Err) || !strings.Contains(res.Err.Error(), "more than the current authorization") {
+		t.Fatalf("rotate: %+v, want a configuration error", res)
+	}
+	if len(e.managed()) != 0 {
+		t.Error("an authorization was created")
+	}
+}
+
+func TestCurrentFoundByDescription(t *testing.T) {
+	line := `description = "write acme/telemetry"`
+	e := newEnv(t, envOptions{authLine: &line})
+	if a, _ := e.srv.Authorization(e.initial.ID); a.Description != "write acme/telemetry" {
+		t.Skipf("the test server describes writer tokens as %q", a.Description)
+	}
+	if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate: %+v", res)
+	}
+	e.checkEndState()
+	// The next rotation finds the managed authorization by its label.
+	must(t, os.RemoveAll(filepath.Join(e.dir, "state")))
+	if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate without a journal: %+v", res)
+	}
+	e.checkEndState()
+}
+
+func TestFirstAuthorizationFromBuckets(t *testing.T) {
+	line := "description = \"edge writers\"\nbuckets = [\"telemetry\"]"
+	e := newEnv(t, envOptions{authLine: &line})
+	if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotate: %+v", res)
+	}
+	managed := e.managed()
+	if len(managed) != 1 || !strings.HasPrefix(managed[0].Description, "edge writers [influxrotate:telegraf:") {
+		t.Fatalf("managed %v", managed)
+	}
+	// The initial token is not this credential's: it is left alone.
+	if !e.srv.IsActive(e.initial.Token) {
+		t.Error("an unrelated authorization was deactivated")
+	}
+}

@@ -90,6 +90,8 @@ type envOptions struct {
 	extra string
 	// top is added to the top of the file.
 	top string
+	// authLine replaces `authorization_id = "<initial>"`.
+	authLine *string
 }
 
 func newEnv(t *testing.T, o envOptions) *testEnv {
@@ -154,6 +156,9 @@ observe = %q
   key = "influx-token"
 `, o.top, srv.URL(), e.org, e.initial.ID, o.grace, o.observe, o.extra,
 		filepath.Join(e.dir, "publish.sh"), filepath.Join(e.dir, "exec-token"), filepath.Join(e.dir, "exec-token"))
+	if o.authLine != nil {
+		cfg = strings.Replace(cfg, fmt.Sprintf("authorization_id = %q", e.initial.ID), *o.authLine, 1)
+	}
 	e.cfgPath = filepath.Join(e.dir, "influxrotate.toml")
 	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
 	must(t, os.MkdirAll(filepath.Join(e.dir, "out"), 0o700))
