@@ -3,10 +3,15 @@ package influxdb_v2_rotating
 import (
 	"bytes"
 	"errors"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -566,5 +571,46 @@ func TestAuditLogRecordsRotationsWithoutTokens(t *testing.T) {
 	}
 	if !bytes.Contains(data, []byte(rotation.Fingerprint(second.Token))) || !bytes.Contains(data, []byte(`"agent-7"`)) {
 		t.Fatalf("audit log lacks the new token's fingerprint or the client id:\n%s", data)
+	}
+}
+
+func TestPromotionClosesIdleConnections(t *testing.T) {
+	e := newEnv(t)
+	first, second := e.auth(), e.auth()
+	e.publish(first.Token)
+	target, err := url.Parse(e.srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	front.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	front.Start()
+	t.Cleanup(front.Close)
+	p := e.plugin(func(p *InfluxDB) { p.URLs = []string{front.URL} })
+
+	for range 3 {
+		if err := p.Write(metrics(2, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := conns.Load()
+	if err := p.Write(metrics(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if conns.Load() != before {
+		t.Fatalf("a write without rotation opened a connection (%d -> %d): keep-alive is not working", before, conns.Load())
+	}
+	e.publish(second.Token)
+	waitActive(t, p, second.Token)
+	if err := p.Write(metrics(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if conns.Load() == before {
+		t.Fatal("the first write after a promotion reused an old connection")
 	}
 }
