@@ -187,6 +187,11 @@ loop:
 		}
 		rotations++
 		if err := d.waitFor(ctx, 20*time.Second, func() bool { return len(srv.PointsBy(next.ID)) > 0 }); err != nil {
+			if ctx.Err() != nil {
+				rotations--
+				fmt.Fprintln(out, "\n■ interrupted (the last rotation was under way)")
+				break loop
+			}
 			failed++
 			fmt.Fprintf(out, "rotation %2d  %s → %s  NOT adopted: %v; old token kept\n",
 				rotations, rotation.Fingerprint(cur.Token), rotation.Fingerprint(next.Token), err)
@@ -269,15 +274,9 @@ func (c counts) lost() []int64 {
 
 func (d *demo) count() counts {
 	c := counts{sentSeqs: map[int64]bool{}, storedSeqs: map[int64]bool{}}
-	if f, err := os.Open(d.witness); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if s, ok := seqOf(sc.Text()); ok {
-				c.sentSeqs[s] = true
-			}
-		}
-		f.Close()
-	}
+	// The server first, then Telegraf's witness file: outputs.execd and
+	// outputs.file flush on their own tickers, so reading the witness last
+	// keeps "sent" from lagging behind "stored".
 	maxStored := int64(-1)
 	for _, p := range d.srv.Points() {
 		if p.Measurement != measurement {
@@ -287,6 +286,15 @@ func (d *demo) count() counts {
 			c.storedSeqs[int64(v)] = true
 			maxStored = max(maxStored, int64(v))
 		}
+	}
+	if f, err := os.Open(d.witness); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if s, ok := seqOf(sc.Text()); ok {
+				c.sentSeqs[s] = true
+			}
+		}
+		f.Close()
 	}
 	for s := int64(0); s < maxStored; s++ {
 		if !c.storedSeqs[s] {
