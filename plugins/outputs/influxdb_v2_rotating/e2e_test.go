@@ -383,6 +383,11 @@ func TestE2ERotationUnderLoad(t *testing.T) {
 	if got := maxField(srv, "auth_failures"); got != 0 {
 		t.Fatalf("auth_failures reached %d, want 0", got)
 	}
+	for _, p := range srv.Points() {
+		if p.Measurement == "internal_token_rotation" && p.Tags["output"] != "influxdb_v2_rotating" {
+			t.Fatalf("internal_token_rotation point with tags %v, want output=influxdb_v2_rotating", p.Tags)
+		}
+	}
 	if got := maxField(srv, "rotation_failures"); got != 0 {
 		t.Fatalf("rotation_failures reached %d, want 0", got)
 	}
