@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
@@ -412,5 +416,50 @@ func TestFirstAuthorizationFromBuckets(t *testing.T) {
 	// The initial token is not this credential's: it is left alone.
 	if !e.srv.IsActive(e.initial.Token) {
 		t.Error("an unrelated authorization was deactivated")
+	}
+}
+
+// TestCreateWhoseAnswerIsLost puts a proxy in front of the server that
+// forwards the first create but answers 503 instead of the server's 201, as
+// a load balancer timing out would: the authorization exists, the
+// controller does not know it. The retry must find it by its rotation id
+// (and reuse it, or delete it when its token is hashed) instead of leaving
+// an orphan.
+func TestCreateWhoseAnswerIsLost(t *testing.T) {
+	for _, hashed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tokens shown", true: "hashed tokens"}[hashed], func(t *testing.T) {
+			e := newEnv(t, envOptions{hashed: hashed})
+			target, _ := url.Parse(e.srv.URL())
+			rp := httputil.NewSingleHostReverseProxy(target)
+			var dropped atomic.Bool
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost && r.URL.Path == "/api/v2/authorizations" && dropped.CompareAndSwap(false, true) {
+					rp.ServeHTTP(httptest.NewRecorder(), r) // the server creates it; the answer is lost
+					http.Error(w, `{"code":"unavailable","message":"upstream timed out"}`, http.StatusServiceUnavailable)
+					return
+				}
+				rp.ServeHTTP(w, r)
+			}))
+			defer proxy.Close()
+			data, err := os.ReadFile(e.cfgPath)
+			must(t, err)
+			must(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(data), e.srv.URL(), proxy.URL, 1)), 0o600))
+			if res := e.rotate(e.controller(nil), true); res.Outcome != OutcomeOK {
+				t.Fatalf("rotate: %+v\n%s", res, e.logs.String())
+			}
+			if !dropped.Load() {
+				t.Fatal("the create never went through the proxy")
+			}
+			creates := 0
+			for _, r := range e.srv.Requests() {
+				if r.Method == http.MethodPost && r.Path == "/api/v2/authorizations" {
+					creates++
+				}
+			}
+			if want := map[bool]int{false: 1, true: 2}[hashed]; creates != want {
+				t.Errorf("%d creates, want %d", creates, want)
+			}
+			e.checkEndState()
+		})
 	}
 }
