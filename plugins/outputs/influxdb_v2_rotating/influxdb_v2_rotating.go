@@ -367,8 +367,13 @@ func (p *InfluxDB) Connect() error {
 		if p.Probe == ProbePoint {
 			mode = rotation.ProbePoint
 		}
+		probeURL := p.URLs[0]
+		if strings.HasPrefix(probeURL, "unix:") {
+			// The writer's transport dials the socket for any host.
+			probeURL = "http://127.0.0.1"
+		}
 		hp, err := rotation.NewHTTPProber(rotation.ProberConfig{
-			URL:         p.URLs[0],
+			URL:         probeURL,
 			Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.Bucket}},
 			Mode:        mode,
 			ProbeBucket: p.ProbeBucket,

@@ -614,3 +614,31 @@ func TestPromotionClosesIdleConnections(t *testing.T) {
 		t.Fatal("the first write after a promotion reused an old connection")
 	}
 }
+
+func TestUnixSocketURL(t *testing.T) {
+	e := newEnv(t)
+	a := e.auth()
+	e.publish(a.Token)
+	target, err := url.Parse(e.srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(e.dir, "influxd.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("unix sockets unavailable: %v", err)
+	}
+	front := &httptest.Server{Listener: l, Config: &http.Server{Handler: httputil.NewSingleHostReverseProxy(target)}}
+	front.Start()
+	t.Cleanup(front.Close)
+	p := e.plugin(func(p *InfluxDB) { p.URLs = []string{"unix://" + sock} })
+	if err := p.Write(metrics(4, nil)); err != nil {
+		t.Fatalf("Write over a unix socket: %v", err)
+	}
+	if n := len(e.srv.PointsBy(a.ID)); n != 4 {
+		t.Fatalf("%d of 4 points stored", n)
+	}
+	if got := p.StatsFields()["probe_errors_unreachable"]; got != 0 {
+		t.Fatalf("the probe could not reach the server over the socket (%d)", got)
+	}
+}
