@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,9 +135,12 @@ func TestCheckProbesTheToken(t *testing.T) {
 	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
 }
 
-// TestCheckWithSecretStore reads the token through a Telegraf secret store,
-// which Telegraf's execd shim cannot do.
-func TestCheckWithSecretStore(t *testing.T) {
+// TestE2ECheckWithSecretStore reads the token through a Telegraf secret
+// store, which Telegraf's execd shim cannot do. It runs the binary: Telegraf
+// keeps secrets in process-wide state that a second config load in the same
+// process trips over.
+func TestE2ECheckWithSecretStore(t *testing.T) {
+	bin := execdBinary(t)
 	srv := influxv2.NewTest(t, influxv2.Options{})
 	auth := srv.WriteAuthorization("acme", "telemetry")
 	secrets := t.TempDir()
@@ -152,9 +156,9 @@ func TestCheckWithSecretStore(t *testing.T) {
   organization = "acme"
   bucket = "telemetry"
 `)
-	code, out, errOut := runMain(t, "-check", "-config", conf)
-	if code != 0 || !strings.Contains(out, "OK: token "+"sha256:") {
-		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	out, err := exec.Command(bin, "-check", "-config", conf).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK: token sha256:") {
+		t.Fatalf("%v\n%s", err, out)
 	}
-	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
+	noSecrets(t, map[string]string{"-check": string(out)}, auth.Token)
 }

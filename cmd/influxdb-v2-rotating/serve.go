@@ -84,6 +84,11 @@ func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*se
 		counters: &s.counters,
 		log:      log,
 	}
+	if set.statsInterval > 0 && be.statsBucket() == "" {
+		log.Warn("the bucket option is empty, so internal statistics have nowhere to go; -stats-interval ignored")
+		set.statsInterval = 0
+		s.set.statsInterval = 0
+	}
 	s.flusher = &flusher{
 		buf:        s.buf,
 		send:       be,
