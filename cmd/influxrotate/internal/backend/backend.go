@@ -68,6 +68,8 @@ type HTTPError struct {
 	Op      string
 	Status  int
 	Message string
+	// RetryAfter is the server's Retry-After, 0 without one.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {

@@ -120,3 +120,19 @@ func TestV1Quoting(t *testing.T) {
 		t.Errorf("label %+v %t", got, ok)
 	}
 }
+
+func TestRetryHonoursRetryAfterWithinMax(t *testing.T) {
+	calls := 0
+	start := time.Now()
+	err := Retry{Attempts: 2, Initial: time.Millisecond, Max: 30 * time.Millisecond}.Do(context.Background(), nil, "op",
+		func(context.Context) error {
+			calls++
+			return &HTTPError{Status: 429, RetryAfter: time.Hour}
+		})
+	if calls != 2 || StatusOf(err) != 429 {
+		t.Fatalf("calls %d err %v", calls, err)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond || d > 10*time.Second {
+		t.Errorf("waited %s, want Retry-After capped at max (30ms)", d)
+	}
+}

@@ -266,8 +266,8 @@ func (v *V1) grant(ctx context.Context, user string, perms []state.Permission) e
 }
 
 // SetActive implements Backend: deactivation revokes every grant of a's
-// permissions (REVOKE ALL PRIVILEGES ON db FROM user), activation grants
-// them again.
+// permissions (REVOKE ALL PRIVILEGES ON db FROM user) and admin rights
+// (REVOKE ALL PRIVILEGES FROM user); activation grants the permissions again.
 func (v *V1) SetActive(ctx context.Context, a *Authorization, active bool) error {
 	if _, err := v.Get(ctx, a.ID); err != nil {
 		return err
@@ -286,7 +286,10 @@ func (v *V1) SetActive(ctx context.Context, a *Authorization, active bool) error
 			return err
 		}
 	}
-	return nil
+	// And admin rights, should the user have had them: a deactivated user
+	// may do nothing. A rollback re-grants the database permissions only.
+	_, err := v.query(ctx, "revoke admin from "+a.ID, "REVOKE ALL PRIVILEGES FROM "+quoteIdent(a.ID), "")
+	return err
 }
 
 // Delete implements Backend.

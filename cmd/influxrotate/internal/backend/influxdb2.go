@@ -102,7 +102,8 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 		return fmt.Errorf("%s: reading answer: %w", op, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &HTTPError{Op: op, Status: resp.StatusCode, Message: rotation.ServerMessage(data)}
+		return &HTTPError{Op: op, Status: resp.StatusCode, Message: rotation.ServerMessage(data),
+			RetryAfter: rotation.RetryAfter(resp.Header)}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

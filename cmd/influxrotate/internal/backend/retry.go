@@ -2,15 +2,17 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 )
 
 // Retry bounds the retries of one API call: Attempts tries in all, waiting
-// between them a random time in [d/2, d) where d starts at Initial and
+// between them a random time in [d/2, d] where d starts at Initial and
 // doubles up to Max ("equal jitter": spreads a fleet of controllers out
-// while keeping a floor).
+// while keeping a floor), or the server's Retry-After when longer, capped
+// at Max.
 type Retry struct {
 	Attempts int
 	Initial  time.Duration
@@ -45,6 +47,11 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 			r.OnRetry(op, attempt, err)
 		}
 		wait := delay/2 + rand.N(delay/2+1)
+		var he *HTTPError
+		if errors.As(err, &he) && he.RetryAfter > wait {
+			// Honour the server's Retry-After, within the configured bound.
+			wait = min(he.RetryAfter, r.Max)
+		}
 		if log != nil {
 			log.Warn("API call failed, retrying", "op", op, "attempt", attempt, "of", r.Attempts, "wait", wait, "error", err)
 		}

@@ -69,8 +69,14 @@ func TestDryRunTouchesNothing(t *testing.T) {
 	for _, p := range []string{"out/token", "exec-token"} {
 		before[p], _ = os.ReadFile(filepath.Join(e.dir, p))
 	}
+	kubeBefore := len(e.kube.Actions())
 	c := e.controller(nil)
 	res := c.Rotate(context.Background(), &c.cfg.Credentials[0], RotateOptions{Force: true, DryRun: true})
+	for _, a := range e.kube.Actions()[kubeBefore:] {
+		if a.GetVerb() != "get" && a.GetVerb() != "list" {
+			t.Errorf("dry run sent %s to Kubernetes", a.GetVerb())
+		}
+	}
 	if res.Outcome != OutcomeDryRun || res.Err != nil {
 		t.Fatalf("dry run: %+v", res)
 	}
