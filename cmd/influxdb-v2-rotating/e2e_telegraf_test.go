@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,4 +272,156 @@ func TestE2EInfluxd18(t *testing.T) {
 	seqs := p.stopAndCheck(t, stored)
 	t.Logf("%d points stored in influxd 1.8", len(seqs))
 	noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output(), "influxd": db.Log()}, pass)
+}
+
+// childOf returns the pid of the process's one child named name, from
+// /proc (the execd binary under Telegraf).
+func childOf(t *testing.T, pid int, name string) int {
+	t.Helper()
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, c := range strings.Fields(string(data)) {
+			comm, err := os.ReadFile("/proc/" + c + "/comm")
+			if err == nil && strings.TrimSpace(string(comm)) == name[:min(len(name), 15)] {
+				n, _ := strconv.Atoi(c)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// spooledSeqs returns the seq values in a spool's intact records.
+func spooledSeqs(dir string) map[int64]bool {
+	out := map[int64]bool{}
+	s := &spool{dir: dir}
+	segs, _ := s.segments()
+	for _, seq := range segs {
+		data, err := os.ReadFile(s.path(seq))
+		if err != nil {
+			continue
+		}
+		recs, _, _ := parseSegment(data)
+		for _, r := range recs {
+			for line := range splitLines(r) {
+				_, rest, ok := strings.Cut(string(line), "seq=")
+				if !ok {
+					continue
+				}
+				v, _, _ := strings.Cut(rest, " ")
+				v, _, _ = strings.Cut(v, ",")
+				if x, err := strconv.ParseFloat(v, 64); err == nil {
+					out[int64(x)] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestE2EKill9UnderTelegraf kills the binary with SIGKILL while the server
+// refuses writes; Telegraf restarts it. With a spool, everything it had read
+// arrives and only what was still in the pipe can be missing; without, what
+// was buffered is lost too, as the README says.
+func TestE2EKill9UnderTelegraf(t *testing.T) {
+	for _, withSpool := range []bool{true, false} {
+		t.Run(map[bool]string{true: "spool", false: "no spool"}[withSpool], func(t *testing.T) {
+			srv := influxv2.NewTest(t, influxv2.Options{})
+			auth := srv.WriteAuthorization("acme", "telemetry")
+			dir := t.TempDir()
+			tokenFile := filepath.Join(dir, "token")
+			os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
+			conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+			spoolDir := filepath.Join(dir, "spool")
+			var args []string
+			if withSpool {
+				args = []string{"-spool-dir", spoolDir}
+			}
+			p := startPipeline(t, "e2e_kill", "", conf, args...)
+			waitUntil(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_kill")) > 10 })
+
+			// The token is refused: what arrives now stays in the binary.
+			if err := srv.SetActive(auth.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			storedBefore := len(seqPoints(t, srv, "e2e_kill"))
+			buffered := func() int { return len(p.gathered(t)) - storedBefore }
+			waitUntil(t, 30*time.Second, "40 points held by the binary", func() bool { return buffered() >= 40 })
+			pid := childOf(t, p.tg.Pid(), "influxdb-v2-rotating")
+			if pid == 0 {
+				t.Fatal("the binary is not a child of Telegraf")
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			var inSpool map[int64]bool
+			if withSpool {
+				inSpool = spooledSeqs(spoolDir) // the dead process's, before the restart replays it
+			}
+			waitUntil(t, 30*time.Second, "Telegraf restarts the binary", func() bool {
+				c := childOf(t, p.tg.Pid(), "influxdb-v2-rotating")
+				return c != 0 && c != pid
+			})
+			if err := srv.SetActive(auth.ID, true); err != nil {
+				t.Fatal(err)
+			}
+			after := len(p.gathered(t))
+			waitUntil(t, 60*time.Second, "points after the restart", func() bool {
+				return len(seqPoints(t, srv, "e2e_kill")) > after
+			})
+			if err := p.tg.Stop(); err != nil {
+				t.Fatalf("telegraf did not stop cleanly: %v", err)
+			}
+			stored := map[int64]bool{}
+			for _, s := range seqPoints(t, srv, "e2e_kill") {
+				stored[s] = true
+			}
+			// Stored before the refusal began: seq 0..storedBefore-1.
+			maxStoredBefore := int64(storedBefore) - 1
+			var missing []int64
+			for s := range p.gathered(t) {
+				if !stored[s] {
+					missing = append(missing, s)
+				}
+			}
+			slices.Sort(missing)
+			if withSpool {
+				maxSpooled := int64(-1)
+				for s := range inSpool {
+					if !stored[s] {
+						t.Errorf("seq %d was in the spool at the kill but never stored", s)
+					}
+					maxSpooled = max(maxSpooled, s)
+				}
+				if len(inSpool) == 0 {
+					t.Fatal("nothing was in the spool at the kill")
+				}
+				// Only what Telegraf had written to the pipe after the
+				// binary's last read may be missing.
+				for _, s := range missing {
+					if s <= maxSpooled {
+						t.Errorf("seq %d, read before the kill, is missing", s)
+					}
+				}
+				t.Logf("%d points were in the spool at the kill, all stored; %d were still in the pipe", len(inSpool), len(missing))
+			} else {
+				// Lost: what the binary held, and what was in the pipe; a
+				// contiguous run after the last point stored before.
+				if len(missing) == 0 {
+					t.Fatal("nothing lost without a spool: the test did not kill what it meant to")
+				}
+				for i, s := range missing {
+					if s <= maxStoredBefore || (i > 0 && s != missing[i-1]+1) {
+						t.Fatalf("unexpected loss pattern %v (stored before the kill: 0..%d)", missing, maxStoredBefore)
+					}
+				}
+				t.Logf("without a spool the kill lost %d points (seq %d..%d): the binary's buffer and the pipe", len(missing), missing[0], missing[len(missing)-1])
+			}
+			noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output()}, auth.Token)
+		})
+	}
 }
