@@ -130,6 +130,10 @@ func New(opts Options) (*Controller, error) {
 		if err != nil {
 			return nil, err
 		}
+		if fi, err := os.Stat(cfg.OperatorTokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			c.log.Warn("operator_token_file may be read by other users; it can create any token: chmod 600 it",
+				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
 			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
