@@ -54,7 +54,9 @@ type flusher struct {
 	statsEvery time.Duration
 	statsPoint func(now time.Time) (bucket string, line []byte)
 
-	attempt int
+	attempt      int
+	failingSince time.Time
+	lastFailLog  time.Time
 	// wake interrupts a backoff wait (shutdown starting).
 	wake <-chan struct{}
 }
@@ -134,6 +136,10 @@ func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, 
 		}
 		err := f.send.WriteRaw(ctx, bucket, body.Bytes(), len(g))
 		if err == nil {
+			if f.attempt > 0 {
+				f.log.Info("writes succeed again; nothing was lost", "failed_attempts", f.attempt,
+					"outage", time.Since(f.failingSince).Round(time.Millisecond).String())
+			}
 			f.attempt = 0
 			f.counters.written.Add(int64(len(g)))
 			f.buf.done(g)
@@ -152,10 +158,17 @@ func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, 
 		}
 		f.counters.writeFailures.Add(1)
 		f.attempt++
+		now := time.Now()
+		if f.attempt == 1 {
+			f.failingSince = now
+		}
 		wait := max(v.wait, f.backoff())
-		if ctx.Err() == nil {
+		// Every stderr line shows up as an error in Telegraf's log: the
+		// first failures are logged, then one line a minute.
+		if ctx.Err() == nil && (f.attempt <= 3 || now.Sub(f.lastFailLog) >= time.Minute) {
+			f.lastFailLog = now
 			f.log.Warn("write failed; keeping the batch and retrying",
-				"metrics", len(g), "bucket", bucket, "retry_in", wait.String(), "error", err.Error())
+				"metrics", len(g), "bucket", bucket, "attempt", f.attempt, "retry_in", wait.String(), "error", err.Error())
 		}
 		return wait, true
 	}
