@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/influxdata/telegraf"
@@ -241,6 +242,21 @@ func appendName(dst []byte, s string, classes *byteClasses) ([]byte, bool) {
 	return dst, true
 }
 
+// plainString reports whether s is valid UTF-8 needing no escape inside a
+// line-protocol string field (no backslash, quote, newline, CR or tab).
+func plainString(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' || c == '"' || c == '\n' || c == '\r' || c == '\t':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s)
+}
+
 var (
 	minTime = time.Unix(0, math.MinInt64)
 	maxTime = time.Unix(0, math.MaxInt64)
@@ -271,6 +287,21 @@ func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
 	sep := byte(' ')
 	for _, f := range m.FieldList() {
 		if f.Key == "" {
+			continue
+		}
+		if str, isString := f.Value.(string); isString {
+			// lineprotocol.StringValue copies the string; append it here.
+			if !plainString(str) {
+				return dst, false
+			}
+			dst = append(dst, sep)
+			sep = ','
+			if dst, ok = appendName(dst, f.Key, keyClasses); !ok {
+				return dst, false
+			}
+			dst = append(dst, '=', '"')
+			dst = append(dst, str...)
+			dst = append(dst, '"')
 			continue
 		}
 		v, valid := s.value(f.Value)

@@ -22,6 +22,7 @@ func TestFastPathMatchesTheEncoder(t *testing.T) {
 		metric.New("m", map[string]string{"k": `trailing\`}, map[string]any{"v": 1.0}, ts),
 		metric.New("m", map[string]string{"k": "new\nline"}, map[string]any{"v": 1.0}, ts),
 		metric.New("m", nil, map[string]any{"v": 1.0}, time.Unix(0, 0)),
+		metric.New("strings", nil, map[string]any{"plain": "ok", "utf8": "grüße", "empty": ""}, ts),
 		metric.New("m", nil, map[string]any{"v": 1.0}, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)),
 	}
 	compared := 0
@@ -49,9 +50,9 @@ func TestFastPathMatchesTheEncoder(t *testing.T) {
 			}
 		}
 	}
-	// Unicode, the trailing backslash and the newline go to the Encoder;
-	// the year 2300 too unless timestamps are omitted; the other five cases
-	// take the fast path in all 4 modes.
+	// Unicode names, the trailing backslash, the newline and the string
+	// needing escapes go to the Encoder; the year 2300 too unless timestamps
+	// are omitted; the other five cases take the fast path in all 4 modes.
 	if compared != 5*4+2 {
 		t.Fatalf("fast path taken %d times, want 22", compared)
 	}
