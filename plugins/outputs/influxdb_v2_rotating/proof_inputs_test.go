@@ -1,3 +1,5 @@
+//go:build unix
+
 package influxdb_v2_rotating
 
 // TLS certificate changes and the bad-inputs catalogue: token files,
@@ -22,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,6 +206,34 @@ func TestProofBadTokenFiles(t *testing.T) {
 				r.t.Fatal(err)
 			}
 		}, false, "permission denied"},
+		{"a named pipe", func(r *proofRig) {
+			// Opening a FIFO blocks until a writer appears. If the source
+			// opens it blindly, its goroutine (and any flush that re-reads
+			// the token after a refusal) hangs; unblock it so the test ends.
+			tmp := filepath.Join(r.dir, ".fifo")
+			if err := syscall.Mkfifo(tmp, 0o600); err != nil {
+				r.t.Fatal(err)
+			}
+			if err := os.Rename(tmp, r.path); err != nil {
+				r.t.Fatal(err)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for r.stat("source_errors") == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if r.stat("source_errors") == 0 {
+				r.t.Errorf("token file replaced by a named pipe: no source error within 3s; the reader is blocked in open(2) " +
+					"(rotation.FileSource should refuse anything but a regular file before opening it)")
+				for range 50 { // a reader may open it again at the next event
+					w, err := os.OpenFile(r.path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+					if err != nil {
+						break // ENXIO: nobody is blocked reading
+					}
+					w.Close()
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}, false, ""},
 		{"deleted", func(r *proofRig) {
 			if err := os.Remove(r.path); err != nil {
 				r.t.Fatal(err)
