@@ -166,13 +166,11 @@ func trailer(payload []byte) []byte {
 	return fmt.Appendf(nil, "%slen=%d crc32c=%08x\n", commitPrefix, len(payload), crc32.Checksum(payload, crcTable))
 }
 
+// checkTrailer accepts only the exact trailer append writes for payload:
+// length and checksum must match, and nothing else may differ.
 func checkTrailer(rest, payload []byte) bool {
-	var n int
-	var sum uint32
-	if _, err := fmt.Sscanf(string(rest), "len=%d crc32c=%x", &n, &sum); err != nil {
-		return false
-	}
-	return n == len(payload) && sum == crc32.Checksum(payload, crcTable)
+	want := trailer(payload)
+	return bytes.Equal(rest, want[len(commitPrefix):len(want)-1])
 }
 
 // append writes one record and fsyncs it; n is its number of lines, held
