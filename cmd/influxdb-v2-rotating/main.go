@@ -191,8 +191,26 @@ func versionString() string {
 	if version != "" {
 		return version
 	}
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-		return info.Main.Version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
 	}
-	return "unknown"
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		// A build from a checkout: name the commit instead.
+		var rev, dirty string
+		for _, kv := range info.Settings {
+			switch {
+			case kv.Key == "vcs.revision" && len(kv.Value) >= 12:
+				rev = kv.Value[:12]
+			case kv.Key == "vcs.modified" && kv.Value == "true":
+				dirty = "-dirty"
+			}
+		}
+		if rev != "" {
+			return "devel-" + rev + dirty
+		}
+		return "devel"
+	}
+	return v
 }
