@@ -642,3 +642,19 @@ func TestUnixSocketURL(t *testing.T) {
 		t.Fatalf("the probe could not reach the server over the socket (%d)", got)
 	}
 }
+
+func TestTokenEnvOption(t *testing.T) {
+	e := newEnv(t)
+	a := e.auth()
+	t.Setenv("INFLUXROTATE_TEST_TOKEN", a.Token)
+	p := e.plugin(func(p *InfluxDB) {
+		p.TokenFile = ""
+		p.TokenEnv = "INFLUXROTATE_TEST_TOKEN"
+	})
+	if err := p.Write(metrics(3, nil)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if n := len(e.srv.PointsBy(a.ID)); n != 3 {
+		t.Fatalf("%d of 3 points stored", n)
+	}
+}
