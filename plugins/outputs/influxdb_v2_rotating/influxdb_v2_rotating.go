@@ -8,6 +8,7 @@
 package influxdb_v2_rotating
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"errors"
@@ -728,7 +729,7 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 		bucket = p.Bucket
 	}
 	if count <= 0 {
-		count = strings.Count(string(lines), "\n")
+		count = bytes.Count(lines, newline)
 		if lines[len(lines)-1] != '\n' {
 			count++
 		}
@@ -772,6 +773,8 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 	}
 	return &WriteError{Action: rotation.ActionRetry, Message: fmt.Sprintf("%v: %v", errNoAnswer, lastErr), Err: lastErr}
 }
+
+var newline = []byte{'\n'}
 
 // Rotator returns the plugin's Rotator (nil before Connect), for a SIGHUP
 // Reload and for statistics.
