@@ -1,0 +1,7 @@
+//go:build !unix
+
+package rotation
+
+import "os"
+
+const openTokenFlags = os.O_RDONLY

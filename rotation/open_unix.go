@@ -1,0 +1,11 @@
+//go:build unix
+
+package rotation
+
+import (
+	"os"
+	"syscall"
+)
+
+// openTokenFlags opens without blocking, which only matters for a named pipe.
+const openTokenFlags = os.O_RDONLY | syscall.O_NONBLOCK
