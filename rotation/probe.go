@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,9 +107,11 @@ func (v Verdict) String() string {
 // ProbeMeasurement is the measurement of the point written in ProbePoint mode.
 const ProbeMeasurement = "influxrotate_probe"
 
-// emptyWriteMessage is how InfluxDB 3 answers an empty write once the token
-// has been accepted.
-const emptyWriteMessage = "incoming write was empty"
+// emptyWriteMessages are the 400 answers to an empty write that come after
+// the token and its write permission were accepted: InfluxDB 3, and
+// InfluxDB 2.0.x before 2.1 made an empty write return 204
+// (influxdata/influxdb#22574).
+var emptyWriteMessages = []string{"incoming write was empty", "writing requires points"}
 
 // HTTPProber validates tokens against the InfluxDB write API.
 type HTTPProber struct {
@@ -225,7 +228,7 @@ func classifyProbe(status int, body []byte) (Verdict, string) {
 	msg := ServerMessage(body)
 	switch status {
 	case http.StatusBadRequest:
-		if strings.Contains(msg, emptyWriteMessage) {
+		if slices.ContainsFunc(emptyWriteMessages, func(m string) bool { return strings.Contains(msg, m) }) {
 			return VerdictValid, msg
 		}
 	case http.StatusUnauthorized:

@@ -74,6 +74,7 @@ func TestProbeClassification(t *testing.T) {
 	}{
 		"2.x empty write accepted":        {204, "", "", VerdictValid, ""},
 		"3.x empty write after auth":      {400, jsonCT, `{"error":"write buffer error: incoming write was empty"}`, VerdictValid, "incoming write was empty"},
+		"2.0.x empty write after auth":    {400, jsonCT, `{"code":"invalid","message":"writing requires points"}`, VerdictValid, "writing requires points"},
 		"2.x unknown token":               {401, jsonCT, `{"code":"unauthorized","message":"unauthorized access"}`, VerdictRefused, "unauthorized access"},
 		"1.x wrong password":              {401, jsonCT, `{"error":"authorization failed"}`, VerdictRefused, "authorization failed"},
 		"3.x unknown token":               {401, jsonCT, `{"error":"the request was not authenticated"}`, VerdictRefused, "not authenticated"},
