@@ -677,9 +677,15 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 		return nil
 	}
 	err := cmpOr(keepErr, dropErr, lastErr)
-	if err == nil {
+	switch {
+	case err != nil:
+	case len(accepted)+len(rejected) < total:
 		// Only the rate limit held metrics back.
 		err = &WriteError{Action: rotation.ActionThrottle, Message: "rate limit reached; remaining metrics kept for the next flush"}
+	default:
+		// Everything was sent except metrics that cannot be serialised.
+		err = &WriteError{Action: rotation.ActionDrop,
+			Message: fmt.Sprintf("dropped %d metric(s) that cannot be serialized, first: %v", len(rejected), rejectErrs[0])}
 	}
 	if len(accepted) == 0 && len(rejected) == 0 {
 		return err

@@ -349,8 +349,8 @@ func TestSerializationFailureRejectsOnlyThatMetric(t *testing.T) {
 	bad.AddField("nan", nanValue())
 	ro.AddMetric(bad)
 	err := ro.Write()
-	if err == nil {
-		t.Fatal("Write succeeded with a metric that has no serializable field")
+	if err == nil || !strings.Contains(err.Error(), "cannot be serialized") || !strings.Contains(err.Error(), "no serializable fields") {
+		t.Fatalf("Write error %v, want one saying a metric cannot be serialized", err)
 	}
 	if ro.BufferLength() != 0 {
 		t.Fatalf("%d metrics still buffered; the bad one must be dropped, the good ones stored", ro.BufferLength())
