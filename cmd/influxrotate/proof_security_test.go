@@ -33,34 +33,14 @@ import (
 	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
 
-// proofBinary builds this command once for the test run.
-var proofBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
+// buildProofBinary shares the binary main_test.go builds once per test
+// process (and removes in TestMain), so that -count=N works.
 func buildProofBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped with -short")
 	}
-	proofBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "influxrotate-proof-")
-		if err != nil {
-			proofBin.err = err
-			return
-		}
-		proofBin.path = filepath.Join(dir, "influxrotate")
-		out, err := exec.Command("go", "build", "-o", proofBin.path, ".").CombinedOutput()
-		if err != nil {
-			proofBin.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if proofBin.err != nil {
-		t.Fatal(proofBin.err)
-	}
-	return proofBin.path
+	return binary(t)
 }
 
 // issuing fronts the test server and registers the token of every
@@ -90,7 +70,6 @@ func issuing(t *testing.T, srv *influxv2.Server, scan *secscan.Scanner) *httptes
 
 func TestProofSecurityFullRotationLeaksNoToken(t *testing.T) {
 	bin := buildProofBinary(t)
-	t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(bin)) })
 	var scan secscan.Scanner
 	srv := influxv2.NewTest(t, influxv2.Options{})
 	front := issuing(t, srv, &scan)
