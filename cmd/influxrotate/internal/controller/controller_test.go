@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
@@ -468,4 +469,65 @@ func TestCreateWhoseAnswerIsLost(t *testing.T) {
 			e.checkEndState()
 		})
 	}
+}
+
+func TestRollbackRepublishesTheOldTokenHeldByATarget(t *testing.T) {
+	e := newEnv(t, envOptions{hashed: true})
+	if !e.runUntilCrash("observe:before", true) {
+		t.Fatal("never reached observe")
+	}
+	// One target was not updated (a node that missed the publish, a restored
+	// backup): it still holds the old token, the only copy the controller can
+	// find with hashed tokens.
+	must(t, os.WriteFile(filepath.Join(e.dir, "out", "token"), []byte(e.initial.Token+"\n"), 0o600))
+	c := e.controller(nil)
+	if res := c.Rollback(context.Background(), &c.cfg.Credentials[0]); res.Outcome != OutcomeRolledBack {
+		t.Fatalf("rollback: %+v", res)
+	}
+	if !e.srv.IsActive(e.initial.Token) || len(e.managed()) != 0 {
+		t.Errorf("old active %t, managed %v", e.srv.IsActive(e.initial.Token), e.managed())
+	}
+	for _, tg := range e.targets() {
+		if tok, _ := tg.ReadBack(context.Background()); tok != e.initial.Token {
+			t.Errorf("%s does not hold the old token", tg.Name())
+		}
+	}
+	e.checkAudit()
+	e.checkNoLeak()
+}
+
+func TestRunRotatesOnSchedule(t *testing.T) {
+	e := newEnv(t, envOptions{extra: "jitter = \"100ms\"", grace: 5 * time.Millisecond, observe: 5 * time.Millisecond})
+	data, err := os.ReadFile(e.cfgPath)
+	must(t, err)
+	must(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(data), `max_age = "1h"`, `max_age = "300ms"`, 1)), 0o600))
+	c := e.controller(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	seen := map[string]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(seen) < 3 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("%d rotations in 30s, want 3", len(seen))
+		}
+		if st := e.loadState(); st.Last.Outcome == OutcomeOK {
+			seen[st.Last.RotationID] = true
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll of the daemon's journal
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if st := e.loadState(); st.Cycle != nil {
+		// Cancelled in the middle of a fourth rotation: it resumes.
+		if res := e.rotate(e.controller(nil), false); res.Outcome != OutcomeOK {
+			t.Fatalf("resume: %+v", res)
+		}
+	}
+	e.checkEndState()
 }
