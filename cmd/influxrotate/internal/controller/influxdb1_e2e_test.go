@@ -147,3 +147,71 @@ observe = "10ms"
 		}
 	}
 }
+
+// TestE2EInfluxDB1ResumeAfterCrash stops the controller (a panic from the
+// hook, like a kill) inside phases on a real influxd 1.8: a 1.x password is
+// never shown again, so an orphan user is dropped and a new one created.
+func TestE2EInfluxDB1ResumeAfterCrash(t *testing.T) {
+	d := realtools.StartInfluxd(t)
+	for i, point := range []string{"provision:created", "publish:before", "deactivate:patched", "delete:deleted"} {
+		t.Run(point, func(t *testing.T) {
+			name := fmt.Sprintf("edge%d", i)
+			oldPass := realtools.RandomSecret()
+			must(t, d.CreateUser(name, oldPass, d.DB))
+			dir := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(dir, "op"), []byte(realtools.V1Token(d.AdminUser, d.AdminPassword)), 0o600))
+			must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(realtools.V1Token(name, oldPass)), 0o600))
+			must(t, os.WriteFile(filepath.Join(dir, "c.toml"), []byte(fmt.Sprintf(`
+url = %q
+backend = "influxdb1"
+operator_token_file = "op"
+state_dir = "state"
+audit_log = "audit.jsonl"
+[retry]
+initial = "1ms"
+max = "5ms"
+[[credential]]
+name = %q
+authorization_id = %q
+description = %q
+grace = "10ms"
+observe = "10ms"
+  [[credential.target]]
+  type = "file"
+  path = "token"
+`, d.URL, name, name, name)), 0o600))
+			cfg, err := config.Load(filepath.Join(dir, "c.toml"))
+			must(t, err)
+			crashed := func() (crashed bool) {
+				c, err := New(Options{Config: cfg, Hook: func(p string) {
+					if p == point {
+						panic(crash{p})
+					}
+				}})
+				must(t, err)
+				defer func() { crashed = recover() != nil }()
+				c.Rotate(context.Background(), &cfg.Credentials[0], RotateOptions{Force: true})
+				return false
+			}()
+			if !crashed {
+				t.Fatalf("never reached %s", point)
+			}
+			c, err := New(Options{Config: cfg})
+			must(t, err)
+			if res := c.Rotate(context.Background(), &cfg.Credentials[0], RotateOptions{}); res.Outcome != OutcomeOK {
+				t.Fatalf("resume: %+v", res)
+			}
+			tok, err := (&target.File{Path: filepath.Join(dir, "token")}).ReadBack(context.Background())
+			must(t, err)
+			if s := v1Write(t, d, tok); s != http.StatusNoContent {
+				t.Errorf("published token write: %d", s)
+			}
+			user, _, _ := strings.Cut(tok, ":")
+			for _, u := range v1Users(t, d) {
+				if strings.HasPrefix(u, name) && u != user {
+					t.Errorf("user %s left over (current %s)", u, user)
+				}
+			}
+		})
+	}
+}
