@@ -16,7 +16,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
-// errAbort ends a cycle early with the old token still active.
+// abortError ends a cycle early with the old token still active (exit 1).
 type abortError struct{ err error }
 
 func (e *abortError) Error() string { return e.err.Error() }
