@@ -233,7 +233,7 @@ func TestProofBadTokenFiles(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
-		}, false, ""},
+		}, false, "not a regular file"},
 		{"deleted", func(r *proofRig) {
 			if err := os.Remove(r.path); err != nil {
 				r.t.Fatal(err)
@@ -315,9 +315,8 @@ func TestProofBadConfigs(t *testing.T) {
 		{"unknown option", `token = "x"` + "\n" + `tokn_file = "/tmp/t"`, "tokn_file"},
 		{"negative probe_timeout", `token = "x"` + "\n" + `probe_timeout = "-1s"`, "probe_timeout"},
 		{"negative token_debounce", `token = "x"` + "\n" + `token_debounce = "-5s"`, "token_debounce"},
-		// Init accepts this today (as the stock plugin does): http.Client
-		// treats a negative Timeout as none at all, so a hung server holds a
-		// flush forever. Reported to the plugin's owner.
+		// The stock plugin accepts this: http.Client treats a negative
+		// Timeout as none at all, so a hung server would hold a flush forever.
 		{"negative timeout", `token = "x"` + "\n" + `timeout = "-5s"`, "timeout"},
 		{"bad probe", `token = "x"` + "\n" + `probe = "maybe"`, "probe"},
 		{"bad content_encoding", `token = "x"` + "\n" + `content_encoding = "br"`, "content_encoding"},
