@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -244,6 +245,10 @@ func TestE2EInfluxd18(t *testing.T) {
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(realtools.V1Token("writer", pass)+"\n"), 0o600)
 	conf := writeConfig(t, dir, db.URL, tokenFile, "ignored-by-1.8", db.DB+"/autogen", "")
+	// -check's probe understands 1.8's answer to an empty write.
+	if out, err := exec.Command(execdBinary(t), "-check", "-config", conf).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK: token sha256:") {
+		t.Fatalf("-check against influxd 1.8: %v\n%s", err, out)
+	}
 	p := startPipeline(t, "e2e_influxd18", "", conf, "-stats-interval", "0")
 	q := `SELECT count("seq") FROM "e2e_influxd18"`
 	waitUntil(t, 60*time.Second, "40 points in influxd", func() bool {
