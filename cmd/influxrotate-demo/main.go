@@ -128,10 +128,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
   command = [%q, "-config", %q, "-flush-interval", "500ms", "-stats-interval", "2s"]
   data_format = "influx"
 
-# What Telegraf sent, to count against what the server stored.
+# What Telegraf sent, to count against what the server stored; flushed
+# often so that it never lags behind the server.
 [[outputs.file]]
   files = [%q]
   data_format = "influx"
+  flush_interval = "20ms"
 `, o.interval.String(), measurement, execd, pluginConf, witness)), 0o600); err != nil {
 		return err
 	}
