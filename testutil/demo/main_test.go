@@ -16,7 +16,7 @@ import (
 func TestE2EDemo(t *testing.T) {
 	tg := realtools.Binary(t, "telegraf")
 	execd := filepath.Join(t.TempDir(), "influxdb-v2-rotating")
-	if out, err := exec.Command("go", "build", "-o", execd, "../influxdb-v2-rotating").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", execd, "../../cmd/influxdb-v2-rotating").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
