@@ -1,7 +1,8 @@
 package main
 
 // The security proof: a full rotation scenario — the built influxrotate
-// binary rotating a token three times while the plugin writes with it —
+// binary rotating a token three times while the plugin and the built execd
+// binary write with it —
 // after which every log line, error, metric, audit record, state file and
 // request record is scanned for every token the server ever issued. Then
 // the audit log is tampered with in each way a tamperer could, and
@@ -41,6 +42,19 @@ func buildProofBinary(t *testing.T) string {
 		t.Skip("builds and runs the binary; skipped with -short")
 	}
 	return binary(t)
+}
+
+// buildExecdBinary builds cmd/influxdb-v2-rotating into the test's
+// temporary directory (the build cache makes repeats cheap).
+func buildExecdBinary(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "influxdb-v2-rotating")
+	cmd := exec.Command("go", "build", "-o", path, ".")
+	cmd.Dir = filepath.Join("..", "influxdb-v2-rotating")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return path
 }
 
 // issuing fronts the test server and registers the token of every
@@ -172,6 +186,49 @@ observe = "100ms"
 		}
 	}()
 
+	// The execd binary reads the same token file, with its own audit log,
+	// writing its statistics to InfluxDB every 100ms and logging at debug.
+	execdConf := filepath.Join(dir, "execd.conf")
+	mustWrite(execdConf, fmt.Sprintf(`[[outputs.influxdb_v2_rotating]]
+  urls = [%q]
+  organization = %q
+  bucket = %q
+  token_file = %q
+  token_debounce = "5ms"
+  audit_log = %q
+`, front.URL, org, bucket, tokenFile, filepath.Join(dir, "execd-audit", "audit.jsonl")), 0o600)
+	if err := os.MkdirAll(filepath.Join(dir, "execd-audit"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	execd := exec.Command(buildExecdBinary(t), "-config", execdConf, "-debug", "-batch-size", "10",
+		"-flush-interval", "20ms", "-stats-interval", "100ms", "-shutdown-timeout", "10s")
+	execdIn, err := execd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var execdOut, execdErr bytes.Buffer
+	execd.Stdout, execd.Stderr = &execdOut, &execdErr
+	if err := execd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	execdDone := make(chan struct{})
+	go func() { // a line every 20 ms on stdin until the rotations are over
+		defer close(execdDone)
+		defer execdIn.Close()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := fmt.Fprintf(execdIn, "execd,host=b v=%d %d\n", i, 1_700_000_000_000_000_000+int64(i)); err != nil {
+				return
+			}
+		}
+	}()
+
 	var ctlOut bytes.Buffer
 	for i := 0; i < 3; i++ {
 		cmd := exec.Command(bin, "rotate", "-config", cfgPath, "-force", "-debug")
@@ -186,6 +243,13 @@ observe = "100ms"
 	}
 	close(stop)
 	<-done
+	<-execdDone
+	if err := execd.Wait(); err != nil {
+		t.Errorf("execd binary: %v\n%s", err, execdErr.String())
+	}
+	if !strings.Contains(execdErr.String(), "rotated") {
+		t.Errorf("the execd binary's log shows no rotation: the scenario did not exercise it\n%s", execdErr.String())
+	}
 	if err := p.Close(); err != nil {
 		t.Errorf("plugin Close: %v", err)
 	}
@@ -204,6 +268,7 @@ observe = "100ms"
 	// Everything the scenario produced, except the two token files.
 	var everything bytes.Buffer
 	fmt.Fprintf(&everything, "controller output:\n%s\n", ctlOut.String())
+	fmt.Fprintf(&everything, "execd binary output:\n%s\n%s\n", execdOut.String(), execdErr.String())
 	for _, m := range log.Messages() {
 		everything.WriteString(m.String() + "\n")
 	}
@@ -234,7 +299,7 @@ observe = "100ms"
 		scan.Len(), everything.Len(), files, len(hits), written.Load())
 
 	// Both audit logs verify with the binary.
-	for _, audit := range []string{filepath.Join(dir, "audit", "audit.jsonl"), p.AuditLog} {
+	for _, audit := range []string{filepath.Join(dir, "audit", "audit.jsonl"), p.AuditLog, filepath.Join(dir, "execd-audit", "audit.jsonl")} {
 		out, err := exec.Command(bin, "audit", "verify", audit).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "hash chain valid") {
 			t.Fatalf("audit verify %s: %v\n%s", audit, err, out)
