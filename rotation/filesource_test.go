@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
+	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
 // waitDelivery is how long a change may take to be seen; generous for a
 // loaded CI machine, never reached when things work.
 const waitDelivery = 10 * time.Second
 
-func newFileSource(t *testing.T, cfg FileSourceConfig) (*FileSource, *logBuffer) {
+func newFileSource(t *testing.T, cfg FileSourceConfig) (*FileSource, *capture.Buffer) {
 	t.Helper()
 	log, buf := newTestLogger()
 	cfg.Logger = log
@@ -214,7 +215,7 @@ func TestFileSourceDeleteThenRecreateLater(t *testing.T) {
 	}
 	writeFile(t, path, tokenN(2), 0o600)
 	expectToken(t, s, tokenN(2))
-	if n := logs.count("token file is missing"); n != 1 {
+	if n := logs.Count("token file is missing"); n != 1 {
 		t.Errorf("missing file logged %d times, want once", n)
 	}
 }
@@ -286,7 +287,7 @@ func TestFileSourceChmod000ThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectToken(t, s, tokenN(2))
-	if logs.count("permission denied") != 1 {
+	if logs.Count("permission denied") != 1 {
 		t.Errorf("permission error not logged exactly once: %s", logs)
 	}
 }
@@ -333,7 +334,7 @@ func TestFileSourceInvalidContentKeepsTokenAndLogsOnce(t *testing.T) {
 	if !errors.Is(err, ErrTokenMultiline) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("Read error %q: want ErrTokenMultiline naming the file, not the content", err)
 	}
-	if n := logs.count("token file cannot be used"); n != 1 {
+	if n := logs.Count("token file cannot be used"); n != 1 {
 		t.Errorf("bad content logged %d times, want once:\n%s", n, logs)
 	}
 	if strings.Contains(logs.String(), "SECRET") {
@@ -341,10 +342,10 @@ func TestFileSourceInvalidContentKeepsTokenAndLogsOnce(t *testing.T) {
 	}
 	// A different failure is logged again.
 	writeFile(t, path, "", 0o600)
-	waitFor(t, waitDelivery, "the empty file to be logged", func() bool { return logs.count("token file cannot be used") == 2 })
+	waitFor(t, waitDelivery, "the empty file to be logged", func() bool { return logs.Count("token file cannot be used") == 2 })
 	writeFile(t, path, tokenN(2), 0o600)
 	expectToken(t, s, tokenN(2))
-	waitFor(t, waitDelivery, "recovery to be logged", func() bool { return logs.count("readable again") == 1 })
+	waitFor(t, waitDelivery, "recovery to be logged", func() bool { return logs.Count("readable again") == 1 })
 }
 
 func TestFileSourceRejectsEveryBadContent(t *testing.T) {

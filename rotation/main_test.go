@@ -1,14 +1,14 @@
 package rotation
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind: every
@@ -17,29 +17,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logBuffer is a goroutine-safe buffer for a slog handler that captures
-// every log line of a test, so tests can scan it for tokens.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(substr string) int { return strings.Count(b.String(), substr) }
-
-func newTestLogger() (*slog.Logger, *logBuffer) {
-	b := new(logBuffer)
+func newTestLogger() (*slog.Logger, *capture.Buffer) {
+	b := new(capture.Buffer)
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 

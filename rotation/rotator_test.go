@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
 // memSource is a Source whose token the test sets; Set delivers a change
@@ -106,7 +108,7 @@ type rotatorFixture struct {
 	src    *memSource
 	prober *fakeProber
 	stats  *Stats
-	logs   *logBuffer
+	logs   *capture.Buffer
 	drains atomic.Int64
 }
 
@@ -137,7 +139,7 @@ func newRotatorFixture(t *testing.T, initial string, mod func(*Config)) *rotator
 	return f
 }
 
-func newTestLoggerInto(b **logBuffer) *slog.Logger {
+func newTestLoggerInto(b **capture.Buffer) *slog.Logger {
 	l, buf := newTestLogger()
 	*b = buf
 	return l

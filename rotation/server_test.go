@@ -22,6 +22,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
+	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
 
@@ -182,23 +183,6 @@ func (w *writer) post(ctx context.Context, c *rotation.Credential, batch []byte)
 	return resp.StatusCode, resp.Header, body, nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rig is a server, a kubelet-style secret volume, a FileSource and a
 // Rotator wired as a writer would wire them.
 type rig struct {
@@ -207,7 +191,7 @@ type rig struct {
 	src    *rotation.FileSource
 	rot    *rotation.Rotator
 	stats  *rotation.Stats
-	logs   *syncBuffer
+	logs   *capture.Buffer
 	w      *writer
 	tokens []string // every token created, to scan output for
 	tmu    sync.Mutex
@@ -215,7 +199,7 @@ type rig struct {
 
 func newRig(t testing.TB, fallback bool, audit *rotation.AuditLog) *rig {
 	t.Helper()
-	r := &rig{srv: influxv2.NewTest(t, influxv2.Options{}), dir: t.TempDir(), stats: new(rotation.Stats), logs: new(syncBuffer)}
+	r := &rig{srv: influxv2.NewTest(t, influxv2.Options{}), dir: t.TempDir(), stats: new(rotation.Stats), logs: new(capture.Buffer)}
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	first := r.newAuth()
 	r.publish(t, first.Token)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
 )
@@ -64,36 +64,18 @@ func execdBinary(t *testing.T) string {
 	return builtPath
 }
 
-// lockedBuffer is an io.Writer safe for a process's output and a test reading it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // child is the binary run directly, with a pipe on stdin.
 type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
+	stderr *capture.Buffer
 	done   chan struct{}
 	err    error
 }
 
 func startChild(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: exec.Command(bin, args...), stderr: &capture.Buffer{}, done: make(chan struct{})}
 	c.cmd.Stderr = c.stderr
 	c.cmd.Stdout = c.stderr
 	var err error

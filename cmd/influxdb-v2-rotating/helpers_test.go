@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,25 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/influxrotate/influxrotate/testutil/capture"
 )
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -160,7 +143,7 @@ func testSettings() settings {
 type running struct {
 	srv   *server
 	stdin *io.PipeWriter
-	logs  *syncBuffer
+	logs  *capture.Buffer
 	hup   chan struct{}
 	stop  context.CancelFunc
 	code  chan int
@@ -169,7 +152,7 @@ type running struct {
 func start(t *testing.T, set settings, be backend) *running {
 	t.Helper()
 	pr, pw := io.Pipe()
-	logs := &syncBuffer{}
+	logs := &capture.Buffer{}
 	srv, err := newServer(set, be, pr, testLogger(logs))
 	if err != nil {
 		t.Fatal(err)

@@ -9,13 +9,15 @@ import (
 	"testing/iotest"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
 // readAll runs a lineReader to the end and returns the lines to send with
 // their buckets, and the raw lines a spool would keep.
 func readAll(t testing.TB, r io.Reader, opts lineOptions) (out, raw []string, h *lineHandler, logs string) {
 	t.Helper()
-	var lb syncBuffer
+	var lb capture.Buffer
 	h = newLineHandler(opts, testLogger(&lb))
 	lr := newLineReader(r, h)
 	for i := 0; i < 1_000_000; i++ {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
 	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
@@ -283,24 +284,6 @@ func TestPauseHookIsInertWhenUnset(t *testing.T) {
 	e.checkEndState()
 }
 
-// syncLines collects a child's output for polling.
-type syncLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRunStopsOnSIGTERM runs the daemon binary: SIGTERM while it waits in
 // grace exits 3 (the journal holds the cycle); the next daemon resumes the
 // cycle at start and exits 0 on SIGTERM once idle.
@@ -316,17 +299,17 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	daemon := func() (*exec.Cmd, *syncLines) {
+	daemon := func() (*exec.Cmd, *capture.Buffer) {
 		cmd := exec.Command(binary(t), "run", "-config", e.cfg)
 		cmd.Env = append(os.Environ(), "INFLUXROTATE_TEST_PAUSE_AT=")
-		lines := &syncLines{}
+		lines := &capture.Buffer{}
 		cmd.Stdout, cmd.Stderr = lines, lines
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		return cmd, lines
 	}
-	waitFor := func(lines *syncLines, what string) {
+	waitFor := func(lines *capture.Buffer, what string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for !strings.Contains(lines.String(), what) {
@@ -336,7 +319,7 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // bounded poll of the child's output
 		}
 	}
-	terminate := func(cmd *exec.Cmd, lines *syncLines) int {
+	terminate := func(cmd *exec.Cmd, lines *capture.Buffer) int {
 		t.Helper()
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

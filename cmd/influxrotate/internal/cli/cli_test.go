@@ -1,38 +1,20 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/controller"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type cliEnv struct {
 	t       *testing.T
@@ -40,7 +22,7 @@ type cliEnv struct {
 	dir     string
 	cfg     string
 	initial influxv2.Authorization
-	out     lockedBuffer // everything printed, by every run
+	out     capture.Buffer // everything printed, by every run
 }
 
 func newCLIEnv(t *testing.T, extra string) *cliEnv {
@@ -85,7 +67,7 @@ func must(t *testing.T, err error) {
 
 // main runs the command line in process and returns its exit code and output.
 func (e *cliEnv) main(ctx context.Context, hook func(string), args ...string) (int, string) {
-	var out lockedBuffer
+	var out capture.Buffer
 	w := &teeWriter{a: &out, b: &e.out}
 	env := Env{Stdout: w, Stderr: w, Getenv: func(string) string { return "" }}
 	if hook != nil {
@@ -95,7 +77,7 @@ func (e *cliEnv) main(ctx context.Context, hook func(string), args ...string) (i
 	return code, out.String()
 }
 
-type teeWriter struct{ a, b *lockedBuffer }
+type teeWriter struct{ a, b *capture.Buffer }
 
 func (t *teeWriter) Write(p []byte) (int, error) {
 	_, _ = t.a.Write(p)

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,26 +18,9 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
 	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
-
-// syncBuffer is a bytes.Buffer safe for the controller's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // recorder wraps a backend and keeps every token it creates, so that tests
 // can scan all output for them.
@@ -76,8 +58,8 @@ type testEnv struct {
 	bucket   string
 	initial  influxv2.Authorization
 	kube     *fake.Clientset
-	stdout   *syncBuffer
-	logs     *syncBuffer
+	stdout   *capture.Buffer
+	logs     *capture.Buffer
 	rec      *recorder
 	extraCfg string
 }
@@ -98,7 +80,7 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	t.Helper()
 	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: o.hashed})
 	e := &testEnv{t: t, srv: srv, dir: t.TempDir(), org: "acme", bucket: "telemetry",
-		kube: fake.NewClientset(), stdout: &syncBuffer{}, logs: &syncBuffer{}}
+		kube: fake.NewClientset(), stdout: &capture.Buffer{}, logs: &capture.Buffer{}}
 	srv.CreateOrg(e.org)
 	srv.CreateBucket(e.org, e.bucket)
 	e.initial = srv.WriteAuthorization(e.org, e.bucket)

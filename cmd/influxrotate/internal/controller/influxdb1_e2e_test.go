@@ -13,6 +13,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
 	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
 )
 
@@ -81,8 +82,8 @@ observe = "10ms"
 	must(t, os.WriteFile(cfgPath, []byte(cfgText), 0o600))
 	cfg, err := config.Load(cfgPath)
 	must(t, err)
-	var logs syncBuffer
-	var stdout syncBuffer
+	var logs capture.Buffer
+	var stdout capture.Buffer
 	var deactivatedStatus int
 	c, err := New(Options{Config: cfg, Stdout: &stdout, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Hook: func(p string) {
