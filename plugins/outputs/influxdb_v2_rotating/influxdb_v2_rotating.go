@@ -510,29 +510,46 @@ func (p *InfluxDB) noToken() *WriteError {
 	}
 }
 
+// trackFlush counts a flush in write_queue_depth until the returned func
+// runs, which also refreshes the internal statistics.
+func (p *InfluxDB) trackFlush() (done func()) {
+	p.queue.Add(1)
+	return func() {
+		p.queue.Add(-1)
+		p.updateStats()
+	}
+}
+
+// flushCredential picks the one credential a flush uses, or says why the
+// flush cannot be sent now: the server asked to wait, the plugin is not
+// connected, or no valid token exists yet. Every such error keeps the batch.
+func (p *InfluxDB) flushCredential() (*rotation.Credential, error) {
+	if wait := p.retryWait(); wait > 0 {
+		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
+			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
+	}
+	if p.rotator == nil {
+		return nil, errNotConnected
+	}
+	cred := p.rotator.Current()
+	if cred == nil {
+		return nil, p.noToken()
+	}
+	return cred, nil
+}
+
 // Write sends metrics to one of the configured servers, chosen at random
 // per flush; the next one is tried only when no server answered. It uses one
 // credential for the whole flush. The error tells the agent which metrics
 // were stored, which must be dropped and which to keep.
 func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
-	p.queue.Add(1)
-	defer func() {
-		p.queue.Add(-1)
-		p.updateStats()
-	}()
+	defer p.trackFlush()()
 	if len(metrics) == 0 {
 		return nil
 	}
-	if wait := p.retryWait(); wait > 0 {
-		return &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
-			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
-	}
-	if p.rotator == nil {
-		return errNotConnected
-	}
-	cred := p.rotator.Current()
-	if cred == nil {
-		return p.noToken()
+	cred, err := p.flushCredential()
+	if err != nil {
+		return err
 	}
 
 	workers := int(max(p.ConcurrentWrites, 1))
@@ -712,24 +729,13 @@ func cmpOr(errs ...error) error {
 // whole batch is safe: InfluxDB stores a point with the same series and
 // timestamp once. It is safe for concurrent use once Connect has returned.
 func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error {
-	p.queue.Add(1)
-	defer func() {
-		p.queue.Add(-1)
-		p.updateStats()
-	}()
+	defer p.trackFlush()()
 	if len(lines) == 0 {
 		return nil
 	}
-	if wait := p.retryWait(); wait > 0 {
-		return &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
-			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
-	}
-	if p.rotator == nil {
-		return errNotConnected
-	}
-	cred := p.rotator.Current()
-	if cred == nil {
-		return p.noToken()
+	cred, err := p.flushCredential()
+	if err != nil {
+		return err
 	}
 	if bucket == "" {
 		bucket = p.Bucket
