@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -63,17 +62,9 @@ func (v *V1) query(ctx context.Context, op, q, secret string) (*v1Result, error)
 		req.SetBasicAuth(v.user, v.pass)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("User-Agent", v.opts.UserAgent)
-		resp, err := v.opts.Client.Do(req)
+		data, err := exchange(v.opts.Client, req, op, secret)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return &HTTPError{Op: op, Status: resp.StatusCode, Message: scrubText(rotation.ServerMessage(data), secret)}
+			return err
 		}
 		var r v1Result
 		if err := json.Unmarshal(data, &r); err != nil {
@@ -91,13 +82,6 @@ func (v *V1) query(ctx context.Context, op, q, secret string) (*v1Result, error)
 		return nil
 	})
 	return res, err
-}
-
-func scrubText(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "<password>")
 }
 
 func quoteIdent(s string) string {

@@ -91,19 +91,9 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 	if payload != nil {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := v.opts.Client.Do(req)
+	data, err := exchange(v.opts.Client, req, op, "")
 	if err != nil {
-		// *url.Error names the URL, which carries no secret.
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("%s: reading answer: %w", op, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &HTTPError{Op: op, Status: resp.StatusCode, Message: rotation.ServerMessage(data),
-			RetryAfter: rotation.RetryAfter(resp.Header)}
+		return err
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

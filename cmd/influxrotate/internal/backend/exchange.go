@@ -1,0 +1,44 @@
+package backend
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/influxrotate/influxrotate/rotation"
+)
+
+// maxAnswer bounds what is read of an API answer: listings of a large
+// organisation are big, an HTML page from a misrouted proxy must not be.
+const maxAnswer = 8 << 20
+
+// exchange sends req and reads its answer. A transport error comes back as
+// it is, for the retry loop to judge; an answer outside 2xx is an *HTTPError
+// with the server's message (secret removed, for the 1.x backend whose
+// errors can quote a statement holding a password) and its Retry-After.
+func exchange(c *http.Client, req *http.Request, op, secret string) ([]byte, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		// *url.Error names the URL, which carries no secret.
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading answer: %w", op, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, &HTTPError{Op: op, Status: resp.StatusCode, Message: scrubText(rotation.ServerMessage(data), secret),
+			RetryAfter: rotation.RetryAfter(resp.Header)}
+	}
+	return data, nil
+}
+
+// scrubText removes secret from a message that may quote it.
+func scrubText(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "<password>")
+}
