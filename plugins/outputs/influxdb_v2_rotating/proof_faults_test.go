@@ -276,7 +276,18 @@ const soakRate = 20000
 // holding it is refused mid-flight and must be re-sent with the new one.
 // Every point must be stored; duplicates are counted and reported.
 func TestProofSoakRotationsUnderLoad(t *testing.T) {
-	rotations := soakRotations(t)
+	soak(t, soakRotations(t), false)
+}
+
+// TestProofSoakWithFaults is the soak with the network misbehaving too:
+// every 20 ms the next write (or probe) meets a connection reset, a 500, a
+// 503 with Retry-After: 0, a 401 or a 100 ms delay, while tokens rotate and
+// old ones are deleted. A tenth of the soak's rotations, at least 20.
+func TestProofSoakWithFaults(t *testing.T) {
+	soak(t, max(20, soakRotations(t)/10), true)
+}
+
+func soak(t *testing.T, rotations int, faults bool) {
 	r := newProofRig(t, influxv2.Options{})
 	first := r.auth()
 	r.publish(first.Token)
@@ -314,6 +325,33 @@ func TestProofSoakRotationsUnderLoad(t *testing.T) {
 			}
 		}
 	}()
+	var injected atomic.Int64
+	if faults {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kinds := []influxv2.Fault{
+				{ResetConnection: true},
+				{Status: http.StatusInternalServerError},
+				{Status: http.StatusServiceUnavailable, RetryAfter: "0"},
+				{Status: http.StatusUnauthorized},
+				{Delay: 100 * time.Millisecond},
+			}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if r.srv.PendingFaults() == 0 {
+					r.srv.Inject(kinds[i%len(kinds)])
+					injected.Add(1)
+				}
+			}
+		}()
+	}
 	var flushErrs atomic.Int64
 	go func() { // the agent's flush loop
 		defer wg.Done()
@@ -373,9 +411,9 @@ func TestProofSoakRotationsUnderLoad(t *testing.T) {
 	}
 	rate := float64(n) / loadTime.Seconds()
 	t.Logf("soak: %d rotations in %s (%.1f/s), %d metrics offered at %.0f/s, %d stored, %d lost, %d duplicates, "+
-		"%d flushes returned an error, auth_failures %d, rotations %d",
+		"%d faults injected, %d flushes returned an error, auth_failures %d, rotations %d",
 		rotations, elapsed.Round(time.Millisecond), float64(rotations)/elapsed.Seconds(), n, rate, stored, lost, dups,
-		flushErrs.Load(), r.stat("auth_failures"), r.stat("rotations"))
+		injected.Load(), flushErrs.Load(), r.stat("auth_failures"), r.stat("rotations"))
 	if lost > 0 {
 		t.Fatalf("%d of %d points lost", lost, n)
 	}
@@ -392,6 +430,9 @@ func TestProofSoakRotationsUnderLoad(t *testing.T) {
 	}
 	if got := r.stat("rotations"); got < int64(rotations) {
 		t.Fatalf("rotations = %d, want at least %d", got, rotations)
+	}
+	if faults && (injected.Load() == 0 || flushErrs.Load() == 0) {
+		t.Fatalf("%d faults injected, %d flushes failed: the faults did not reach the writer", injected.Load(), flushErrs.Load())
 	}
 }
 
