@@ -81,8 +81,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -p 1 ./...
 
 # The soak of docs/reliability.md: SOAK_ROTATIONS token rotations while 20k
-# metrics/s flow through the plugin, every old token deleted after adoption;
-# fails on a single lost point. Without the race detector, which would slow
+# metrics/s flow through the plugin, every old token deleted after adoption,
+# then a tenth as many with resets, 5xx, 401s and delays injected; fails on a
+# single lost point. Without the race detector, which would slow
 # the load below 20k/s on a small machine; `make test` runs a 50-rotation
 # soak with it.
 soak:
