@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/realtools"
+	"github.com/influxrotate/influxrotate/testutil/secscan"
+)
+
+// TestE2EProofSecurityRealTelegraf is the security scan with a real
+// Telegraf 1.37.2: inputs.mock into outputs.execd running our binary (and
+// outputs.file as a witness of what was gathered), three rotations by the
+// influxrotate binary with the old token deleted after each, Telegraf's
+// whole log at debug level (the binary's stderr included) scanned for every
+// token issued; and every gathered point stored.
+func TestE2EProofSecurityRealTelegraf(t *testing.T) {
+	realtools.Binary(t, "telegraf") // skips (or fails under make test) without it
+	bin := buildProofBinary(t)
+	execdBin := buildExecdBinary(t)
+	var scan secscan.Scanner
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	front := issuing(t, srv, &scan)
+	dir := t.TempDir()
+	const org, bucket = "acme", "telegraf"
+	srv.CreateBucket(org, bucket)
+	initial := srv.WriteAuthorization(org, bucket)
+	scan.AddServer(srv)
+
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokenFile := filepath.Join(dir, "secret", "token")
+	write(tokenFile, initial.Token+"\n")
+	write(filepath.Join(dir, "operator-token"), srv.OperatorToken()+"\n")
+	cfgPath := filepath.Join(dir, "influxrotate.toml")
+	write(cfgPath, fmt.Sprintf(`url = %q
+backend = "influxdb2"
+operator_token_file = "operator-token"
+state_dir = "state"
+audit_log = "audit/audit.jsonl"
+allow_insecure_http = true
+[[credential]]
+name = "telegraf"
+org = %q
+authorization_id = %q
+max_age = "1h"
+grace = "500ms"
+observe = "100ms"
+  [[credential.target]]
+  type = "file"
+  path = %q
+`, front.URL, org, initial.ID, tokenFile))
+	pluginConf := filepath.Join(dir, "execd.conf")
+	write(pluginConf, fmt.Sprintf(`[[outputs.influxdb_v2_rotating]]
+  urls = [%q]
+  organization = %q
+  bucket = %q
+  token_file = %q
+  token_debounce = "5ms"
+  audit_log = %q
+`, front.URL, org, bucket, tokenFile, filepath.Join(dir, "execd-audit", "audit.jsonl")))
+	if err := os.MkdirAll(filepath.Join(dir, "execd-audit"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	witness := filepath.Join(dir, "gathered.lp")
+	cmd := []string{execdBin, "-config", pluginConf, "-debug", "-flush-interval", "100ms", "-batch-size", "50", "-stats-interval", "200ms"}
+	for i, c := range cmd {
+		cmd[i] = strconv.Quote(c)
+	}
+	tg := realtools.StartTelegraf(t, fmt.Sprintf(`
+[agent]
+  interval = "20ms"
+  round_interval = false
+  collection_jitter = "0s"
+  flush_interval = "50ms"
+  flush_jitter = "0s"
+  omit_hostname = true
+  debug = true
+
+[[inputs.mock]]
+  metric_name = "proofsec"
+  [[inputs.mock.step]]
+    name = "seq"
+    start = 0.0
+    step = 1.0
+
+[[outputs.execd]]
+  command = [%s]
+  data_format = "influx"
+
+[[outputs.file]]
+  files = [%q]
+  data_format = "influx"
+`, strings.Join(cmd, ", "), witness))
+	if err := tg.WaitForLog("Loaded outputs", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	var ctlOut bytes.Buffer
+	for i := 0; i < 3; i++ {
+		c := exec.Command(bin, "rotate", "-config", cfgPath, "-force", "-debug")
+		c.Dir = dir
+		out, err := c.CombinedOutput()
+		ctlOut.Write(out)
+		if err != nil {
+			t.Fatalf("rotation %d: %v\n%s", i+1, err, out)
+		}
+	}
+	if err := tg.Stop(); err != nil {
+		t.Errorf("telegraf stop: %v", err)
+	}
+	log := tg.Output()
+	if n := strings.Count(log, "rotated"); n < 3 {
+		t.Errorf("Telegraf's log shows %d rotations of the execd binary, want 3: the scenario did not exercise it\n%s", n, realtools.Tail(log, 40))
+	}
+
+	// Every gathered point is stored.
+	gathered := map[string]bool{}
+	f, err := os.Open(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 3 {
+			gathered[fields[2]] = true // the timestamp: one series
+		}
+	}
+	f.Close()
+	stored := map[string]bool{}
+	for _, p := range srv.Points() {
+		if p.Measurement == "proofsec" {
+			stored[strconv.FormatInt(p.Time.UnixNano(), 10)] = true
+		}
+	}
+	lost := 0
+	for ts := range gathered {
+		if !stored[ts] {
+			lost++
+		}
+	}
+	if len(gathered) < 50 || lost > 0 {
+		t.Errorf("%d points gathered, %d of them not stored", len(gathered), lost)
+	}
+
+	var everything bytes.Buffer
+	everything.WriteString(log)
+	everything.Write(ctlOut.Bytes())
+	for _, p := range srv.Points() {
+		fmt.Fprintf(&everything, "%s %v %v\n", p.Line, p.Tags, p.Fields)
+	}
+	for _, q := range srv.Requests() {
+		fmt.Fprintf(&everything, "%+v\n", q)
+	}
+	scan.Check(t, "Telegraf's log, the controller's output, stored points and requests", everything.Bytes())
+	hits, files, err := scan.ScanTree(dir, func(path string) bool {
+		return path == tokenFile || path == filepath.Join(dir, "operator-token")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hits {
+		t.Errorf("secret leak: %s", h)
+	}
+	t.Logf("%d tokens scanned for in %d bytes of output and %d files: %d hits; %d points gathered, %d lost",
+		scan.Len(), everything.Len(), files, len(hits), len(gathered), lost)
+}
