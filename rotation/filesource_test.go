@@ -14,6 +14,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/capture"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // waitDelivery is how long a change may take to be seen; generous for a
@@ -65,7 +66,7 @@ func expectToken(t *testing.T, s *FileSource, want string) {
 func expectNothing(t *testing.T, s *FileSource, n int64) {
 	t.Helper()
 	target := s.checks.Load() + n
-	waitFor(t, waitDelivery, "the source to re-read", func() bool { return s.checks.Load() >= target })
+	wait.For(t, waitDelivery, "the source to re-read", func() bool { return s.checks.Load() >= target })
 	select {
 	case c := <-s.Changes():
 		t.Fatalf("unexpected delivery of %v", c)
@@ -183,7 +184,7 @@ func TestFileSourceTruncateThenWriteInPlace(t *testing.T) {
 	}
 	defer f.Close()
 	// The empty moment: the source reads the empty file and refuses it.
-	waitFor(t, waitDelivery, "the empty file to be counted", func() bool { return stats.SourceErrors.Load() >= 1 })
+	wait.For(t, waitDelivery, "the empty file to be counted", func() bool { return stats.SourceErrors.Load() >= 1 })
 	expectNothing(t, s, 0)
 	if !strings.Contains(logs.String(), "token is empty") {
 		t.Errorf("empty file not logged: %s", logs)
@@ -209,7 +210,7 @@ func TestFileSourceDeleteThenRecreateLater(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, waitDelivery, "the deletion to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
+	wait.For(t, waitDelivery, "the deletion to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
 	if _, err := s.Read(context.Background()); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Read of a deleted file: %v, want fs.ErrNotExist", err)
 	}
@@ -232,7 +233,7 @@ func TestFileSourceDirectoryRemovedAndRecreated(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, waitDelivery, "the removal to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
+	wait.For(t, waitDelivery, "the removal to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestFileSourceChmod000ThenBack(t *testing.T) {
 		runUnprivileged(t, "^TestFileSourceChmod000ThenBack$")
 		return
 	}
-	waitFor(t, waitDelivery, "the permission error", func() bool { return stats.SourceErrors.Load() >= 1 })
+	wait.For(t, waitDelivery, "the permission error", func() bool { return stats.SourceErrors.Load() >= 1 })
 	expectNothing(t, s, 0)
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
@@ -328,7 +329,7 @@ func TestFileSourceInvalidContentKeepsTokenAndLogsOnce(t *testing.T) {
 	for i := range 3 {
 		// The same bad content written again and again: one log line.
 		writeFile(t, path, secretLooking, 0o600)
-		waitFor(t, waitDelivery, "the bad content to be counted", func() bool { return stats.SourceErrors.Load() >= int64(i+1) })
+		wait.For(t, waitDelivery, "the bad content to be counted", func() bool { return stats.SourceErrors.Load() >= int64(i+1) })
 	}
 	_, err := s.Read(context.Background())
 	if !errors.Is(err, ErrTokenMultiline) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "SECRET") {
@@ -342,10 +343,10 @@ func TestFileSourceInvalidContentKeepsTokenAndLogsOnce(t *testing.T) {
 	}
 	// A different failure is logged again.
 	writeFile(t, path, "", 0o600)
-	waitFor(t, waitDelivery, "the empty file to be logged", func() bool { return logs.Count("token file cannot be used") == 2 })
+	wait.For(t, waitDelivery, "the empty file to be logged", func() bool { return logs.Count("token file cannot be used") == 2 })
 	writeFile(t, path, tokenN(2), 0o600)
 	expectToken(t, s, tokenN(2))
-	waitFor(t, waitDelivery, "recovery to be logged", func() bool { return logs.Count("readable again") == 1 })
+	wait.For(t, waitDelivery, "recovery to be logged", func() bool { return logs.Count("readable again") == 1 })
 }
 
 func TestFileSourceRejectsEveryBadContent(t *testing.T) {

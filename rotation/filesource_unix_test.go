@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // A token path that is not a regular file is refused by kind, without
@@ -53,7 +55,7 @@ func TestFileSourceNamedPipeDoesNotBlockTheWatcher(t *testing.T) {
 	if err := os.Rename(fifo, path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, waitDelivery, "the named pipe to be counted as a source error", func() bool { return stats.SourceErrors.Load() > 0 })
+	wait.For(t, waitDelivery, "the named pipe to be counted as a source error", func() bool { return stats.SourceErrors.Load() > 0 })
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -29,18 +28,6 @@ func assertNoSecret(t *testing.T, what, out string, tokens ...string) {
 		if tok != "" && strings.Contains(out, tok) {
 			t.Errorf("%s reveals a token (%s)", what, Fingerprint(tok))
 		}
-	}
-}
-
-// waitFor polls cond every few milliseconds until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/testutil/capture"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // memSource is a Source whose token the test sets; Set delivers a change
@@ -149,7 +150,7 @@ func newTestLoggerInto(b **capture.Buffer) *slog.Logger {
 // and the candidate promoted at this "flush".
 func (f *rotatorFixture) waitCurrent(t *testing.T, tok string) {
 	t.Helper()
-	waitFor(t, waitDelivery, "rotation to "+Fingerprint(tok), func() bool {
+	wait.For(t, waitDelivery, "rotation to "+Fingerprint(tok), func() bool {
 		c := f.r.Current()
 		return c != nil && c.Token() == tok
 	})
@@ -157,7 +158,7 @@ func (f *rotatorFixture) waitCurrent(t *testing.T, tok string) {
 
 func (f *rotatorFixture) waitCandidate(t *testing.T, tok string) {
 	t.Helper()
-	waitFor(t, waitDelivery, "candidate "+Fingerprint(tok), func() bool {
+	wait.For(t, waitDelivery, "candidate "+Fingerprint(tok), func() bool {
 		p := f.r.candidate.Load()
 		return p != nil && p.cred.Token() == tok
 	})
@@ -239,7 +240,7 @@ func TestRotatorNeverUsesRefusedToken(t *testing.T) {
 			f := newRotatorFixture(t, tokenN(1), nil)
 			f.prober.set(tokenN(2), v)
 			f.src.Set(tokenN(2))
-			waitFor(t, waitDelivery, "the refusal", func() bool { return f.stats.RotationFailures.Load() == 1 })
+			wait.For(t, waitDelivery, "the refusal", func() bool { return f.stats.RotationFailures.Load() == 1 })
 			if c := f.r.Current(); c.Token() != tokenN(1) {
 				t.Fatalf("Current = %v after a refused candidate", c)
 			}
@@ -278,7 +279,7 @@ func TestRotatorNewerTokenReplacesWaitingOne(t *testing.T) {
 	})
 	f.prober.set(tokenN(2), VerdictUnknown)
 	f.src.Set(tokenN(2))
-	waitFor(t, waitDelivery, "the unknown probe", func() bool { return f.stats.ProbeUnreachable.Load() == 1 })
+	wait.For(t, waitDelivery, "the unknown probe", func() bool { return f.stats.ProbeUnreachable.Load() == 1 })
 	f.src.Set(tokenN(3))
 	f.waitCurrent(t, tokenN(3))
 }
@@ -407,14 +408,14 @@ func TestRotatorDoesNotRollBackToStaleWaitingToken(t *testing.T) {
 	f := newRotatorFixture(t, tokenN(1), nil)
 	f.prober.set(tokenN(2), VerdictUnknown)
 	f.src.Set(tokenN(2))
-	waitFor(t, waitDelivery, "T2 to wait", func() bool { return f.stats.ProbeUnreachable.Load() >= 1 })
+	wait.For(t, waitDelivery, "T2 to wait", func() bool { return f.stats.ProbeUnreachable.Load() >= 1 })
 	f.src.SetQuietly(tokenN(3))
 	if next, retry := f.r.Refused(context.Background(), f.r.Current(), 401); !retry || next.Token() != tokenN(3) {
 		t.Fatalf("Refused = %v, %v; want T3", next, retry)
 	}
 	f.prober.set(tokenN(2), VerdictValid)
 	reads := f.src.reads.Load()
-	waitFor(t, waitDelivery, "the backoff timer to re-read the source", func() bool { return f.src.reads.Load() > reads })
+	wait.For(t, waitDelivery, "the backoff timer to re-read the source", func() bool { return f.src.reads.Load() > reads })
 	// Reload is a round trip through the Rotator's goroutine: when it
 	// returns, the timer's work is done.
 	ctx, cancel := context.WithTimeout(context.Background(), waitDelivery)
@@ -503,7 +504,7 @@ func TestRotatorAuditsEveryEvent(t *testing.T) {
 	f := newRotatorFixture(t, tokenN(1), func(c *Config) { c.Audit = audit; c.ClientID = "writer-7" })
 	f.prober.set(tokenN(3), VerdictRefused)
 	f.src.Set(tokenN(3))
-	waitFor(t, waitDelivery, "the refusal", func() bool { return f.stats.RotationFailures.Load() == 1 })
+	wait.For(t, waitDelivery, "the refusal", func() bool { return f.stats.RotationFailures.Load() == 1 })
 	f.src.Set(tokenN(2))
 	f.waitCurrent(t, tokenN(2))
 	f.r.Refused(context.Background(), f.r.Current(), 401)

@@ -24,6 +24,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 const (
@@ -248,19 +249,6 @@ func (r *rig) allTokens() []string {
 	return append([]string(nil), r.tokens...)
 }
 
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) bool {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Errorf("timed out after %v waiting for %s", d, what)
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
-
 // TestConcurrentWritersDuringRapidRotation is the central promise: writers
 // flush thousands of batches while the token is replaced every few
 // milliseconds through a kubelet-style secret volume and each old token is
@@ -307,7 +295,7 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 			deletedMu.Unlock()
 			r.publish(t, next.Token)
 			fp := rotation.Fingerprint(next.Token)
-			if !waitUntil(t, 20*time.Second, "adoption of "+fp, func() bool { return r.stats.Fingerprint() == fp || done.Load() }) {
+			if !wait.Check(t, 20*time.Second, "adoption of "+fp, func() bool { return r.stats.Fingerprint() == fp || done.Load() }) {
 				return
 			}
 			if done.Load() {
@@ -432,14 +420,14 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.publish(t, bad.Token)
-	waitUntil(t, 10*time.Second, "the refusal", func() bool { return r.stats.RotationFailures.Load() == 1 })
+	wait.Check(t, 10*time.Second, "the refusal", func() bool { return r.stats.RotationFailures.Load() == 1 })
 
 	// Invalid content made of tokens, then a volume without the key.
 	errsBefore := r.stats.SourceErrors.Load()
 	if err := secretdir.Write(r.dir, map[string][]byte{"token": []byte(first + "\n" + bad.Token + "\n")}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the invalid file", func() bool {
+	wait.Check(t, 10*time.Second, "the invalid file", func() bool {
 		return r.stats.SourceErrors.Load() > errsBefore && strings.Contains(r.logs.String(), "cannot be used")
 	})
 	_, err = r.src.Read(ctx)
@@ -447,7 +435,7 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 	if err := secretdir.Write(r.dir, map[string][]byte{"other": []byte("x")}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the missing file", func() bool { return strings.Contains(r.logs.String(), "token file is missing") })
+	wait.Check(t, 10*time.Second, "the missing file", func() bool { return strings.Contains(r.logs.String(), "token file is missing") })
 	_, err = rotation.NewStaticSource(first + "\n" + bad.Token)
 	note(err)
 	_, err = rotation.ParseToken([]byte(first + "\x00"))
@@ -457,7 +445,7 @@ func TestNoTokenInAnyOutputDuringFullRotationCycle(t *testing.T) {
 	// the previous one takes over.
 	good := r.newAuth()
 	r.publish(t, good.Token)
-	waitUntil(t, 10*time.Second, "the promotion", func() bool { r.rot.Current(); return r.stats.Rotations.Load() == 1 })
+	wait.Check(t, 10*time.Second, "the promotion", func() bool { r.rot.Current(); return r.stats.Rotations.Load() == 1 })
 	if err := r.srv.DeleteAuthorization(good.ID); err != nil {
 		t.Fatal(err)
 	}
