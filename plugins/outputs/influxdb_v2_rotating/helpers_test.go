@@ -101,6 +101,10 @@ func (e *env) agent(mutate func(*InfluxDB), batch int) (*InfluxDB, *models.Runni
 	e.t.Helper()
 	p := e.configure(mutate)
 	ro := models.NewRunningOutput(p, &models.OutputConfig{Name: "influxdb_v2_rotating", ID: e.t.Name()}, batch, 10000)
+	// NewRunningOutput replaced p.Log with the agent's logger; keep it (it
+	// is what the plugin and the Rotator log through in an agent) and copy
+	// its lines into the capture the leak check scans.
+	captureAgentLog(e.t, p, e.log)
 	if err := ro.Init(); err != nil {
 		e.t.Fatalf("Init: %v", err)
 	}
@@ -130,15 +134,25 @@ func (e *env) configure(mutate func(*InfluxDB)) *InfluxDB {
 // checkNoTokenLeak fails the test when a token created by it appears in any
 // captured log line.
 func (e *env) checkNoTokenLeak() {
+	for _, leak := range e.tokenLeaks() {
+		e.t.Error(leak)
+	}
+}
+
+// tokenLeaks describes, without the token, every captured log line that
+// contains a token created by the test.
+func (e *env) tokenLeaks() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var out []string
 	for _, m := range e.log.Messages() {
 		for _, tok := range e.tokens {
 			if tok != "" && strings.Contains(m.Text, tok) {
-				e.t.Errorf("log line contains a token (%s): %s", rotation.Fingerprint(tok), rotation.Fingerprint(m.Text))
+				out = append(out, fmt.Sprintf("log line contains a token (%s): %s", rotation.Fingerprint(tok), rotation.Fingerprint(m.Text)))
 			}
 		}
 	}
+	return out
 }
 
 // waitActive waits until the plugin's next flush would use tok.

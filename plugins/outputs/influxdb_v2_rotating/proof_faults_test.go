@@ -106,9 +106,9 @@ func (r *proofRig) start(url string, mutate func(*InfluxDB)) {
 		mutate(p)
 	}
 	ro := models.NewRunningOutput(p, &models.OutputConfig{Name: "influxdb_v2_rotating", ID: r.t.Name()}, 500, 2_000_000)
-	// NewRunningOutput installs the agent's logger; capture instead, before
-	// Init and Connect hand the logger to the Rotator.
-	p.Log = r.log
+	// NewRunningOutput installs the agent's logger; copy its lines (the
+	// RunningOutput's, the plugin's and the Rotator's) into the capture.
+	captureAgentLog(r.t, p, r.log)
 	if err := ro.Init(); err != nil {
 		r.t.Fatalf("Init: %v", err)
 	}
