@@ -69,6 +69,8 @@ type lineHandler struct {
 	rewritten atomic.Int64
 	enc       lineprotocol.Encoder
 	scratch   []byte
+	// lastBucket is the bucket of the last routed line (see bucketName).
+	lastBucket string
 }
 
 func newLineHandler(opts lineOptions, log *slog.Logger) *lineHandler {
@@ -152,6 +154,15 @@ func (h *lineHandler) check(line []byte) (bucket string, rewrite bool, err error
 	if bytes.IndexByte(line, '\n') >= 0 {
 		return "", false, errors.New("line contains a newline")
 	}
+	if bucket, rewrite, ok := h.fastCheck(line); ok {
+		return bucket, rewrite, nil
+	}
+	return h.decodeCheck(line)
+}
+
+// decodeCheck is check's full decode with line-protocol/v2, for every line
+// fastCheck does not vouch for: it alone refuses lines.
+func (h *lineHandler) decodeCheck(line []byte) (bucket string, rewrite bool, err error) {
 	dec := lineprotocol.NewDecoderWithBytes(line)
 	if !dec.Next() {
 		return "", false, errSkip

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// The fast check exists because decoding every stdin line with a fresh
+// lineprotocol.Decoder was almost half of the binary's CPU (and a 512-byte
+// allocation a line). It accepts only the plain shape Telegraf's serializer
+// writes: no escapes, single spaces, no line-ending oddities. It never
+// rejects: whatever it does not recognise goes to the full decoder, so a
+// malformed line is still refused by line-protocol/v2 itself, with its
+// error message. The only property it must keep is soundness: a line it
+// accepts is accepted by the full decoder with the same bucket and the same
+// rewrite decision (FuzzFastCheckAgreesWithDecoder checks that).
+//
+// The byte sets are the decoder's own (lineprotocol/decoder.go, v2.2.1)
+// minus the backslash, so that no token needs unescaping and the raw bytes
+// are the decoded ones; values are parsed by the same strconv calls the
+// decoder makes.
+
+// Byte classes, as bits of fastClass.
+const (
+	// measurement name byte: not ',', ' ', '\\' or non-printable.
+	fcMeasurement = 1 << iota
+	// tag key, tag value or field key byte: not ',', '=', ' ', '\\' or
+	// non-printable (the decoder's tagKeyChars, tagValChars and
+	// fieldKeyChars, which are equal).
+	fcKey
+	// string field value byte: not '"' or '\\'.
+	fcString
+	// bool or number field value byte: not ',', ' ', '\r' or '\n'.
+	fcValue
+)
+
+var fastClass = func() (t [256]uint8) {
+	for c := range 256 {
+		b := byte(c)
+		printable := b >= 0x20 && b != 0x7f
+		if printable && b != ',' && b != ' ' && b != '\\' {
+			t[c] |= fcMeasurement
+			if b != '=' {
+				t[c] |= fcKey
+			}
+		}
+		if b != '"' && b != '\\' {
+			t[c] |= fcString
+		}
+		if b != ',' && b != ' ' && b != '\r' && b != '\n' {
+			t[c] |= fcValue
+		}
+	}
+	return t
+}()
+
+// bytesString views b as a string for the strconv parsers, which do not
+// retain it; the decoder does the same (unsafeBytesToString).
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// fastCheck reports ok when line is certainly valid, with the bucket and
+// rewrite decision check would return. ok == false says nothing: the full
+// decoder decides. line has no newline and no trailing '\r', and is not
+// blank or a comment (check has ruled these out).
+func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
+	n := len(line)
+	// The decoder refuses invalid UTF-8 in every token; since tokens are
+	// cut at ASCII bytes, a valid line has valid tokens.
+	if n == 0 || line[0] == '#' || !utf8.Valid(line) {
+		return "", false, false
+	}
+	i := 0
+	for i < n && fastClass[line[i]]&fcMeasurement != 0 {
+		i++
+	}
+	if i == 0 || i == n {
+		return "", false, false
+	}
+	bucket = h.opts.DefaultBucket
+	// Tags: ",key=value" repeated, then one space.
+	for line[i] == ',' {
+		i++
+		k0 := i
+		for i < n && fastClass[line[i]]&fcKey != 0 {
+			i++
+		}
+		if i == k0 || i == n || line[i] != '=' {
+			return "", false, false
+		}
+		key := line[k0:i]
+		i++
+		v0 := i
+		for i < n && fastClass[line[i]]&fcKey != 0 {
+			i++
+		}
+		if i == v0 || i == n {
+			return "", false, false
+		}
+		if h.opts.BucketTag != "" && string(key) == h.opts.BucketTag {
+			bucket = h.bucketName(line[v0:i])
+			if h.opts.ExcludeBucketTag {
+				rewrite = true
+			}
+		}
+	}
+	if line[i] != ' ' {
+		return "", false, false
+	}
+	i++
+	// Fields: "key=value" separated by ','; at least one.
+	for {
+		k0 := i
+		for i < n && fastClass[line[i]]&fcKey != 0 {
+			i++
+		}
+		if i == k0 || i == n || line[i] != '=' {
+			return "", false, false
+		}
+		i++
+		if i == n {
+			return "", false, false
+		}
+		switch c := line[i]; {
+		case c == '"':
+			i++
+			for i < n && fastClass[line[i]]&fcString != 0 {
+				i++
+			}
+			if i == n || line[i] != '"' {
+				return "", false, false
+			}
+			i++
+		case c == 't' || c == 'T' || c == 'f' || c == 'F':
+			v0 := i
+			for i < n && fastClass[line[i]]&fcValue != 0 {
+				i++
+			}
+			switch string(line[v0:i]) {
+			case "t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE":
+			default:
+				return "", false, false
+			}
+		case c == '-' || c == '.' || (c >= '0' && c <= '9'):
+			v0 := i
+			for i < n && fastClass[line[i]]&fcValue != 0 {
+				i++
+			}
+			v := line[v0:i]
+			switch v[len(v)-1] {
+			case 'i':
+				if _, err := strconv.ParseInt(bytesString(v[:len(v)-1]), 10, 64); err != nil {
+					return "", false, false
+				}
+			case 'u':
+				if _, err := strconv.ParseUint(bytesString(v[:len(v)-1]), 10, 64); err != nil {
+					return "", false, false
+				}
+				if !h.opts.UintSupport {
+					rewrite = true
+				}
+			default:
+				f, err := strconv.ParseFloat(bytesString(v), 64)
+				if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+					return "", false, false
+				}
+			}
+		default:
+			return "", false, false
+		}
+		if i == n {
+			return bucket, rewrite, true
+		}
+		if line[i] == ',' {
+			i++
+			continue
+		}
+		if line[i] != ' ' {
+			return "", false, false
+		}
+		i++
+		break
+	}
+	// Timestamp: one space, then an integer to the end of the line
+	// (nanoseconds, so any int64 is in range).
+	ts := line[i:]
+	if len(ts) == 0 {
+		return "", false, false
+	}
+	for _, c := range ts {
+		if c != '-' && (c < '0' || c > '9') {
+			return "", false, false
+		}
+	}
+	if _, err := strconv.ParseInt(bytesString(ts), 10, 64); err != nil {
+		return "", false, false
+	}
+	if h.opts.OmitTimestamp {
+		rewrite = true
+	}
+	return bucket, rewrite, true
+}
+
+// bucketName returns v as a string, reusing the last one: consecutive lines
+// usually name the same bucket, and a string per line is garbage.
+func (h *lineHandler) bucketName(v []byte) string {
+	if string(v) != h.lastBucket {
+		h.lastBucket = string(v)
+	}
+	return h.lastBucket
+}
