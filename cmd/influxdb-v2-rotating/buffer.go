@@ -126,7 +126,7 @@ func (b *buffer) unsentLen() int {
 func (b *buffer) next(max int) []pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []pending
+	out := make([]pending, 0, min(max, len(b.q)-b.head))
 	for i := b.head; i < len(b.q) && len(out) < max; i++ {
 		if !b.q[i].sent {
 			out = append(out, pending{idx: i, bucket: b.q[i].bucket, line: b.q[i].line})
