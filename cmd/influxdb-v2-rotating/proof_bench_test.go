@@ -86,11 +86,27 @@ func proofBinaries(tb testing.TB) (ours, shim string) {
 			proofBuild.err = err
 			return
 		}
+		// The shim imports Telegraf packages the module itself does not,
+		// so a tidy go.mod lacks their requirements: it builds against a
+		// private copy of go.mod and go.sum that go may complete, leaving
+		// the shared ones untouched.
+		for _, f := range []string{"go.mod", "go.sum"} {
+			b, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				proofBuild.err = err
+				return
+			}
+			if err = os.WriteFile(filepath.Join(dir, "shim."+strings.TrimPrefix(f, "go.")), b, 0o644); err != nil {
+				proofBuild.err = err
+				return
+			}
+		}
 		proofBuild.ours = filepath.Join(dir, "influxdb-v2-rotating")
 		proofBuild.shim = filepath.Join(dir, "stock-shim")
 		for _, c := range [][]string{
 			{".", "go", "build", "-o", proofBuild.ours, "."},
-			{root, "go", "build", "-o", proofBuild.shim, "./" + filepath.Join(".build", filepath.Base(dir))},
+			{root, "go", "build", "-mod=mod", "-modfile=" + filepath.Join(dir, "shim.mod"),
+				"-o", proofBuild.shim, "./" + filepath.Join(".build", filepath.Base(dir))},
 		} {
 			cmd := exec.Command(c[1], c[2:]...)
 			cmd.Dir = c[0]
