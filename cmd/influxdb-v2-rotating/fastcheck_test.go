@@ -144,7 +144,10 @@ func TestFastCheckRandomLines(t *testing.T) {
 // serializer writes must not fall back to the full decoder, and their
 // bucket and rewrite decisions must follow the options.
 func TestFastCheckTakesTelegrafLines(t *testing.T) {
-	for _, l := range benchInput() {
+	lines := benchInput()
+	// The execd benchmark's lines: bools, strings, floats, ints.
+	lines = append(lines, bytes.Split(bytes.TrimSuffix(proofBlock(), []byte{'\n'}), []byte{'\n'})...)
+	for _, l := range lines {
 		h := newLineHandler(optsFrom(2), discard())
 		if _, rw, ok := h.fastCheck(l); !ok || rw {
 			t.Fatalf("fast check: ok %v rewrite %v for %q", ok, rw, l)
