@@ -196,18 +196,34 @@ const (
 	byteEscape
 )
 
-type byteClasses [256]uint8
+type byteClasses struct {
+	class [256]uint8
+	// specials are the printable ASCII bytes that are not copied as is,
+	// each repeated in all 8 bytes of a word, for the word-at-a-time scan
+	// (unused slots repeat one of them).
+	specials [3]uint64
+}
 
 func newByteClasses(escape string) *byteClasses {
-	var t byteClasses
+	t := &byteClasses{}
 	for b := 0x21; b < 0x7f; b++ {
-		t[b] = byteCopy
+		t.class[b] = byteCopy
 	}
-	t['\\'] = byteDecline
-	for _, c := range escape {
-		t[c] = byteEscape
+	t.class['\\'] = byteDecline
+	n := 0
+	for _, c := range "\\" + escape {
+		if c != '\\' {
+			t.class[c] = byteEscape
+		}
+		if c > ' ' {
+			t.specials[n] = lowBits * uint64(c)
+			n++
+		}
 	}
-	return &t
+	for ; n < len(t.specials); n++ {
+		t.specials[n] = t.specials[0]
+	}
+	return t
 }
 
 var (
@@ -215,26 +231,74 @@ var (
 	keyClasses         = newByteClasses(" ,=") // tag keys, tag values, field keys
 )
 
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// plainWord reports whether all 8 bytes of w are copied as is: none is
+// below '!' (controls and space), none is DEL or non-ASCII, none is one of
+// the specials. Each test is the exact "has a zero/less-than byte" bit
+// trick, so a word is never wrongly reported plain.
+func (t *byteClasses) plainWord(w uint64) bool {
+	bad := (w - lowBits*0x21) &^ w & highBits // a byte < 0x21
+	bad |= w & highBits                       // a byte >= 0x80
+	x := w ^ (lowBits * 0x7f)                 // DEL
+	bad |= (x - lowBits) &^ x & highBits
+	x = w ^ t.specials[0]
+	bad |= (x - lowBits) &^ x & highBits
+	x = w ^ t.specials[1]
+	bad |= (x - lowBits) &^ x & highBits
+	x = w ^ t.specials[2]
+	bad |= (x - lowBits) &^ x & highBits
+	return bad == 0
+}
+
+// load64 reads s[i:i+8] as a little-endian word (the compiler merges the
+// byte loads into one).
+func load64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
 // appendName appends s escaped for line protocol, or reports false when s
-// is empty or needs more than escaping.
+// is empty or needs more than escaping. Names that need nothing (nearly
+// all) are checked 8 bytes at a time and appended with one copy.
 func appendName(dst []byte, s string, classes *byteClasses) ([]byte, bool) {
 	if s == "" {
 		return dst, false
 	}
-	escapes := 0
-	for i := 0; i < len(s); i++ {
-		switch classes[s[i]] {
-		case byteDecline:
-			return dst, false
-		case byteEscape:
-			escapes++
+	if len(s) < 8 {
+		for i := 0; i < len(s); i++ {
+			if classes.class[s[i]] != byteCopy {
+				return appendEscaped(dst, s, classes)
+			}
 		}
-	}
-	if escapes == 0 {
 		return append(dst, s...), true
 	}
+	for i := 0; i < len(s)-8; i += 8 {
+		if !classes.plainWord(load64(s, i)) {
+			return appendEscaped(dst, s, classes)
+		}
+	}
+	// The last word overlaps the previous one rather than leaving a tail.
+	if !classes.plainWord(load64(s, len(s)-8)) {
+		return appendEscaped(dst, s, classes)
+	}
+	return append(dst, s...), true
+}
+
+// appendEscaped is appendName's byte-by-byte path for names that need
+// escaping or the Encoder.
+func appendEscaped(dst []byte, s string, classes *byteClasses) ([]byte, bool) {
 	for i := 0; i < len(s); i++ {
-		if classes[s[i]] == byteEscape {
+		if classes.class[s[i]] == byteDecline {
+			return dst, false
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if classes.class[s[i]] == byteEscape {
 			dst = append(dst, '\\')
 		}
 		dst = append(dst, s[i])
@@ -268,53 +332,66 @@ var (
 // the metric needs the Encoder; the caller truncates.
 func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
 	var ok bool
-	if dst, ok = appendName(dst, m.Name(), measurementClasses); !ok {
+	if dst, ok = s.appendSeries(dst, m.Name(), m.TagList()); !ok {
 		return dst, false
-	}
-	for _, t := range m.TagList() {
-		if t.Key == "" || t.Value == "" || t.Key == s.excludeTag {
-			continue
-		}
-		dst = append(dst, ',')
-		if dst, ok = appendName(dst, t.Key, keyClasses); !ok {
-			return dst, false
-		}
-		dst = append(dst, '=')
-		if dst, ok = appendName(dst, t.Value, keyClasses); !ok {
-			return dst, false
-		}
 	}
 	sep := byte(' ')
 	for _, f := range m.FieldList() {
 		if f.Key == "" {
 			continue
 		}
-		if str, isString := f.Value.(string); isString {
-			// lineprotocol.StringValue copies the string; append it here.
-			if !plainString(str) {
-				return dst, false
-			}
-			dst = append(dst, sep)
-			sep = ','
-			if dst, ok = appendName(dst, f.Key, keyClasses); !ok {
-				return dst, false
-			}
-			dst = append(dst, '=', '"')
-			dst = append(dst, str...)
-			dst = append(dst, '"')
-			continue
-		}
-		v, valid := s.value(f.Value)
-		if !valid {
-			continue
-		}
+		start := len(dst)
 		dst = append(dst, sep)
-		sep = ','
 		if dst, ok = appendName(dst, f.Key, keyClasses); !ok {
 			return dst, false
 		}
 		dst = append(dst, '=')
-		dst = v.AppendBytes(dst)
+		// Formatted as lineprotocol.Value.AppendBytes does, without
+		// building a Value first.
+		switch v := f.Value.(type) {
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				dst = dst[:start] // skipped, as the stock serialiser does
+				continue
+			}
+			dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
+		case int64:
+			dst = strconv.AppendInt(dst, v, 10)
+			dst = append(dst, 'i')
+		case uint64:
+			switch {
+			case s.uintSupport:
+				dst = strconv.AppendUint(dst, v, 10)
+				dst = append(dst, 'u')
+			case v > math.MaxInt64:
+				dst = strconv.AppendInt(dst, math.MaxInt64, 10)
+				dst = append(dst, 'i')
+			default:
+				dst = strconv.AppendInt(dst, int64(v), 10)
+				dst = append(dst, 'i')
+			}
+		case bool:
+			if v {
+				dst = append(dst, "true"...)
+			} else {
+				dst = append(dst, "false"...)
+			}
+		case string:
+			if !plainString(v) {
+				return dst, false
+			}
+			dst = append(dst, '"')
+			dst = append(dst, v...)
+			dst = append(dst, '"')
+		default:
+			x, valid := s.value(f.Value)
+			if !valid {
+				dst = dst[:start]
+				continue
+			}
+			dst = x.AppendBytes(dst)
+		}
+		sep = ','
 	}
 	if sep == ' ' {
 		return dst, false // no field: the Encoder path reports the error
@@ -328,6 +405,29 @@ func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
 		dst = strconv.AppendInt(dst, t.UnixNano(), 10)
 	}
 	return append(dst, '\n'), true
+}
+
+// appendSeries appends the series key of m (measurement and tags, escaped)
+// or reports false when a name needs the Encoder.
+func (s *serializer) appendSeries(dst []byte, name string, tags []*telegraf.Tag) ([]byte, bool) {
+	var ok bool
+	if dst, ok = appendName(dst, name, measurementClasses); !ok {
+		return dst, false
+	}
+	for _, t := range tags {
+		if t.Key == "" || t.Value == "" || t.Key == s.excludeTag {
+			continue
+		}
+		dst = append(dst, ',')
+		if dst, ok = appendName(dst, t.Key, keyClasses); !ok {
+			return dst, false
+		}
+		dst = append(dst, '=')
+		if dst, ok = appendName(dst, t.Value, keyClasses); !ok {
+			return dst, false
+		}
+	}
+	return dst, true
 }
 
 func (s *serializer) encode(enc *lineprotocol.Encoder, m telegraf.Metric) error {

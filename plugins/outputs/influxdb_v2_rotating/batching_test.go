@@ -2,9 +2,12 @@ package influxdb_v2_rotating
 
 import (
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
 )
@@ -85,4 +88,154 @@ func TestSerializeRejectsOnlyBadMetrics(t *testing.T) {
 	if !ok || string(first.body)+string(second.body) != want || first.indices[0] != 0 || second.indices[0] != 3 || second.ends[0] != len(second.body) {
 		t.Fatalf("split: %q | %q", first.body, second.body)
 	}
+}
+
+// The word-at-a-time scan of appendName must agree with the byte-by-byte
+// classes for every byte value at every position of names of 1 to 24
+// bytes (short names, one word, the overlapping last word, several words).
+func TestAppendNameEveryByteEveryPosition(t *testing.T) {
+	for _, classes := range []*byteClasses{measurementClasses, keyClasses} {
+		for n := 1; n <= 24; n++ {
+			for pos := range n {
+				for b := range 256 {
+					name := []byte(strings.Repeat("a", n))
+					name[pos] = byte(b)
+					got, ok := appendName([]byte("x"), string(name), classes)
+					want, wantOK := appendEscaped([]byte("x"), string(name), classes)
+					if ok != wantOK || (ok && string(got) != string(want)) {
+						t.Fatalf("len %d, byte %#x at %d: got %q %t, want %q %t", n, b, pos, got, ok, want, wantOK)
+					}
+					if ok && classes.class[b] == byteDecline {
+						t.Fatalf("len %d, byte %#x at %d accepted; it needs the Encoder", n, b, pos)
+					}
+				}
+			}
+		}
+	}
+}
+
+// oddNames mixes plain letters with everything line protocol escapes,
+// rejects or must pass through untouched.
+var oddNames = []string{"a", "Z", "0", "_", "-", ".", " ", ",", "=", `"`, `\`, "'", "\n", "\r", "\t", "ü", "日本", "😀", "\x00", "\x7f", "\xff", "#", "a b", "k=v"}
+
+func randomName(r *rand.Rand, min int) string {
+	// A third of the names are plain, a third need escaping (the fast path
+	// does that), a third may hold anything (mostly left to the Encoder).
+	mode := r.IntN(3)
+	var b strings.Builder
+	n := min + r.IntN(14)
+	for range n {
+		switch {
+		case mode == 1 && r.IntN(4) == 0:
+			b.WriteByte(` ,="'#`[r.IntN(6)])
+		case mode == 2 && r.IntN(4) == 0:
+			b.WriteString(oddNames[r.IntN(len(oddNames))])
+		default:
+			b.WriteByte("abcdefghijklmnopqrstuvwxyz0123456789"[r.IntN(36)])
+		}
+	}
+	return b.String()
+}
+
+func randomValue(r *rand.Rand) any {
+	switch r.IntN(9) {
+	case 0:
+		return []float64{0, math.Copysign(0, -1), 1, -1.5, 1e21, 1e-7, 123456789.125, math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(1), 3.99}[r.IntN(12)]
+	case 1:
+		return r.NormFloat64() * math.Pow(10, float64(r.IntN(40)-20))
+	case 2:
+		return []int64{0, -1, math.MinInt64, math.MaxInt64, 42}[r.IntN(5)]
+	case 3:
+		return r.Int64() - r.Int64()
+	case 4:
+		return []uint64{0, 1, math.MaxInt64, math.MaxInt64 + 1, math.MaxUint64}[r.IntN(5)]
+	case 5:
+		return r.Uint64()
+	case 6:
+		return r.IntN(2) == 0
+	case 7:
+		return randomName(r, 0) // string field: quotes, backslashes, newlines, unicode
+	}
+	return "ok"
+}
+
+func randomMetric(r *rand.Rand) telegraf.Metric {
+	tags := make(map[string]string)
+	for range r.IntN(5) {
+		v := randomName(r, 0) // sometimes empty: skipped by both paths
+		tags[randomName(r, 1)] = v
+	}
+	fields := make(map[string]any)
+	for range 1 + r.IntN(5) {
+		fields[randomName(r, 0)] = randomValue(r)
+	}
+	ts := []time.Time{
+		time.Unix(0, r.Int64N(math.MaxInt64)),
+		time.Unix(0, r.Int64N(math.MaxInt64)),
+		time.Unix(0, -r.Int64N(math.MaxInt64)),
+		time.Unix(0, 0),
+		time.Unix(0, math.MinInt64),
+		time.Unix(0, math.MaxInt64),
+		time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
+	}[r.IntN(8)]
+	return metric.New(randomName(r, 1), tags, fields, ts)
+}
+
+// compareWithEncoder fails when the fast path accepts m and produces
+// anything but what the line-protocol Encoder produces for it, in every
+// combination of influx_uint_support and omit_timestamp. It reports how
+// many of the four the fast path took.
+func compareWithEncoder(t *testing.T, m telegraf.Metric) int {
+	t.Helper()
+	taken := 0
+	for _, uintSupport := range []bool{false, true} {
+		for _, omit := range []bool{false, true} {
+			s := serializer{uintSupport: uintSupport, omitTimestamp: omit}
+			fast, ok := s.appendFast(nil, m)
+			if !ok {
+				continue
+			}
+			taken++
+			var enc lineprotocol.Encoder
+			if err := s.encode(&enc, m); err != nil {
+				t.Fatalf("uint=%t omit=%t: fast path accepted what the Encoder rejects (%v): %q", uintSupport, omit, err, fast)
+			}
+			if string(fast) != string(enc.Bytes()) {
+				t.Fatalf("uint=%t omit=%t:\nfast    %q\nencoder %q", uintSupport, omit, fast, enc.Bytes())
+			}
+		}
+	}
+	return taken
+}
+
+// Randomised comparison with odd names and values. The seed is fixed so a
+// failure reproduces; the fast path must be taken often enough for the
+// comparison to mean something, and declined for the names it cannot do.
+func TestFastPathMatchesTheEncoderRandomised(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	taken, declined := 0, 0
+	for range 20000 {
+		n := compareWithEncoder(t, randomMetric(r))
+		taken += n
+		declined += 4 - n
+	}
+	t.Logf("fast path taken %d times, declined %d times", taken, declined)
+	if taken < 10000 || declined < 10000 {
+		t.Fatalf("fast path taken %d times and declined %d times out of 80000: the generator no longer exercises both", taken, declined)
+	}
+}
+
+// FuzzFastPathMatchesTheEncoder lets the fuzzer pick names, a string field
+// and numbers; the seeds run with every go test.
+func FuzzFastPathMatchesTheEncoder(f *testing.F) {
+	f.Add("cpu", "host", "a b,c=d", "usage", 1.5, int64(-3), uint64(math.MaxUint64), `say "hi" \ there`, int64(1_700_000_000_123456789))
+	f.Add("m,x y", "k=", `v\`, "f=x", math.Copysign(0, -1), int64(math.MinInt64), uint64(7), "new\nline", int64(0))
+	f.Add("ünï", "日本", "😀", "\t", 1e21, int64(0), uint64(math.MaxInt64+1), "", int64(-1))
+	f.Fuzz(func(t *testing.T, name, tagKey, tagValue, fieldKey string, fv float64, iv int64, uv uint64, sv string, ts int64) {
+		m := metric.New(name, map[string]string{tagKey: tagValue}, map[string]any{
+			fieldKey: fv, fieldKey + "_i": iv, fieldKey + "_u": uv, fieldKey + "_s": sv, fieldKey + "_b": iv%2 == 0,
+		}, time.Unix(0, ts))
+		compareWithEncoder(t, m)
+	})
 }
