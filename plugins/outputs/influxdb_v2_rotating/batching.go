@@ -354,7 +354,7 @@ func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
 				dst = dst[:start] // skipped, as the stock serialiser does
 				continue
 			}
-			dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
+			dst = appendFloat(dst, v)
 		case int64:
 			dst = strconv.AppendInt(dst, v, 10)
 			dst = append(dst, 'i')
@@ -405,6 +405,46 @@ func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
 		dst = strconv.AppendInt(dst, t.UnixNano(), 10)
 	}
 	return append(dst, '\n'), true
+}
+
+var pow10 = [...]float64{1, 10, 100, 1000}
+
+// appendFloat appends v as strconv.AppendFloat(dst, v, 'g', -1, 64) does.
+// Values with at most three decimals and under a million (counters,
+// percentages, readings rounded by the input: the common case) are written
+// as integer digits, several times faster than the shortest-float search.
+// They are exact: with the fewest decimals k for which the decimal
+// n/10^k rounds to v (one correctly rounded division), no shorter decimal
+// rounds to v and no other one with k decimals does (their spacing, 10^-k,
+// is far above v's precision below 10^6), so it is the shortest
+// representation, and 'g' prints it without an exponent between 1e-4 and
+// 1e21.
+func appendFloat(dst []byte, v float64) []byte {
+	a := math.Abs(v)
+	if a < 1e6 && a >= 1e-3 {
+		for k, p := range pow10 {
+			n := math.Round(a * p)
+			if n/p != a {
+				continue
+			}
+			if v < 0 {
+				dst = append(dst, '-')
+			}
+			u := uint64(n)
+			if k == 0 {
+				return strconv.AppendUint(dst, u, 10)
+			}
+			q := uint64(p)
+			dst = strconv.AppendUint(dst, u/q, 10)
+			dst = append(dst, '.')
+			frac := u % q
+			for q /= 10; q > frac && q > 1; q /= 10 {
+				dst = append(dst, '0') // leading zeros of the decimals
+			}
+			return strconv.AppendUint(dst, frac, 10)
+		}
+	}
+	return strconv.AppendFloat(dst, v, 'g', -1, 64)
 }
 
 // appendSeries appends the series key of m (measurement and tags, escaped)

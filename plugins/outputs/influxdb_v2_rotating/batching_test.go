@@ -3,6 +3,7 @@ package influxdb_v2_rotating
 import (
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +239,34 @@ func FuzzFastPathMatchesTheEncoder(f *testing.F) {
 		}, time.Unix(0, ts))
 		compareWithEncoder(t, m)
 	})
+}
+
+// appendFloat's integer shortcut must print exactly what strconv prints:
+// every value of up to three decimals around the edges of the shortcut
+// (1e-3, 1e6, powers of ten), random few-decimal values and random floats.
+func TestAppendFloatMatchesStrconv(t *testing.T) {
+	check := func(v float64) {
+		for _, x := range []float64{v, -v, math.Nextafter(v, 0), math.Nextafter(v, math.Inf(1))} {
+			got := string(appendFloat(nil, x))
+			want := strconv.FormatFloat(x, 'g', -1, 64)
+			if got != want {
+				t.Fatalf("appendFloat(%v) = %q, strconv %q", x, got, want)
+			}
+		}
+	}
+	for n := range 200_000 {
+		check(float64(n) / 1000) // 0 to 200 in steps of 0.001
+	}
+	for _, base := range []float64{1e-4, 1e-3, 1e-2, 0.1, 1, 10, 1e3, 1e5, 999_999, 1e6, 1e7} {
+		for d := -2000; d <= 2000; d++ {
+			check(base + float64(d)/1000)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200_000 {
+		k := []float64{1, 10, 100, 1000, 10000}[r.IntN(5)]
+		check(math.Round(r.Float64()*2e6) / k)
+		check(r.NormFloat64() * math.Pow(10, float64(r.IntN(30)-10)))
+		check(math.Float64frombits(r.Uint64()))
+	}
 }
