@@ -225,7 +225,7 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 	if err != nil {
 		// A broken connection may sit in the pool; start afresh next time.
 		w.transport.CloseIdleConnections()
-		return rotation.Decision{}, false, err
+		return rotation.Decision{}, false, &transportError{err}
 	}
 	defer resp.Body.Close()
 	var errBody []byte
@@ -281,6 +281,14 @@ func (w *httpWriter) addHeaders(req *http.Request) error {
 }
 
 func (w *httpWriter) close() { w.transport.CloseIdleConnections() }
+
+// transportError is a request that got no answer (as opposed to one that
+// could not be built), for write_transport_errors. It reads as the error it
+// wraps.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
 
 // flush is the state the requests of one Write share: the one credential of
 // the flush (replaced only by a successor the Rotator hands out after a
@@ -351,6 +359,9 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 			f.keepBuffers.Store(true)
 		}
 		if err != nil {
+			if te := (*transportError)(nil); errors.As(err, &te) {
+				p.writeTransportErrors.Add(1)
+			}
 			return append(out, outcome{chunk: c, err: &WriteError{
 				Action:  rotation.ActionRetry,
 				Message: fmt.Sprintf("failed to write to %s bucket %q; batch kept for retry: %v", w, c.bucket, err),
@@ -379,6 +390,7 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 			out = p.send(ctx, f, w, first, out)
 			return p.send(ctx, f, w, second, out)
 		case rotation.ActionThrottle:
+			p.writeThrottled.Add(1)
 			d.RetryAfter = p.throttle(d.RetryAfter)
 			f.throttled.Store(true)
 			return append(out, outcome{chunk: c, reached: true, err: newDecisionError(c.bucket, d, cred)})

@@ -108,8 +108,12 @@ type InfluxDB struct {
 	queue         atomic.Int64 // write_queue_depth
 	retryAt       atomic.Int64 // Unix ns before which the server asked us not to write
 	throttleCount atomic.Int64
-	selfStats     map[string]selfstat.Stat
-	statsMu       sync.Mutex
+	// writeThrottled counts answers asking to back off (429, 502, 503,
+	// 504); writeTransportErrors counts requests without an answer.
+	writeThrottled       atomic.Int64
+	writeTransportErrors atomic.Int64
+	selfStats            map[string]selfstat.Stat
+	statsMu              sync.Mutex
 }
 
 // RateLimitConfig is ratelimiter.RateLimitConfig with the same option

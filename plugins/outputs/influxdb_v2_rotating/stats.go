@@ -47,8 +47,10 @@ func (p *InfluxDB) updateStatsLocked() {
 	}
 }
 
-// StatsFields returns the rotation statistics (rotation.Stats.Fields) and
-// write_queue_depth, the number of writes in flight or waiting. It holds
+// StatsFields returns the rotation statistics (rotation.Stats.Fields),
+// write_queue_depth (writes in flight or waiting), write_throttled (answers
+// 429, 502, 503 or 504) and write_transport_errors (requests that got no
+// answer: refused or reset connections, timeouts, DNS failures). It holds
 // counts and durations only, never a token or fingerprint.
 func (p *InfluxDB) StatsFields() map[string]int64 {
 	stats := p.stats
@@ -57,5 +59,7 @@ func (p *InfluxDB) StatsFields() map[string]int64 {
 	}
 	fields := stats.Fields(time.Now())
 	fields["write_queue_depth"] = p.queue.Load()
+	fields["write_throttled"] = p.writeThrottled.Load()
+	fields["write_transport_errors"] = p.writeTransportErrors.Load()
 	return fields
 }
