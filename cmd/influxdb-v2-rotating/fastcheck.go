@@ -249,3 +249,77 @@ func (h *lineHandler) bucketName(v []byte) string {
 	}
 	return h.lastBucket
 }
+
+// rewriteFast applies the options to a line fastCheck accepted, editing the
+// bytes instead of decoding and re-encoding: the line has no escapes and
+// single separators, so its tokens can be cut as they are. Values other
+// than converted unsigned integers keep their bytes (the full rewrite
+// reformats them; the decoded values are the same, which
+// TestRewriteFastDecodesLikeRewrite checks).
+func (h *lineHandler) rewriteFast(line []byte) []byte {
+	out := h.scratch[:0]
+	n := len(line)
+	i := 0
+	for line[i] != ',' && line[i] != ' ' {
+		i++
+	}
+	out = append(out, line[:i]...)
+	for line[i] == ',' {
+		t0 := i
+		i++
+		k0 := i
+		for line[i] != '=' {
+			i++
+		}
+		key := line[k0:i]
+		for line[i] != ',' && line[i] != ' ' {
+			i++
+		}
+		if !h.opts.ExcludeBucketTag || h.opts.BucketTag == "" || string(key) != h.opts.BucketTag {
+			out = append(out, line[t0:i]...)
+		}
+	}
+	out = append(out, ' ')
+	i++
+	for {
+		f0 := i
+		for line[i] != '=' {
+			i++
+		}
+		i++
+		if line[i] == '"' {
+			i++
+			for line[i] != '"' {
+				i++
+			}
+			i++
+			out = append(out, line[f0:i]...)
+		} else {
+			v0 := i
+			for i < n && line[i] != ',' && line[i] != ' ' {
+				i++
+			}
+			if v := line[v0:i]; v[len(v)-1] == 'u' && !h.opts.UintSupport {
+				// fastCheck parsed it already; saturate like Telegraf's
+				// serializer.
+				u, _ := strconv.ParseUint(bytesString(v[:len(v)-1]), 10, 64)
+				out = append(out, line[f0:v0]...)
+				out = strconv.AppendUint(out, min(u, math.MaxInt64), 10)
+				out = append(out, 'i')
+			} else {
+				out = append(out, line[f0:i]...)
+			}
+		}
+		if i == n || line[i] == ' ' {
+			break
+		}
+		out = append(out, ',')
+		i++
+	}
+	if i < n && !h.opts.OmitTimestamp {
+		out = append(out, line[i:]...)
+	}
+	out = append(out, '\n')
+	h.scratch = out
+	return out
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
 // agree checks, for one candidate line, the two properties the fast check
@@ -92,6 +95,7 @@ func FuzzFastCheckAgreesWithDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte, bits uint8) {
 		h := newLineHandler(optsFrom(bits), discard())
 		agree(t, h, line)
+		compareRewrites(t, h, line)
 	})
 }
 
@@ -200,4 +204,99 @@ func BenchmarkFastCheck(b *testing.B) {
 			}
 		}
 	}
+}
+
+// entry is a decoded line, for comparing two encodings of it.
+func decodeEntry(t testing.TB, line []byte) string {
+	t.Helper()
+	dec := lineprotocol.NewDecoderWithBytes(line)
+	if !dec.Next() {
+		t.Fatalf("no entry in %q", line)
+	}
+	m, err := dec.Measurement()
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	s := fmt.Sprintf("%q", m)
+	for {
+		k, v, err := dec.NextTag()
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if k == nil {
+			break
+		}
+		s += fmt.Sprintf(" tag %q=%q", k, v)
+	}
+	for {
+		k, v, err := dec.NextField()
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if k == nil {
+			break
+		}
+		s += fmt.Sprintf(" field %q=%v:%#v", k, v.Kind(), v.Interface())
+	}
+	ts, err := dec.Time(lineprotocol.Nanosecond, time.Time{})
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	if dec.Next() {
+		t.Fatalf("%q holds more than one entry", line)
+	}
+	return s + fmt.Sprintf(" time %d", ts.UnixNano())
+}
+
+// TestRewriteFastDecodesLikeRewrite checks that editing a line's bytes
+// (rewriteFast) yields what decoding and re-encoding it (rewrite) yields,
+// as the decoder reads it, for random near-Telegraf lines and every option
+// combination that rewrites.
+func TestRewriteFastDecodesLikeRewrite(t *testing.T) {
+	seeds := append(benchInput()[:100],
+		[]byte(`m,bucket=x,host=a,bucket=y u=18446744073709551615u,v=9223372036854775807u,w=1u,s="a=b, c",b=T 17`),
+		[]byte(`m,bucket=x v=1.50,w=1e3,x=-0.0,y=0x1p-2 -1`),
+		[]byte(`"m",bucket=x "k"=1u`),
+	)
+	const alphabet = ",= \"-.0123456789iutTfFeExu"
+	rng := rand.New(rand.NewPCG(3, 5))
+	checked := 0
+	for n := range 100_000 {
+		line := bytes.Clone(seeds[rng.IntN(len(seeds))])
+		for range rng.IntN(3) {
+			pos := rng.IntN(len(line))
+			line[pos] = alphabet[rng.IntN(len(alphabet))]
+		}
+		h := newLineHandler(optsFrom(uint8(n%8)), discard())
+		if compareRewrites(t, h, line) {
+			checked++
+		}
+	}
+	if checked < 10_000 {
+		t.Fatalf("only %d lines were rewritten by both", checked)
+	}
+	t.Logf("%d rewritten lines compared", checked)
+}
+
+// compareRewrites reports whether line is one rewriteFast edits, and then
+// checks that the result decodes like the full rewrite's.
+func compareRewrites(t testing.TB, h *lineHandler, line []byte) bool {
+	t.Helper()
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if bytes.IndexByte(line, '\n') >= 0 {
+		return false
+	}
+	_, rewrite, err := h.check(line)
+	if err != nil || !rewrite || !h.lastFast {
+		return false
+	}
+	fast := bytes.Clone(h.rewriteFast(line))
+	full, err := h.rewrite(line)
+	if err != nil {
+		t.Fatalf("%q: the full rewrite refuses what the fast one writes (%q): %v", line, fast, err)
+	}
+	if got, want := decodeEntry(t, fast), decodeEntry(t, full); got != want {
+		t.Fatalf("options %+v, %q:\nfast %q\n  = %s\nfull %q\n  = %s", h.opts, line, fast, got, full, want)
+	}
+	return true
 }

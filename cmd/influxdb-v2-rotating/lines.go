@@ -71,6 +71,9 @@ type lineHandler struct {
 	scratch   []byte
 	// lastBucket is the bucket of the last routed line (see bucketName).
 	lastBucket string
+	// lastFast is set when fastCheck accepted the line check last saw,
+	// which rewriteFast may then edit.
+	lastFast bool
 }
 
 func newLineHandler(opts lineOptions, log *slog.Logger) *lineHandler {
@@ -117,7 +120,7 @@ func (h *lineHandler) handle(line []byte, blk *block) bool {
 	}
 	off := len(blk.out)
 	if rewrite {
-		out, err := h.rewrite(line)
+		out, err := h.rewriteChecked(line)
 		if err != nil {
 			blk.raw = blk.raw[:rawStart]
 			h.malformed.Add(1)
@@ -144,6 +147,7 @@ func (b *block) finish() {
 // refuse is caught here, and reports its bucket and whether it must be
 // re-encoded.
 func (h *lineHandler) check(line []byte) (bucket string, rewrite bool, err error) {
+	h.lastFast = false
 	trimmed := bytes.TrimLeft(line, " \t")
 	if len(trimmed) == 0 || trimmed[0] == '#' {
 		return "", false, errSkip
@@ -154,7 +158,8 @@ func (h *lineHandler) check(line []byte) (bucket string, rewrite bool, err error
 	if bytes.IndexByte(line, '\n') >= 0 {
 		return "", false, errors.New("line contains a newline")
 	}
-	if bucket, rewrite, ok := h.fastCheck(line); ok {
+	bucket, rewrite, h.lastFast = h.fastCheck(line)
+	if h.lastFast {
 		return bucket, rewrite, nil
 	}
 	return h.decodeCheck(line)
@@ -220,6 +225,14 @@ func (h *lineHandler) decodeCheck(line []byte) (bucket string, rewrite bool, err
 		return "", false, errors.New("line holds more than one entry")
 	}
 	return bucket, rewrite, nil
+}
+
+// rewriteChecked applies the options to the line check just accepted.
+func (h *lineHandler) rewriteChecked(line []byte) ([]byte, error) {
+	if h.lastFast {
+		return h.rewriteFast(line), nil
+	}
+	return h.rewrite(line)
 }
 
 // rewrite re-encodes a line that check accepted, applying the options.
