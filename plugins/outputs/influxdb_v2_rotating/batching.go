@@ -262,6 +262,11 @@ func load64(s string, i int) uint64 {
 		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
+func load32(s string, i int) uint32 {
+	_ = s[i+3]
+	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+}
+
 // appendName appends s escaped for line protocol, or reports false when s
 // is empty or needs more than escaping. Names that need nothing (nearly
 // all) are checked 8 bytes at a time and appended with one copy.
@@ -270,6 +275,13 @@ func appendName(dst []byte, s string, classes *byteClasses) ([]byte, bool) {
 		return dst, false
 	}
 	if len(s) < 8 {
+		if len(s) >= 4 {
+			// Two overlapping 4-byte halves cover every byte in one word.
+			if !classes.plainWord(uint64(load32(s, 0)) | uint64(load32(s, len(s)-4))<<32) {
+				return appendEscaped(dst, s, classes)
+			}
+			return append(dst, s...), true
+		}
 		for i := 0; i < len(s); i++ {
 			if classes.class[s[i]] != byteCopy {
 				return appendEscaped(dst, s, classes)
