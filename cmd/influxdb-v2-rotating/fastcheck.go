@@ -20,7 +20,8 @@ import (
 // The byte sets are the decoder's own (lineprotocol/decoder.go, v2.2.1)
 // minus the backslash, so that no token needs unescaping and the raw bytes
 // are the decoded ones; values are parsed by the same strconv calls the
-// decoder makes.
+// decoder makes. One rule is stricter than the decoder, in both paths:
+// hexadecimal floats, which InfluxDB's parser refuses, are refused.
 
 // Byte classes, as bits of fastClass.
 const (
@@ -166,6 +167,13 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 					rewrite = true
 				}
 			default:
+				// Decimal only: strconv also takes hexadecimal floats,
+				// which InfluxDB refuses (decodeCheck says so).
+				for _, c := range v {
+					if (c < '0' || c > '9') && c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+' {
+						return "", false, false
+					}
+				}
 				f, err := strconv.ParseFloat(bytesString(v), 64)
 				if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 					return "", false, false

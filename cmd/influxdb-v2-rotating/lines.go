@@ -224,7 +224,36 @@ func (h *lineHandler) decodeCheck(line []byte) (bucket string, rewrite bool, err
 	if dec.Next() {
 		return "", false, errors.New("line holds more than one entry")
 	}
+	if bytes.ContainsAny(line, "xX") {
+		if err := refuseHexFloats(line); err != nil {
+			return "", false, err
+		}
+	}
 	return bucket, rewrite, nil
+}
+
+// refuseHexFloats refuses a float field written in hexadecimal ("0x1p-2"):
+// the decoder takes it (it parses with strconv.ParseFloat), InfluxDB's
+// parser does not, and a 400 would drop the whole batch with it. line has
+// been decoded without error.
+func refuseHexFloats(line []byte) error {
+	dec := lineprotocol.NewDecoderWithBytes(line)
+	dec.Next()
+	for {
+		k, _, err := dec.NextTag()
+		if err != nil || k == nil {
+			break
+		}
+	}
+	for {
+		k, kind, v, err := dec.NextFieldBytes()
+		if err != nil || k == nil {
+			return nil
+		}
+		if kind == lineprotocol.Float && bytes.ContainsAny(v, "xX") {
+			return fmt.Errorf("field %q: hexadecimal float %q, which InfluxDB refuses", k, v)
+		}
+	}
 }
 
 // rewriteChecked applies the options to the line check just accepted.

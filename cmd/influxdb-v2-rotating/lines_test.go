@@ -53,6 +53,7 @@ func TestLinesMalformedNeverCostGoodOnes(t *testing.T) {
 		"cpu,host=f usage=3 notatimestamp",       // bad timestamp
 		"cpu,host=g usage=99999999999999999999i", // integer out of range
 		"cpu,host=h usage=4 1700000000000000002",
+		"cpu,host=x usage=0x1p-2 1", // hex float: InfluxDB refuses it
 		"cpu,host=i usage=5 1700000000000000003\r",
 	}, "\n")
 	out, _, h, logs := readAll(t, strings.NewReader(input), lineOptions{DefaultBucket: "b"})
@@ -65,10 +66,10 @@ func TestLinesMalformedNeverCostGoodOnes(t *testing.T) {
 	if strings.Join(out, "") != strings.Join(want, "") {
 		t.Fatalf("good lines:\n got %q\nwant %q", out, want)
 	}
-	if got := h.malformed.Load(); got != 6 {
-		t.Errorf("malformed = %d, want 6; logs:\n%s", got, logs)
+	if got := h.malformed.Load(); got != 7 {
+		t.Errorf("malformed = %d, want 7; logs:\n%s", got, logs)
 	}
-	for _, n := range []string{"line=2", "line=6", "line=7", "line=8", "line=9", "line=10"} {
+	for _, n := range []string{"line=2", "line=6", "line=7", "line=8", "line=9", "line=10", "line=12"} {
 		if !strings.Contains(logs, n+" ") {
 			t.Errorf("log does not name %s:\n%s", n, logs)
 		}
