@@ -1,6 +1,7 @@
 package influxdb_v2_rotating
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/plugins/serializers/influx"
 )
 
 // The fast path must produce exactly what the line-protocol Encoder
@@ -269,4 +271,86 @@ func TestAppendFloatMatchesStrconv(t *testing.T) {
 		check(r.NormFloat64() * math.Pow(10, float64(r.IntN(30)-10)))
 		check(math.Float64frombits(r.Uint64()))
 	}
+}
+
+// The stock plugin serialises with Telegraf's influx serializer, which
+// prints floats with 'f' where the line-protocol Encoder (and so the fast
+// path) uses 'g' (1e+21 against 1000000000000000000000). Every line the fast
+// path writes must be the serializer's line byte for byte, or, for those
+// floats, decode to the same measurement, tags, fields and time.
+func TestFastPathAgreesWithTelegrafsSerializer(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	identical, equivalent := 0, 0
+	for range 20000 {
+		m := randomMetric(r)
+		for _, uintSupport := range []bool{false, true} {
+			for _, omit := range []bool{false, true} {
+				s := serializer{uintSupport: uintSupport, omitTimestamp: omit}
+				fast, ok := s.appendFast(nil, m)
+				if !ok {
+					continue
+				}
+				tel := &influx.Serializer{UintSupport: uintSupport, OmitTimestamp: omit}
+				if err := tel.Init(); err != nil {
+					t.Fatal(err)
+				}
+				want, err := tel.Serialize(m)
+				if err != nil {
+					t.Fatalf("the fast path wrote %q; Telegraf's serializer refuses it: %v", fast, err)
+				}
+				if string(fast) == string(want) {
+					identical++
+					continue
+				}
+				if a, b := decodeLine(t, fast), decodeLine(t, want); a != b {
+					t.Fatalf("uint=%t omit=%t:\nfast       %q\nserializer %q\ndecoded    %s\n       and %s", uintSupport, omit, fast, want, a, b)
+				}
+				equivalent++
+			}
+		}
+	}
+	t.Logf("%d lines identical to Telegraf's serializer, %d equivalent (float notation)", identical, equivalent)
+	if identical < 10000 || equivalent == 0 {
+		t.Fatalf("identical %d, equivalent %d: the generator no longer exercises both", identical, equivalent)
+	}
+}
+
+// decodeLine renders one line of line protocol as decoded values.
+func decodeLine(t *testing.T, line []byte) string {
+	t.Helper()
+	dec := lineprotocol.NewDecoderWithBytes(line)
+	var b strings.Builder
+	for dec.Next() {
+		name, err := dec.Measurement()
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		fmt.Fprintf(&b, "%q", name)
+		for {
+			k, v, err := dec.NextTag()
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if k == nil {
+				break
+			}
+			fmt.Fprintf(&b, " tag %q=%q", k, v)
+		}
+		for {
+			k, v, err := dec.NextField()
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if k == nil {
+				break
+			}
+			fmt.Fprintf(&b, " field %q=%v(%v)", k, v.Kind(), v.Interface())
+		}
+		ts, err := dec.Time(lineprotocol.Nanosecond, time.Time{})
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		fmt.Fprintf(&b, " time %d", ts.UnixNano())
+	}
+	return b.String()
 }
