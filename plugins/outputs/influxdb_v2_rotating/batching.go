@@ -154,13 +154,14 @@ func (s *serializer) serialize(buf []byte, b *batch, limit int64) (c *chunk, rej
 			encoderPool.Put(st)
 		}
 	}()
+	var ts tsCache
 	buf = buf[:0]
 	c = &chunk{bucket: b.bucket, ends: make([]int, 0, len(b.metrics)), indices: make([]int, 0, len(b.metrics))}
 	for i, m := range b.metrics {
 		start := len(buf)
 		var ok bool
 		var merr error
-		if buf, ok = s.appendFast(buf, m); !ok {
+		if buf, ok = s.appendFast(buf, m, &ts); !ok {
 			if st == nil {
 				st = encoderPool.Get().(*encoderState)
 			}
@@ -341,8 +342,8 @@ var (
 // appendFast appends m as one line of line protocol when every name is
 // plain ASCII, the common case, without the Encoder's per-byte validation
 // and escape counting. It returns false, with dst possibly extended, when
-// the metric needs the Encoder; the caller truncates.
-func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
+// the metric needs the Encoder; the caller truncates. ts may be nil.
+func (s *serializer) appendFast(dst []byte, m telegraf.Metric, ts *tsCache) ([]byte, bool) {
 	var ok bool
 	if dst, ok = s.appendSeries(dst, m.Name(), m.TagList()); !ok {
 		return dst, false
@@ -414,9 +415,46 @@ func (s *serializer) appendFast(dst []byte, m telegraf.Metric) ([]byte, bool) {
 			return dst, false
 		}
 		dst = append(dst, ' ')
-		dst = strconv.AppendInt(dst, t.UnixNano(), 10)
+		dst = ts.appendTimestamp(dst, t.UnixNano())
 	}
 	return append(dst, '\n'), true
+}
+
+// tsCache remembers the digits of the last timestamp's whole seconds for
+// one serialize call: the metrics of a batch mostly share them (those of one
+// gather share the whole timestamp), so only the nine digits of the
+// nanoseconds are formatted per metric.
+type tsCache struct {
+	sec int64
+	n   int // digits of sec in buf; 0: nothing cached
+	buf [20]byte
+}
+
+// twoDigits holds "00" to "99".
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// appendTimestamp appends ns in decimal, as strconv.AppendInt does. A nil
+// cache formats directly.
+func (c *tsCache) appendTimestamp(dst []byte, ns int64) []byte {
+	if c == nil || ns < 1e9 {
+		return strconv.AppendInt(dst, ns, 10)
+	}
+	sec, frac := ns/1e9, uint32(ns%1e9)
+	if c.n == 0 || sec != c.sec {
+		c.sec = sec
+		c.n = len(strconv.AppendInt(c.buf[:0], sec, 10))
+	}
+	dst = append(dst, c.buf[:c.n]...)
+	var d [9]byte
+	for i := 7; i > 0; i -= 2 {
+		q := frac % 100
+		frac /= 100
+		d[i], d[i+1] = twoDigits[2*q], twoDigits[2*q+1]
+	}
+	d[0] = byte('0' + frac)
+	return append(dst, d[:]...)
 }
 
 var pow10 = [...]float64{1, 10, 100, 1000}

@@ -36,7 +36,7 @@ func TestFastPathMatchesTheEncoder(t *testing.T) {
 		for _, omit := range []bool{false, true} {
 			s := serializer{uintSupport: uint, omitTimestamp: omit}
 			for i, m := range cases {
-				fast, ok := s.appendFast(nil, m)
+				fast, ok := s.appendFast(nil, m, nil)
 				st := encoderPool.Get().(*encoderState)
 				st.enc.SetBuffer(nil)
 				err := s.encode(&st.enc, m)
@@ -195,7 +195,7 @@ func compareWithEncoder(t *testing.T, m telegraf.Metric) int {
 	for _, uintSupport := range []bool{false, true} {
 		for _, omit := range []bool{false, true} {
 			s := serializer{uintSupport: uintSupport, omitTimestamp: omit}
-			fast, ok := s.appendFast(nil, m)
+			fast, ok := s.appendFast(nil, m, nil)
 			if !ok {
 				continue
 			}
@@ -286,7 +286,7 @@ func TestFastPathAgreesWithTelegrafsSerializer(t *testing.T) {
 		for _, uintSupport := range []bool{false, true} {
 			for _, omit := range []bool{false, true} {
 				s := serializer{uintSupport: uintSupport, omitTimestamp: omit}
-				fast, ok := s.appendFast(nil, m)
+				fast, ok := s.appendFast(nil, m, nil)
 				if !ok {
 					continue
 				}
@@ -353,4 +353,36 @@ func decodeLine(t *testing.T, line []byte) string {
 		fmt.Fprintf(&b, " time %d", ts.UnixNano())
 	}
 	return b.String()
+}
+
+// One tsCache reused across a sequence of timestamps, as in a batch, must
+// print what strconv prints: equal timestamps, neighbours within and across
+// a second, jumps back, and the edges (negative, 0, 1e9±1, the maximum).
+func TestAppendTimestampMatchesStrconv(t *testing.T) {
+	var c tsCache
+	check := func(ns int64) {
+		t.Helper()
+		if got, want := string(c.appendTimestamp([]byte("x"), ns)), "x"+strconv.FormatInt(ns, 10); got != want {
+			t.Fatalf("appendTimestamp(%d) = %q, want %q", ns, got, want)
+		}
+	}
+	for _, ns := range []int64{math.MinInt64, -1e9, -1, 0, 1, 999_999_999, 1e9, 1e9 + 1, 1e9 - 1, 1e9, 2e9 - 1, 2e9, math.MaxInt64, math.MaxInt64 - 1e9, 1e18, 1e18 + 999_999_999} {
+		check(ns)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	ns := int64(1_700_000_000_000_000_000)
+	for range 200_000 {
+		switch r.IntN(5) {
+		case 0: // same timestamp, as in one gather
+		case 1:
+			ns += r.Int64N(1_000_000) // within the second, mostly
+		case 2:
+			ns += r.Int64N(3e9) // across seconds
+		case 3:
+			ns -= r.Int64N(3e9) // back
+		case 4:
+			ns = r.Int64N(math.MaxInt64)
+		}
+		check(ns)
+	}
 }

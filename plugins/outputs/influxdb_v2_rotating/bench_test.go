@@ -96,10 +96,11 @@ func BenchmarkSerialize(b *testing.B) {
 	buf := make([]byte, 0, 256*len(ms))
 	b.ReportAllocs()
 	for b.Loop() {
+		var ts tsCache // one per batch, as serialize has
 		buf = buf[:0]
 		for _, m := range ms {
 			var ok bool
-			if buf, ok = s.appendFast(buf, m); !ok {
+			if buf, ok = s.appendFast(buf, m, &ts); !ok {
 				b.Fatal("fast path declined a realistic metric")
 			}
 		}
