@@ -83,7 +83,7 @@ func TestAgentModeLeakCheckSeesEveryLogger(t *testing.T) {
 	for _, m := range metrics(5, nil) {
 		ro.AddMetric(m)
 	}
-	if err := ro.WriteBatch(); err != nil {
+	if err := e.write(ro); err != nil {
 		t.Fatalf("WriteBatch: %v", err)
 	}
 	logged := func(part string) bool {
@@ -110,12 +110,14 @@ func TestAgentModeLeakCheckSeesEveryLogger(t *testing.T) {
 	}
 	p.Log.Warnf("plugin line carrying %s", fake)
 	newSlogLogger(p.Log).Debug("rotator line", "secret", fake)
-	if leaks := e.tokenLeaks(); len(leaks) != 2 {
-		t.Errorf("the scanner found %d leaks, want 2 (one per logger path): %q", len(leaks), leaks)
+	e.errs = append(e.errs, "write error carrying "+fake)
+	if leaks := e.tokenLeaks(); len(leaks) != 3 {
+		t.Errorf("the scanner found %d leaks, want 3 (one per logger path and the write error): %q", len(leaks), leaks)
 	}
 	// The planted token proved the scanner; forget it so the cleanup check
 	// judges only the real tokens.
 	e.mu.Lock()
 	e.tokens = e.tokens[:len(e.tokens)-1]
+	e.errs = e.errs[:len(e.errs)-1]
 	e.mu.Unlock()
 }

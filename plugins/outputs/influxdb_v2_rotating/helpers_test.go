@@ -32,6 +32,7 @@ type env struct {
 
 	mu     sync.Mutex
 	tokens []string // every token the test created, for the leak check
+	errs   []string // every error write returned, which the agent would log
 }
 
 func newEnv(t *testing.T) *env {
@@ -115,6 +116,18 @@ func (e *env) agent(mutate func(*InfluxDB), batch int) (*InfluxDB, *models.Runni
 	return p, ro
 }
 
+// write is one agent flush. The agent logs the error it returns, so the
+// error joins the leak check.
+func (e *env) write(ro *models.RunningOutput) error {
+	err := ro.Write()
+	if err != nil {
+		e.mu.Lock()
+		e.errs = append(e.errs, err.Error())
+		e.mu.Unlock()
+	}
+	return err
+}
+
 // configure returns the plugin with the test's options, neither
 // initialised nor connected.
 func (e *env) configure(mutate func(*InfluxDB)) *InfluxDB {
@@ -139,18 +152,24 @@ func (e *env) checkNoTokenLeak() {
 	}
 }
 
-// tokenLeaks describes, without the token, every captured log line that
-// contains a token created by the test.
+// tokenLeaks describes, without the token, every captured log line and
+// write error that contains a token created by the test.
 func (e *env) tokenLeaks() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []string
-	for _, m := range e.log.Messages() {
+	scan := func(what, text string) {
 		for _, tok := range e.tokens {
-			if tok != "" && strings.Contains(m.Text, tok) {
-				out = append(out, fmt.Sprintf("log line contains a token (%s): %s", rotation.Fingerprint(tok), rotation.Fingerprint(m.Text)))
+			if tok != "" && strings.Contains(text, tok) {
+				out = append(out, fmt.Sprintf("%s contains a token (%s): %s", what, rotation.Fingerprint(tok), rotation.Fingerprint(text)))
 			}
 		}
+	}
+	for _, m := range e.log.Messages() {
+		scan("log line", m.Text)
+	}
+	for _, err := range e.errs {
+		scan("write error", err)
 	}
 	return out
 }

@@ -47,6 +47,9 @@ type proofRig struct {
 
 	mu   sync.Mutex
 	sent map[string]bool
+
+	errMu sync.Mutex
+	errs  []string // every error a flush returned, which the agent would log
 }
 
 func newProofRig(t *testing.T, opts influxv2.Options) *proofRig {
@@ -139,8 +142,17 @@ func (r *proofRig) add(n int) {
 	}
 }
 
-// flush is one agent flush; it returns the error the agent would log.
-func (r *proofRig) flush() error { return r.ro.Write() }
+// flush is one agent flush; it returns the error the agent would log,
+// which checkNoLeak scans too.
+func (r *proofRig) flush() error {
+	err := r.ro.Write()
+	if err != nil {
+		r.errMu.Lock()
+		r.errs = append(r.errs, err.Error())
+		r.errMu.Unlock()
+	}
+	return err
+}
 
 // drain flushes until the buffer is empty, as the agent would at each
 // flush_interval, for at most within; Retry-After waits are honoured
@@ -245,6 +257,12 @@ func (r *proofRig) checkNoLeak() {
 		b.WriteString(m.String())
 		b.WriteByte('\n')
 	}
+	r.errMu.Lock()
+	for _, err := range r.errs {
+		b.WriteString(err)
+		b.WriteByte('\n')
+	}
+	r.errMu.Unlock()
 	if r.p != nil {
 		fmt.Fprintf(&b, "%v\n", r.p.StatsFields())
 	}

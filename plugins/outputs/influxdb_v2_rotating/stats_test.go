@@ -32,13 +32,13 @@ func TestWriteThrottledAndTransportErrorCounters(t *testing.T) {
 		if f != nil {
 			e.srv.Inject(*f)
 		}
-		err := ro.Write()
+		err := e.write(ro)
 		if (err != nil) != (f != nil) {
 			t.Fatalf("fault %+v: Write error %v", f, err)
 		}
 		p.retryAt.Store(0) // the back-off is tested on its own
 		if f != nil {
-			if err := ro.Write(); err != nil { // the kept batch goes out
+			if err := e.write(ro); err != nil { // the kept batch goes out
 				t.Fatalf("after fault %+v: Write: %v", f, err)
 			}
 		}

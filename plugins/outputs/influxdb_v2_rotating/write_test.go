@@ -78,7 +78,7 @@ func TestStatusCodes(t *testing.T) {
 			ms := metrics(10, nil)
 			addAll(ro, ms)
 			e.srv.Inject(tc.fault)
-			err := ro.Write()
+			err := e.write(ro)
 			if err == nil || !strings.Contains(err.Error(), tc.contains) {
 				t.Fatalf("Write error %v, want one containing %q", err, tc.contains)
 			}
@@ -89,7 +89,7 @@ func TestStatusCodes(t *testing.T) {
 				t.Fatalf("buffer holds %d metrics after a drop", ro.BufferLength())
 			}
 			p.retryAt.Store(0) // the back-off is tested on its own
-			if err := ro.Write(); err != nil {
+			if err := e.write(ro); err != nil {
 				t.Fatalf("second Write: %v", err)
 			}
 			if n := len(stored(e.srv)); (n == len(ms)) != tc.stored {
@@ -211,7 +211,7 @@ func TestRefusedWithNothingBetterKeepsTheBatch(t *testing.T) {
 	}
 	ms := metrics(15, nil)
 	addAll(ro, ms)
-	err := ro.Write()
+	err := e.write(ro)
 	if err == nil || !strings.Contains(err.Error(), "batch kept until a valid token is available") {
 		t.Fatalf("Write error %v, want the batch kept", err)
 	}
@@ -225,7 +225,7 @@ func TestRefusedWithNothingBetterKeepsTheBatch(t *testing.T) {
 	next := e.auth()
 	e.publish(next.Token)
 	waitActive(t, p, next.Token)
-	if err := ro.Write(); err != nil {
+	if err := e.write(ro); err != nil {
 		t.Fatalf("Write after rotation: %v", err)
 	}
 	if ro.BufferLength() != 0 {
@@ -281,7 +281,7 @@ func TestNoTokenYetWaitsForTheFile(t *testing.T) {
 	p, ro := e.agent(nil, 100)
 	ms := metrics(10, nil)
 	addAll(ro, ms)
-	err := ro.Write()
+	err := e.write(ro)
 	if err == nil || !strings.Contains(err.Error(), "waiting for token_file") || !strings.Contains(err.Error(), e.path) {
 		t.Fatalf("Write without a token: %v", err)
 	}
@@ -294,7 +294,7 @@ func TestNoTokenYetWaitsForTheFile(t *testing.T) {
 	a := e.auth()
 	e.publish(a.Token)
 	waitActive(t, p, a.Token)
-	if err := ro.Write(); err != nil {
+	if err := e.write(ro); err != nil {
 		t.Fatalf("Write once the token exists: %v", err)
 	}
 	if n := len(stored(e.srv)); n != len(ms) {
@@ -348,7 +348,7 @@ func TestSerializationFailureRejectsOnlyThatMetric(t *testing.T) {
 	bad.RemoveField("n")
 	bad.AddField("nan", nanValue())
 	ro.AddMetric(bad)
-	err := ro.Write()
+	err := e.write(ro)
 	if err == nil || !strings.Contains(err.Error(), "cannot be serialized") || !strings.Contains(err.Error(), "no serializable fields") {
 		t.Fatalf("Write error %v, want one saying a metric cannot be serialized", err)
 	}
@@ -408,7 +408,7 @@ func TestSelfstatReportsRotation(t *testing.T) {
 	e.publish(second.Token)
 	waitActive(t, p, second.Token)
 	addAll(ro, metrics(3, nil))
-	if err := ro.Write(); err != nil {
+	if err := e.write(ro); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int64{}
@@ -469,7 +469,7 @@ func TestRateLimitKeepsTheRest(t *testing.T) {
 	}, 100)
 	ms := metrics(50, nil)
 	addAll(ro, ms)
-	err := ro.Write()
+	err := e.write(ro)
 	if err == nil || !strings.Contains(err.Error(), "rate limit") {
 		t.Fatalf("Write over the rate limit: %v", err)
 	}
