@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -176,21 +175,6 @@ func noSecrets(t *testing.T, outputs map[string]string, secrets ...string) {
 			if s != "" && strings.Contains(out, s) {
 				t.Errorf("%s output contains a token", name)
 			}
-		}
-	}
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		case <-tick.C:
 		}
 	}
 }

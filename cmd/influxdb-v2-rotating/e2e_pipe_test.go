@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // TestE2EMalformedLinesAmongGoodOnes drives the binary through a real pipe:
@@ -95,7 +96,7 @@ func TestE2EKill9WithSpool(t *testing.T) {
 	}
 	// Everything is read (hence fsynced in the spool) once the spool
 	// holds n lines.
-	waitUntil(t, 20*time.Second, "all lines in the spool", func() bool { return spooledLines(spoolDir) == n })
+	wait.For(t, 20*time.Second, "all lines in the spool", func() bool { return spooledLines(spoolDir) == n })
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestE2EKill9WithSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := startChild(t, bin, args...)
-	waitUntil(t, 30*time.Second, "every point stored", func() bool { return len(seqPoints(t, srv, "spool")) == n })
+	wait.For(t, 30*time.Second, "every point stored", func() bool { return len(seqPoints(t, srv, "spool")) == n })
 	c2.stdin.Close()
 	if err := c2.wait(t, 20*time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
@@ -158,12 +159,12 @@ func TestE2ESignals(t *testing.T) {
 	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
 	c := startChild(t, bin, "-config", conf, "-batch-size", "10", "-flush-interval", "100ms",
 		"-stats-interval", "0", "-shutdown-timeout", "1s")
-	waitUntil(t, 20*time.Second, "started", func() bool { return strings.Contains(c.stderr.String(), "msg=started") })
+	wait.For(t, 20*time.Second, "started", func() bool { return strings.Contains(c.stderr.String(), "msg=started") })
 
 	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the reload", func() bool { return strings.Contains(c.stderr.String(), "SIGHUP") })
+	wait.For(t, 10*time.Second, "the reload", func() bool { return strings.Contains(c.stderr.String(), "SIGHUP") })
 
 	// Every write now hangs far longer than the shutdown deadline.
 	for i := 0; i < 50; i++ {
@@ -172,7 +173,7 @@ func TestE2ESignals(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		fmt.Fprintf(c.stdin, "sig,run=term seq=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
 	}
-	waitUntil(t, 10*time.Second, "a write in flight", func() bool { return srv.PendingFaults() < 50 })
+	wait.For(t, 10*time.Second, "a write in flight", func() bool { return srv.PendingFaults() < 50 })
 	begin := time.Now()
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // The issue asks for a 30 s outage; the default keeps `make test` quick.
@@ -143,7 +144,7 @@ func TestE2ETenRotationsUnderLoad(t *testing.T) {
 	}
 	conf := writeConfig(t, dir, srv.URL(), filepath.Join(mount, "token"), "acme", "telemetry", `  client_id = "e2e-rotation"`+"\n")
 	p := startPipeline(t, "e2e_rotation", "", conf)
-	waitUntil(t, 60*time.Second, "the first points", func() bool { return len(srv.PointsBy(auth.ID)) > 0 })
+	wait.For(t, 60*time.Second, "the first points", func() bool { return len(srv.PointsBy(auth.ID)) > 0 })
 
 	tokens := []string{auth.Token}
 	old := auth
@@ -153,7 +154,7 @@ func TestE2ETenRotationsUnderLoad(t *testing.T) {
 		if err := secretdir.Write(mount, map[string][]byte{"token": []byte(next.Token)}, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, 30*time.Second, fmt.Sprintf("rotation %d adopted", i), func() bool { return len(srv.PointsBy(next.ID)) > 0 })
+		wait.For(t, 30*time.Second, fmt.Sprintf("rotation %d adopted", i), func() bool { return len(srv.PointsBy(next.ID)) > 0 })
 		if err := srv.DeleteAuthorization(old.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -161,8 +162,8 @@ func TestE2ETenRotationsUnderLoad(t *testing.T) {
 	}
 	// Some load after the last revocation, then the statistics point.
 	after := len(srv.PointsBy(old.ID))
-	waitUntil(t, 30*time.Second, "points after the last rotation", func() bool { return len(srv.PointsBy(old.ID)) > after+20 })
-	waitUntil(t, 30*time.Second, "a statistics point counting the rotations", func() bool {
+	wait.For(t, 30*time.Second, "points after the last rotation", func() bool { return len(srv.PointsBy(old.ID)) > after+20 })
+	wait.For(t, 30*time.Second, "a statistics point counting the rotations", func() bool {
 		for _, pt := range srv.Points() {
 			if pt.Measurement == "internal_token_rotation" && pt.Tags["client_id"] == "e2e-rotation" {
 				if r, ok := pt.Fields["rotations"].(int64); ok && r >= 10 {
@@ -193,7 +194,7 @@ func TestE2EServerRefusesThenRecovers(t *testing.T) {
 	// pipe; a 4 s outage at 20 points/s is 80 points, twice that.
 	pad := fmt.Sprintf("  [[inputs.mock.constant]]\n    name = \"pad\"\n    value = %q\n", strings.Repeat("x", 4000))
 	p := startPipeline(t, "e2e_outage", pad, conf, "-buffer-limit", "10", "-batch-size", "5")
-	waitUntil(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_outage")) > 10 })
+	wait.For(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_outage")) > 10 })
 
 	// Keep a refusal queued for every request until the phase ends.
 	refuse := func(status int, d time.Duration) {
@@ -212,12 +213,12 @@ func TestE2EServerRefusesThenRecovers(t *testing.T) {
 	refuse(http.StatusServiceUnavailable, *outage/2)
 	duringOutage := len(seqPoints(t, srv, "e2e_outage")) - before
 	// The last queued refusal may still be waiting for a request.
-	waitUntil(t, 30*time.Second, "the last refusal used", func() bool { return srv.PendingFaults() == 0 })
+	wait.For(t, 30*time.Second, "the last refusal used", func() bool { return srv.PendingFaults() == 0 })
 	// One batch may have been in flight when the refusals began.
 	if duringOutage > 5 {
 		t.Fatalf("%d points stored while the server refused everything", duringOutage)
 	}
-	waitUntil(t, 60*time.Second, "points after recovery", func() bool {
+	wait.For(t, 60*time.Second, "points after recovery", func() bool {
 		return len(seqPoints(t, srv, "e2e_outage")) > before+int(*outage/(50*time.Millisecond))
 	})
 	seqs := p.stopAndCheck(t, func() []int64 { return seqPoints(t, srv, "e2e_outage") })
@@ -251,7 +252,7 @@ func TestE2EInfluxd18(t *testing.T) {
 	}
 	p := startPipeline(t, "e2e_influxd18", "", conf, "-stats-interval", "0")
 	q := `SELECT count("seq") FROM "e2e_influxd18"`
-	waitUntil(t, 60*time.Second, "40 points in influxd", func() bool {
+	wait.For(t, 60*time.Second, "40 points in influxd", func() bool {
 		n, err := db.Count(q)
 		return err == nil && n >= 40
 	})
@@ -350,7 +351,7 @@ func TestE2EKill9UnderTelegraf(t *testing.T) {
 				args = []string{"-spool-dir", spoolDir}
 			}
 			p := startPipeline(t, "e2e_kill", "", conf, args...)
-			waitUntil(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_kill")) > 10 })
+			wait.For(t, 60*time.Second, "the first points", func() bool { return len(seqPoints(t, srv, "e2e_kill")) > 10 })
 
 			// The token is refused: what arrives now stays in the binary.
 			if err := srv.SetActive(auth.ID, false); err != nil {
@@ -358,7 +359,7 @@ func TestE2EKill9UnderTelegraf(t *testing.T) {
 			}
 			storedBefore := len(seqPoints(t, srv, "e2e_kill"))
 			buffered := func() int { return len(p.gathered(t)) - storedBefore }
-			waitUntil(t, 30*time.Second, "40 points held by the binary", func() bool { return buffered() >= 40 })
+			wait.For(t, 30*time.Second, "40 points held by the binary", func() bool { return buffered() >= 40 })
 			pid := childOf(t, p.tg.Pid(), "influxdb-v2-rotating")
 			if pid == 0 {
 				t.Fatal("the binary is not a child of Telegraf")
@@ -370,7 +371,7 @@ func TestE2EKill9UnderTelegraf(t *testing.T) {
 			if withSpool {
 				inSpool = spooledSeqs(spoolDir) // the dead process's, before the restart replays it
 			}
-			waitUntil(t, 30*time.Second, "Telegraf restarts the binary", func() bool {
+			wait.For(t, 30*time.Second, "Telegraf restarts the binary", func() bool {
 				c := childOf(t, p.tg.Pid(), "influxdb-v2-rotating")
 				return c != 0 && c != pid
 			})
@@ -378,7 +379,7 @@ func TestE2EKill9UnderTelegraf(t *testing.T) {
 				t.Fatal(err)
 			}
 			after := len(p.gathered(t))
-			waitUntil(t, 60*time.Second, "points after the restart", func() bool {
+			wait.For(t, 60*time.Second, "points after the restart", func() bool {
 				return len(seqPoints(t, srv, "e2e_kill")) > after
 			})
 			if err := p.tg.Stop(); err != nil {

@@ -115,18 +115,6 @@ func (f *fakeBackend) statsLines() []string {
 	return append([]string(nil), f.stats...)
 }
 
-// waitFor polls cond every few milliseconds for at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // testSettings flush quickly.
 func testSettings() settings {
 	s := defaultSettings()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 func writeLines(t *testing.T, w io.Writer, from, to int) {
@@ -73,12 +75,12 @@ func TestServeKeepsFailedBatchesUntilTheServerRecovers(t *testing.T) {
 	set := testSettings()
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 50)
-	waitFor(t, 10*time.Second, "all lines stored", func() bool { return len(be.storedLines()) == 50 })
+	wait.For(t, 10*time.Second, "all lines stored", func() bool { return len(be.storedLines()) == 50 })
 	wantAll(t, be.storedLines(), 0, 50)
 	if got := r.srv.counters.writeFailures.Load(); got != 5 {
 		t.Fatalf("write failures = %d, want 5", got)
 	}
-	waitFor(t, 5*time.Second, "the recovery logged", func() bool {
+	wait.For(t, 5*time.Second, "the recovery logged", func() bool {
 		return strings.Contains(r.logs.String(), "writes succeed again")
 	})
 	// Telegraf shows every stderr line as an error: five failures in a row
@@ -103,7 +105,7 @@ func TestServeBackpressureStopsReadingStdin(t *testing.T) {
 			writeLines(t, r.stdin, i, i+20)
 		}
 	}()
-	waitFor(t, 10*time.Second, "a full buffer", r.srv.buf.full)
+	wait.For(t, 10*time.Second, "a full buffer", r.srv.buf.full)
 	select {
 	case <-wrote:
 		t.Fatal("stdin was read past the buffer limit")
@@ -118,7 +120,7 @@ func TestServeBackpressureStopsReadingStdin(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer stayed blocked after the server recovered")
 	}
-	waitFor(t, 10*time.Second, "all lines stored", func() bool { return len(be.storedLines()) == 400 })
+	wait.For(t, 10*time.Second, "all lines stored", func() bool { return len(be.storedLines()) == 400 })
 	wantAll(t, be.storedLines(), 0, 400)
 }
 
@@ -154,7 +156,7 @@ func TestServeShutdownDeadline(t *testing.T) {
 	set.shutdownTimeout = 300 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 25)
-	waitFor(t, 5*time.Second, "25 buffered", func() bool { m, _ := r.srv.buf.len(); return m == 25 })
+	wait.For(t, 5*time.Second, "25 buffered", func() bool { m, _ := r.srv.buf.len(); return m == 25 })
 	begin := time.Now()
 	r.stop() // SIGTERM
 	if code := r.exit(t, 5*time.Second); code != 0 {
@@ -177,7 +179,7 @@ func TestServeSpoolKeepsWhatCouldNotBeSent(t *testing.T) {
 	set.shutdownTimeout = 200 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 35)
-	waitFor(t, 5*time.Second, "35 buffered", func() bool { m, _ := r.srv.buf.len(); return m == 35 })
+	wait.For(t, 5*time.Second, "35 buffered", func() bool { m, _ := r.srv.buf.len(); return m == 35 })
 	r.stdin.Close() // EOF
 	r.exit(t, 5*time.Second)
 	if !strings.Contains(r.logs.String(), "stay in the spool") {
@@ -207,7 +209,7 @@ func TestServeSIGHUPReloads(t *testing.T) {
 	be := newFake()
 	r := start(t, testSettings(), be)
 	r.hup <- struct{}{}
-	waitFor(t, 5*time.Second, "a reload", func() bool { return be.reloads.Load() == 1 })
+	wait.For(t, 5*time.Second, "a reload", func() bool { return be.reloads.Load() == 1 })
 }
 
 func TestServeWritesItsStatistics(t *testing.T) {
@@ -217,7 +219,7 @@ func TestServeWritesItsStatistics(t *testing.T) {
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 3)
 	r.stdin.Write([]byte("garbage\n"))
-	waitFor(t, 5*time.Second, "a statistics point counting the input", func() bool {
+	wait.For(t, 5*time.Second, "a statistics point counting the input", func() bool {
 		for _, l := range be.statsLines() {
 			if strings.Contains(l, "execd_lines_read=3i") && strings.Contains(l, "execd_lines_malformed=1i") {
 				return true

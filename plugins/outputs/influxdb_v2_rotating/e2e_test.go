@@ -24,6 +24,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // The end-to-end tests run bin/telegraf, the real Telegraf 1.37.2 with this
@@ -258,19 +259,6 @@ func maxField(srv *influxv2.Server, field string) int64 {
 	return best
 }
 
-// waitFor polls cond every 50ms until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
-}
-
 // wroteWith reports whether the server stored a point written by authID:
 // only a real write stores points, a probe never does.
 func wroteWith(srv *influxv2.Server, authID string) func() bool {
@@ -329,7 +317,7 @@ func TestE2ERotationUnderLoad(t *testing.T) {
 
 	tg := realtools.StartTelegraf(t, e2eConfig{url: srv.URL(), tokenFile: filepath.Join(secret, "token"), dataFile: data, internal: true}.String(),
 		realtools.WithTelegrafBinary(bin))
-	waitFor(t, "the first write", 30*time.Second, wroteWith(srv, current.ID))
+	wait.For(t, 30*time.Second, "the first write", wroteWith(srv, current.ID))
 
 	const rotations = 4
 	revokedAt := map[string]time.Time{}
@@ -338,10 +326,10 @@ func TestE2ERotationUnderLoad(t *testing.T) {
 		tokens = append(tokens, next.Token)
 		ours[next.ID] = true
 		publishSecret(t, secret, next.Token+"\n")
-		waitFor(t, fmt.Sprintf("rotation %d to be adopted", i+1), 20*time.Second, wroteWith(srv, next.ID))
+		wait.For(t, 20*time.Second, fmt.Sprintf("rotation %d to be adopted", i+1), wroteWith(srv, next.ID))
 		// Let the new token carry a few flushes of mock points before the
 		// controller's next step: revoke the old token after adoption.
-		waitFor(t, "mock points written with the new token", 20*time.Second, func() bool {
+		wait.For(t, 20*time.Second, "mock points written with the new token", func() bool {
 			n := 0
 			for _, p := range srv.PointsBy(next.ID) {
 				if p.Measurement == "mock" {
@@ -356,7 +344,7 @@ func TestE2ERotationUnderLoad(t *testing.T) {
 		revokedAt[current.ID] = time.Now()
 		current = next
 	}
-	waitFor(t, "internal_token_rotation with rotations=4 at the server", 20*time.Second, func() bool {
+	wait.For(t, 20*time.Second, "internal_token_rotation with rotations=4 at the server", func() bool {
 		return maxField(srv, "rotations") == rotations
 	})
 	if err := tg.Stop(); err != nil {
@@ -407,24 +395,24 @@ func TestE2EInvalidTokenFileWhileRunning(t *testing.T) {
 	publishSecret(t, secret, active.Token)
 	tg := realtools.StartTelegraf(t, e2eConfig{url: px.URL, tokenFile: filepath.Join(secret, "token"), dataFile: data, internal: true}.String(),
 		realtools.WithTelegrafBinary(bin))
-	waitFor(t, "the first write", 30*time.Second, wroteWith(srv, active.ID))
+	wait.For(t, 30*time.Second, "the first write", wroteWith(srv, active.ID))
 
 	// Garbage: two lines of text.
 	publishSecret(t, secret, "this is not\na token\n")
-	waitFor(t, "source_errors >= 1", 20*time.Second, func() bool { return maxField(srv, "source_errors") >= 1 })
+	wait.For(t, 20*time.Second, "source_errors >= 1", func() bool { return maxField(srv, "source_errors") >= 1 })
 	// Empty.
 	publishSecret(t, secret, "")
-	waitFor(t, "source_errors >= 2", 20*time.Second, func() bool { return maxField(srv, "source_errors") >= 2 })
+	wait.For(t, 20*time.Second, "source_errors >= 2", func() bool { return maxField(srv, "source_errors") >= 2 })
 	// A revoked token: well-formed, but the server refuses it.
 	revoked := srv.WriteAuthorization("acme", "telegraf")
 	if err := srv.DeleteAuthorization(revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	publishSecret(t, secret, revoked.Token)
-	waitFor(t, "rotation_failures >= 1", 20*time.Second, func() bool { return maxField(srv, "rotation_failures") >= 1 })
+	wait.For(t, 20*time.Second, "rotation_failures >= 1", func() bool { return maxField(srv, "rotation_failures") >= 1 })
 	// Writes went on with the active token meanwhile.
 	before := len(srv.PointsBy(active.ID))
-	waitFor(t, "more writes with the active token", 20*time.Second, func() bool { return len(srv.PointsBy(active.ID)) > before })
+	wait.For(t, 20*time.Second, "more writes with the active token", func() bool { return len(srv.PointsBy(active.ID)) > before })
 
 	if err := tg.Stop(); err != nil {
 		t.Fatalf("stopping Telegraf: %v", err)
@@ -468,7 +456,7 @@ func TestE2ETokenFileEndingInNewline(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg := realtools.StartTelegraf(t, e2eConfig{url: srv.URL(), tokenFile: tokenFile, dataFile: data}.String(), realtools.WithTelegrafBinary(bin))
-	waitFor(t, "at least 10 points stored", 30*time.Second, func() bool { return len(srv.PointsBy(a.ID)) >= 10 })
+	wait.For(t, 30*time.Second, "at least 10 points stored", func() bool { return len(srv.PointsBy(a.ID)) >= 10 })
 	if err := tg.Stop(); err != nil {
 		t.Fatalf("stopping Telegraf: %v", err)
 	}
@@ -494,7 +482,7 @@ func TestE2EInvalidTokenPublishedAtEachRotation(t *testing.T) {
 	cfg := e2eConfig{url: px.URL, tokenFile: filepath.Join(secret, "token"), dataFile: data,
 		bufferLimit: 5, batchSize: 5, interval: "250ms", flush: "500ms"}
 	tg := realtools.StartTelegraf(t, cfg.String(), realtools.WithTelegrafBinary(bin))
-	waitFor(t, "the first write", 30*time.Second, wroteWith(srv, current.ID))
+	wait.For(t, 30*time.Second, "the first write", wroteWith(srv, current.ID))
 
 	var invalid []string
 	for i := range 3 {
@@ -505,7 +493,7 @@ func TestE2EInvalidTokenPublishedAtEachRotation(t *testing.T) {
 		next := srv.WriteAuthorization("acme", "telegraf")
 		tokens = append(tokens, next.Token)
 		publishSecret(t, secret, next.Token)
-		waitFor(t, fmt.Sprintf("rotation %d to be adopted", i+1), 20*time.Second, wroteWith(srv, next.ID))
+		wait.For(t, 20*time.Second, fmt.Sprintf("rotation %d to be adopted", i+1), wroteWith(srv, next.ID))
 		if err := srv.DeleteAuthorization(current.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -560,7 +548,7 @@ func TestE2EStockConfigAgainstInfluxDB18(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, "points in influxd", 30*time.Second, func() bool { return count(`SELECT count("constant") FROM "mock"`) > 0 })
+	wait.For(t, 30*time.Second, "points in influxd", func() bool { return count(`SELECT count("constant") FROM "mock"`) > 0 })
 
 	if err := d.CreateUser("writer2", pw2, d.DB); err != nil {
 		t.Fatal(err)
@@ -571,14 +559,14 @@ func TestE2EStockConfigAgainstInfluxDB18(t *testing.T) {
 	if err := os.Rename(tokenFile+".tmp", tokenFile); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the rotation to be reported", 30*time.Second, func() bool {
+	wait.For(t, 30*time.Second, "the rotation to be reported", func() bool {
 		return count(`SELECT max("rotations") FROM "internal_token_rotation"`) >= 1
 	})
 	if err := d.DropUser("writer1"); err != nil {
 		t.Fatal(err)
 	}
 	after := count(`SELECT count("constant") FROM "mock"`)
-	waitFor(t, "writes after the old user was dropped", 30*time.Second, func() bool {
+	wait.For(t, 30*time.Second, "writes after the old user was dropped", func() bool {
 		return count(`SELECT count("constant") FROM "mock"`) >= after+5
 	})
 	if err := tg.Stop(); err != nil {
