@@ -222,9 +222,9 @@ func (s *Server) handleListAuthorizations(w http.ResponseWriter, r *http.Request
 		userID = found.id
 	}
 	if orgID == "" && q.Get("org") != "" {
-		o := s.orgByNameLocked(q.Get("org"))
-		if o == nil {
-			writeError(w, &apiError{codeNotFound, fmt.Sprintf("organization name %q not found", q.Get("org"))})
+		o, err := s.orgNamedLocked(q.Get("org"))
+		if err != nil {
+			writeError(w, err)
 			return
 		}
 		orgID = o.id

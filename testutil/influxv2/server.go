@@ -521,6 +521,15 @@ func (s *Server) authByIDLocked(id string) *authorization {
 	return nil
 }
 
+// orgNamedLocked finds an org by name, or returns the 404 that 2.x answers
+// for an unknown organization name on every endpoint taking `org`.
+func (s *Server) orgNamedLocked(name string) (*org, *apiError) {
+	if o := s.orgByNameLocked(name); o != nil {
+		return o, nil
+	}
+	return nil, &apiError{codeNotFound, fmt.Sprintf("organization name %q not found", name)}
+}
+
 func (s *Server) orgByNameLocked(name string) *org {
 	for _, o := range s.orgs {
 		if o.name == name {

@@ -1,7 +1,6 @@
 package influxv2
 
 import (
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -47,9 +46,9 @@ func (s *Server) handleListOrgs(w http.ResponseWriter, r *http.Request, c caller
 		}
 		candidates = []*org{o}
 	case q.Get("org") != "":
-		o := s.orgByNameLocked(q.Get("org"))
-		if o == nil {
-			writeError(w, &apiError{codeNotFound, fmt.Sprintf("organization name %q not found", q.Get("org"))})
+		o, err := s.orgNamedLocked(q.Get("org"))
+		if err != nil {
+			writeError(w, err)
 			return
 		}
 		candidates = []*org{o}
@@ -92,9 +91,9 @@ func (s *Server) handleListBuckets(w http.ResponseWriter, r *http.Request, c cal
 	defer s.mu.Unlock()
 	orgID := q.Get("orgID")
 	if orgID == "" && q.Get("org") != "" {
-		o := s.orgByNameLocked(q.Get("org"))
-		if o == nil {
-			writeError(w, &apiError{codeNotFound, fmt.Sprintf("organization name %q not found", q.Get("org"))})
+		o, err := s.orgNamedLocked(q.Get("org"))
+		if err != nil {
+			writeError(w, err)
 			return
 		}
 		orgID = o.id

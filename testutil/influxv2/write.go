@@ -228,8 +228,11 @@ func (s *Server) findOrgBucketLocked(orgID, orgName, bucketRef string) (*org, *b
 			if o = s.orgByIDLocked(orgName); o == nil {
 				return nil, nil, &apiError{codeNotFound, "organization not found"}
 			}
-		} else if o = s.orgByNameLocked(orgName); o == nil {
-			return nil, nil, &apiError{codeNotFound, fmt.Sprintf("organization name %q not found", orgName)}
+		} else {
+			var notFound *apiError
+			if o, notFound = s.orgNamedLocked(orgName); notFound != nil {
+				return nil, nil, notFound
+			}
 		}
 	default:
 		return nil, nil, &apiError{codeInvalid, "Please provide either orgID or org"}
