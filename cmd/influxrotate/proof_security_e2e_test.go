@@ -163,22 +163,7 @@ observe = "100ms"
 	var everything bytes.Buffer
 	everything.WriteString(log)
 	everything.Write(ctlOut.Bytes())
-	for _, p := range srv.Points() {
-		fmt.Fprintf(&everything, "%s %v %v\n", p.Line, p.Tags, p.Fields)
-	}
-	for _, q := range srv.Requests() {
-		fmt.Fprintf(&everything, "%+v\n", q)
-	}
-	scan.Check(t, "Telegraf's log, the controller's output, stored points and requests", everything.Bytes())
-	hits, files, err := scan.ScanTree(dir, func(path string) bool {
-		return path == tokenFile || path == filepath.Join(dir, "operator-token")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hits {
-		t.Errorf("secret leak: %s", h)
-	}
+	hits, files := scanScenario(t, &scan, srv, "Telegraf's log, the controller's output, stored points and requests", &everything, dir, tokenFile)
 	t.Logf("%d tokens scanned for in %d bytes of output and %d files: %d hits; %d points gathered, %d lost",
 		scan.Len(), everything.Len(), files, len(hits), len(gathered), lost)
 }

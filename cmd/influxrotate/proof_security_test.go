@@ -276,22 +276,8 @@ observe = "100ms"
 	everything.WriteString(strings.Join(writeErrs, "\n"))
 	errMu.Unlock()
 	fmt.Fprintf(&everything, "\nplugin stats: %v\n", p.StatsFields())
-	for _, pt := range srv.Points() { // the controller's token_rotation metrics among them
-		fmt.Fprintf(&everything, "%s %v %v\n", pt.Line, pt.Tags, pt.Fields)
-	}
-	for _, q := range srv.Requests() {
-		fmt.Fprintf(&everything, "%+v\n", q)
-	}
-	scan.Check(t, "logs, errors, metrics and requests", everything.Bytes())
-	hits, files, err := scan.ScanTree(dir, func(path string) bool {
-		return path == tokenFile || path == filepath.Join(dir, "operator-token")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hits {
-		t.Errorf("secret leak: %s", h)
-	}
+	// The controller's token_rotation metrics are among the stored points.
+	hits, files := scanScenario(t, &scan, srv, "logs, errors, metrics and requests", &everything, dir, tokenFile)
 	if files < 3 {
 		t.Fatalf("only %d files scanned: the audit logs and state are missing", files)
 	}
@@ -363,4 +349,29 @@ func proofAuditTampering(t *testing.T, bin, path string) {
 			t.Errorf("%s: verify output does not name the line: %s", name, out)
 		}
 	}
+}
+
+// scanScenario adds what the server stored and was asked to output, scans
+// it for every token scan knows, then scans every file under dir except the
+// two that must hold a token (the published token file and the operator
+// token). Each hit fails t; it returns the hits and how many files were read.
+func scanScenario(t *testing.T, scan *secscan.Scanner, srv *influxv2.Server, what string, output *bytes.Buffer, dir, tokenFile string) ([]secscan.Hit, int) {
+	t.Helper()
+	for _, pt := range srv.Points() {
+		fmt.Fprintf(output, "%s %v %v\n", pt.Line, pt.Tags, pt.Fields)
+	}
+	for _, q := range srv.Requests() {
+		fmt.Fprintf(output, "%+v\n", q)
+	}
+	scan.Check(t, what, output.Bytes())
+	hits, files, err := scan.ScanTree(dir, func(path string) bool {
+		return path == tokenFile || path == filepath.Join(dir, "operator-token")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hits {
+		t.Errorf("secret leak: %s", h)
+	}
+	return hits, files
 }
