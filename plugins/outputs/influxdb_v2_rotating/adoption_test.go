@@ -189,8 +189,8 @@ func TestAdoptionReportFailureIsRetriedAndNeverHoldsMetrics(t *testing.T) {
 	if n := len(stored(e.srv)); n != 11 {
 		t.Fatalf("%d points stored, want 10 metrics and 1 report", n)
 	}
-	if f := p.StatsFields(); f["auth_failures"] != 0 || f["fallbacks"] != 0 {
-		t.Fatalf("a failed report touched the rotation: %v", f)
+	if f := p.StatsFields(); f["auth_failures"] != 0 || f["fallbacks"] != 0 || f["adoption_reports"] != 1 || f["adoption_report_failures"] != 1 {
+		t.Fatalf("a failed report touched the rotation, or was not counted: %v", f)
 	}
 }
 
@@ -214,8 +214,8 @@ func TestAdoptionReportRefusedDoesNotRotate(t *testing.T) {
 	if n := len(e.srv.PointsBy(next.ID)); n != 12 {
 		t.Fatalf("%d of 12 metrics stored with the new token", n)
 	}
-	if f := p.StatsFields(); f["auth_failures"] != 0 || f["fallbacks"] != 0 {
-		t.Fatalf("a refused report touched the rotation: %v", f)
+	if f := p.StatsFields(); f["auth_failures"] != 0 || f["fallbacks"] != 0 || f["adoption_report_failures"] != 3 {
+		t.Fatalf("a refused report touched the rotation, or was not counted: %v", f)
 	}
 	if c := p.Rotator().Current(); c.Fingerprint() != rotation.Fingerprint(next.Token) {
 		t.Fatalf("active %v, want the new token", c)

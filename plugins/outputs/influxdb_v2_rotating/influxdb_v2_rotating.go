@@ -121,8 +121,12 @@ type InfluxDB struct {
 	// 504); writeTransportErrors counts requests without an answer.
 	writeThrottled       atomic.Int64
 	writeTransportErrors atomic.Int64
-	selfStats            map[string]selfstat.Stat
-	statsMu              sync.Mutex
+	// adoptionReports and adoptionReportFailures count adoption reports
+	// stored and not stored.
+	adoptionReports        atomic.Int64
+	adoptionReportFailures atomic.Int64
+	selfStats              map[string]selfstat.Stat
+	statsMu                sync.Mutex
 }
 
 // RateLimitConfig is ratelimiter.RateLimitConfig with the same option
@@ -878,6 +882,11 @@ func (p *InfluxDB) reportAdoption(ctx context.Context, f *flush, w *httpWriter, 
 		err = newDecisionError(p.AdoptionBucket, d, cred)
 	default:
 		err = newDecisionError(p.AdoptionBucket, d, cred)
+	}
+	if err != nil {
+		p.adoptionReportFailures.Add(1)
+	} else {
+		p.adoptionReports.Add(1)
 	}
 	p.adoption.Done(rep, err)
 }
