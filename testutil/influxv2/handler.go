@@ -62,7 +62,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
-	if tok, ok := tokenFromHeader(r.Header.Get("Authorization")); ok {
+	if s.v3 != nil {
+		entry.Fingerprint, entry.AuthID = s.v3Identify(r.Header.Get("Authorization"))
+	} else if tok, ok := tokenFromHeader(r.Header.Get("Authorization")); ok {
 		entry.Fingerprint = fingerprint(tok)
 		s.mu.Lock()
 		if a := s.byToken[tok]; a != nil {
@@ -80,7 +82,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"status", entry.Status, "token", entry.Fingerprint, "auth_id", entry.AuthID, "faulted", entry.Faulted)
 	}()
 
-	if c := s.opts.Contract; c != nil {
+	// The contract is InfluxDB 2.x's; an InfluxDB 3 server answers another API.
+	if c := s.opts.Contract; c != nil && s.v3 == nil {
 		if err := s.checkContract(c, r); err != nil {
 			s.mu.Lock()
 			s.violations = append(s.violations, err)
@@ -90,12 +93,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if f, ok := s.takeFault(r.URL.Path); ok {
+		if f.LoseAnswer {
+			entry.Faulted = true
+			s.loseAnswer(rec, r)
+			return
+		}
 		entry.Faulted = s.serveFault(rec, r, f)
 		if entry.Faulted {
 			return
 		}
 	}
 	s.route(rec, r)
+}
+
+// route answers like InfluxDB 2.x, or like InfluxDB 3 on a server made for it.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.v3 != nil {
+		s.routeV3(w, r)
+		return
+	}
+	s.routeV2(w, r)
 }
 
 // redactQuery encodes the query with token= values replaced by their fingerprint: 2.x
@@ -123,7 +140,7 @@ func (s *Server) checkContract(c *Contract, r *http.Request) error {
 	return c.Validate(r, body)
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+func (s *Server) routeV2(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/ping":
