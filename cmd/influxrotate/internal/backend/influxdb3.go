@@ -143,15 +143,27 @@ var adminPermission = state.Permission{Action: "*", Type: "*", Name: "*"}
 // parseV3Permissions reads the permissions column: "*:*:*" for admin tokens,
 // else RESOURCE_TYPE:NAMES:ACTIONS such as "db:telemetry,metrics:read,write",
 // several joined with ";". Each name and action becomes one permission, so
-// the set can be compared and given again exactly.
+// the set can be compared and given again exactly. Some third-party notes
+// describe the column as a JSON array of such entries
+// (["db:telemetry:read","db:telemetry:write"]); that form is read too.
 func parseV3Permissions(s string) ([]state.Permission, error) {
-	if s == "*:*:*" {
+	entries := strings.Split(s, ";")
+	if strings.HasPrefix(strings.TrimSpace(s), "[") {
+		entries = nil
+		if err := json.Unmarshal([]byte(s), &entries); err != nil {
+			return nil, fmt.Errorf("permissions %q: %w", s, err)
+		}
+		if len(entries) == 0 {
+			return nil, fmt.Errorf("permissions %q: no entry", s)
+		}
+	}
+	if len(entries) == 1 && strings.TrimSpace(entries[0]) == "*:*:*" {
 		return []state.Permission{adminPermission}, nil
 	}
 	var out []state.Permission
-	for _, entry := range strings.Split(s, ";") {
+	for _, entry := range entries {
 		parts := strings.Split(strings.TrimSpace(entry), ":")
-		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" || parts[0] == "*" {
 			return nil, fmt.Errorf("permissions %q: want RESOURCE_TYPE:NAMES:ACTIONS", s)
 		}
 		for _, name := range strings.Split(parts[1], ",") {

@@ -395,13 +395,15 @@ func TestParseV3Permissions(t *testing.T) {
 		"db:telemetry:write":            {{Action: "write", Type: "db", Name: "telemetry"}},
 		"db:a,b:read,write":             {{Action: "read", Type: "db", Name: "a"}, {Action: "write", Type: "db", Name: "a"}, {Action: "read", Type: "db", Name: "b"}, {Action: "write", Type: "db", Name: "b"}},
 		"db:a:write;system:health:read": {{Action: "write", Type: "db", Name: "a"}, {Action: "read", Type: "system", Name: "health"}},
+		`["db:a:read","db:a:write"]`:    {{Action: "read", Type: "db", Name: "a"}, {Action: "write", Type: "db", Name: "a"}},
+		`["*:*:*"]`:                     {adminPermission},
 	} {
 		got, err := parseV3Permissions(in)
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("%q: %+v %v, want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "db:a", "db::write", "db:a:write:x"} {
+	for _, bad := range []string{"", "db:a", "db::write", "db:a:write:x", "[]", `["db:a"]`, `["db:a:write"`, "*:*:*;db:a:write"} {
 		if _, err := parseV3Permissions(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
