@@ -54,12 +54,6 @@ func (s *Server) PendingFaults() int {
 	return len(s.faults)
 }
 
-// loseAnswer serves r into a discarded buffer and then resets the connection.
-func (s *Server) loseAnswer(w http.ResponseWriter, r *http.Request) {
-	s.route(&discardWriter{header: http.Header{}}, r)
-	resetConnection(w)
-}
-
 // discardWriter is the ResponseWriter of an answer nobody will receive.
 type discardWriter struct{ header http.Header }
 

@@ -72,7 +72,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}
-	defer func() {
+	recorded := false
+	record := func() {
+		recorded = true
 		entry.Status = rec.status
 		entry.BodySize = body.n.Load()
 		s.mu.Lock()
@@ -80,6 +82,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.log.Debug("influxv2 request", "method", entry.Method, "path", entry.Path,
 			"status", entry.Status, "token", entry.Fingerprint, "auth_id", entry.AuthID, "faulted", entry.Faulted)
+	}
+	defer func() {
+		if !recorded {
+			record()
+		}
 	}()
 
 	// The contract is InfluxDB 2.x's; an InfluxDB 3 server answers another API.
@@ -94,8 +101,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if f, ok := s.takeFault(r.URL.Path); ok {
 		if f.LoseAnswer {
+			// Recorded before the reset, so a client that retries at once
+			// finds the lost request ahead of its retry in Requests.
 			entry.Faulted = true
-			s.loseAnswer(rec, r)
+			s.route(&discardWriter{header: http.Header{}}, r)
+			record()
+			resetConnection(rec)
 			return
 		}
 		entry.Faulted = s.serveFault(rec, r, f)
