@@ -37,6 +37,12 @@ type Config struct {
 	Audit *AuditLog
 	// ClientID identifies this writer in audit records (default hostname).
 	ClientID string
+	// TrustFirst adopts the source's first token without a probe and
+	// without a log line, as a writer without rotation would use a token
+	// it is given. The first token is used whatever a probe says, so the
+	// probe only informs; a writer whose token is fixed in its
+	// configuration has nobody to inform. Later tokens are probed as usual.
+	TrustFirst bool
 }
 
 // Backoff describes an exponential backoff with jitter.
@@ -147,6 +153,11 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 		r.log.Warn("no token yet: waiting for "+cfg.Source.Name(), "error", err)
 	case err != nil:
 		r.log.Warn("no usable token yet: waiting for "+cfg.Source.Name(), "error", err)
+	case cfg.TrustFirst:
+		r.active.Store(c)
+		r.activeSeen = time.Now()
+		r.stats.SetActive(c, r.activeSeen)
+		r.audit(AuditRecord{Event: "startup", Outcome: "not probed", NewFingerprint: c.Fingerprint()})
 	default:
 		res := r.probe(ctx, c)
 		r.adopt(c, res, "startup")

@@ -473,6 +473,9 @@ func (p *InfluxDB) Connect() error {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
+		// A fixed token is used at once, as the stock plugin uses it:
+		// no start-up request before the first metric.
+		TrustFirst: p.TokenFile == "" && p.TokenEnv == "",
 	})
 	if err != nil {
 		p.closeSource()

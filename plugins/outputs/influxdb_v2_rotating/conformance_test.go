@@ -1,0 +1,254 @@
+package influxdb_v2_rotating
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+)
+
+// The differential conformance suite: every scenario runs once with
+// Telegraf's own outputs.influxdb_v2 and once with ours, each inside
+// Telegraf's RunningOutput, loaded by Telegraf's configuration loader from
+// the same options, against a recording server on loopback. What an
+// operator can observe must be the same: the errors of Init, Connect and
+// each flush, the requests on the wire, which metrics were accepted,
+// rejected or kept, and the plugin's log lines.
+//
+// The exceptions are conformanceDifferences, each named after an entry of
+// the README's "Differences" list. A difference that appears without an
+// entry fails the suite, and so does an entry whose difference went away.
+
+type conformanceScenario struct {
+	name string
+	// options are the plugin's options beyond urls (TOML lines); token,
+	// organization and bucket get defaults when not mentioned.
+	options string
+	// ours replaces options for our plugin only, for the scenarios of our
+	// own options.
+	ours    string
+	server  serverKind
+	urls    func(*testing.T, *recorder) []string
+	answer  func(body string) answer
+	metrics func() []telegraf.Metric
+	flushes int
+}
+
+func status(code int) func(string) answer {
+	return func(string) answer { return answer{status: code} }
+}
+
+func statusBody(code int, body string) func(string) answer {
+	return func(string) answer {
+		return answer{status: code, header: map[string]string{"Content-Type": "application/json"}, body: body}
+	}
+}
+
+func withRetryAfter(code int, seconds string) func(string) answer {
+	return func(string) answer { return answer{status: code, header: map[string]string{"Retry-After": seconds}} }
+}
+
+func three() []telegraf.Metric { return cpu(3, nil) }
+
+// conformanceScenarios cover every option of the stock sample.conf, the
+// answers a server gives and the features around the write path.
+var conformanceScenarios = []conformanceScenario{
+	{name: "defaults", metrics: three},
+	{name: "organization and bucket", options: `organization = "acme"` + "\n" + `bucket = "metrics"`, metrics: three},
+	{name: "content_encoding identity", options: `content_encoding = "identity"`, metrics: three},
+	{name: "content_encoding gzip", options: `content_encoding = "gzip"`, metrics: three},
+	{name: "content_encoding invalid", options: `content_encoding = "br"`, metrics: three},
+	{name: "influx_uint_support", options: `influx_uint_support = true`, metrics: three},
+	{name: "influx_omit_timestamp", options: `influx_omit_timestamp = true`, metrics: three},
+	{name: "user_agent", options: `user_agent = "my-agent/1.0"`, metrics: three},
+	{name: "http_headers", options: `http_headers = {"X-Special-Header" = "Special-Value", "X-Tenant" = "t1"}`, metrics: three},
+	{name: "http_headers Host", options: `http_headers = {"Host" = "influx.example.com"}`, metrics: three},
+	{name: "http_headers User-Agent", options: `http_headers = {"User-Agent" = "from-headers"}`, metrics: three},
+	{name: "timeout", options: `timeout = "300ms"`, answer: func(string) answer { return answer{hang: true} }, metrics: three},
+	{name: "local_address", options: `local_address = "127.0.0.1"`, metrics: three},
+	{name: "local_address invalid", options: `local_address = "not an address"`, metrics: three},
+	{name: "http2 timeouts", options: `ping_timeout = "15s"` + "\n" + `read_idle_timeout = "30s"`, metrics: three},
+	{name: "tls insecure_skip_verify", options: `insecure_skip_verify = true`, server: serveTLS, metrics: three},
+	{name: "tls unknown authority", server: serveTLS, metrics: three},
+	{name: "tls_ca missing", options: `tls_ca = "/nonexistent/ca.pem"`, metrics: three},
+	{name: "http_proxy", options: `http_proxy = "$PROXY"`, metrics: three,
+		urls: func(*testing.T, *recorder) []string { return []string{"http://influxdb.example:8086"} }},
+	{name: "http_proxy invalid", options: `http_proxy = "http://[::1"`, metrics: three},
+	{name: "url with path", urls: func(_ *testing.T, r *recorder) []string { return []string{r.url + "/influx/"} }, metrics: three},
+	{name: "url with query", urls: func(_ *testing.T, r *recorder) []string { return []string{r.url + "?id=abc"} }, metrics: three},
+	{name: "url invalid", urls: func(*testing.T, *recorder) []string { return []string{"http://[::1"} }, metrics: three},
+	{name: "url unsupported scheme", urls: func(*testing.T, *recorder) []string { return []string{"ftp://127.0.0.1"} }, metrics: three},
+	{name: "unix socket", server: serveUnix, metrics: three},
+	{name: "server down", urls: func(t *testing.T, _ *recorder) []string { return []string{closedURL(t)} }, metrics: three},
+	{name: "one of two urls down", urls: func(t *testing.T, r *recorder) []string { return []string{closedURL(t), r.url} }, metrics: three},
+	{name: "metric_batch_size", options: "metric_batch_size = 2", metrics: func() []telegraf.Metric { return cpu(5, nil) }},
+	{name: "concurrent_writes", options: "concurrent_writes = 3", metrics: func() []telegraf.Metric { return cpu(9, nil) }},
+	{name: "rate_limit", options: `rate_limit = "120B"` + "\n" + `rate_limit_period = "1h"` + "\n" + `content_encoding = "identity"`,
+		metrics: func() []telegraf.Metric { return cpu(6, nil) }},
+	{name: "rate_limit unlimited", options: `rate_limit = "unlimited"`, metrics: three},
+	{name: "serialization error", metrics: func() []telegraf.Metric {
+		ms := cpu(3, nil)
+		ms[1] = metric.New("cpu", map[string]string{"host": "a"}, map[string]any{}, ms[1].Time())
+		return ms
+	}},
+	{name: "bucket_tag", options: `bucket_tag = "bucket"`, metrics: routed},
+	{name: "bucket_tag excluded", options: `bucket_tag = "bucket"` + "\n" + "exclude_bucket_tag = true", metrics: routed},
+	{name: "bucket_tag without bucket", options: `bucket_tag = "bucket"` + "\n" + `bucket = ""`, metrics: routed},
+	{name: "exclude_bucket_tag without bucket_tag", options: "exclude_bucket_tag = true", metrics: routed},
+	{name: "secret store token and header", options: `token = "@{conformance:token}"` + "\n" + `http_headers = {"X-Secret" = "@{conformance:header}"}`, metrics: three},
+	{name: "no token", options: `token = ""`, metrics: three},
+
+	// Status codes.
+	{name: "status 200", answer: status(200), metrics: three},
+	{name: "status 201", answer: status(201), metrics: three},
+	{name: "status 202", answer: status(202), metrics: three},
+	{name: "status 203", answer: status(203), metrics: three},
+	{name: "status 206", answer: status(206), metrics: three},
+	{name: "status 207", answer: status(207), metrics: three},
+	{name: "status 302", answer: status(302), metrics: three},
+	{name: "status 400", answer: statusBody(400, `{"code":"invalid","message":"unable to parse 'cpu': missing fields"}`), metrics: three},
+	{name: "status 400 plain text", answer: func(string) answer { return answer{status: 400, body: "bad request"} }, metrics: three},
+	{name: "status 401", answer: statusBody(401, `{"code":"unauthorized","message":"unauthorized access"}`), metrics: three},
+	{name: "status 403", answer: statusBody(403, `{"code":"forbidden","message":"insufficient permissions for write"}`), metrics: three},
+	{name: "status 404", answer: statusBody(404, `{"code":"not found","message":"bucket \"my_bucket\" not found"}`), metrics: three},
+	{name: "status 406", answer: status(406), metrics: three},
+	{name: "status 409", answer: status(409), metrics: three},
+	{name: "status 413 split", options: `content_encoding = "identity"`, answer: tooLargeOver(60),
+		metrics: func() []telegraf.Metric { return cpu(4, nil) }},
+	{name: "status 413 single line", options: `content_encoding = "identity"`, answer: tooLargeOver(1),
+		metrics: func() []telegraf.Metric { return cpu(1, nil) }},
+	{name: "status 422", answer: statusBody(422, `{"code":"unprocessable entity","message":"failure writing points: points beyond retention policy"}`), metrics: three},
+	{name: "status 429", answer: status(429), metrics: three},
+	{name: "status 429 Retry-After", answer: withRetryAfter(429, "3600"), metrics: three, flushes: 2},
+	{name: "status 500", answer: statusBody(500, `{"code":"internal error","message":"unexpected error writing points to database"}`), metrics: three},
+	{name: "status 500 X-Influx-Error", answer: func(string) answer {
+		return answer{status: 500, header: map[string]string{"X-Influx-Error": "engine: cache full"}}
+	}, metrics: three},
+	{name: "status 502", answer: status(502), metrics: three},
+	{name: "status 503 Retry-After", answer: withRetryAfter(503, "3600"), metrics: three, flushes: 2},
+	{name: "status 503 Retry-After invalid", answer: withRetryAfter(503, "soon"), metrics: three},
+	{name: "status 504", answer: status(504), metrics: three},
+
+	// Our own options.
+	{name: "token_file", options: "", ours: `token_file = "$TEMP/token"`, metrics: three},
+}
+
+// routed is three metrics for bucket_tag: two tagged, one without the tag.
+func routed() []telegraf.Metric {
+	ms := cpu(3, nil)
+	ms[0].AddTag("bucket", "b1")
+	ms[1].AddTag("bucket", "b2")
+	return ms
+}
+
+// tooLargeOver answers 413 to a body of more than limit bytes.
+func tooLargeOver(limit int) func(string) answer {
+	return func(body string) answer {
+		if len(body) > limit {
+			return answer{status: 413, header: map[string]string{"Content-Type": "application/json"},
+				body: `{"code":"request too large","message":"unable to read data: points batch is too large"}`}
+		}
+		return answer{status: 204}
+	}
+}
+
+// normalizer removes from one aspect of both plugins' observations a
+// difference that shows in every scenario, named after its README entry.
+// It must change something somewhere in the suite: one that no longer
+// does names a difference that is gone.
+type normalizer struct {
+	difference string
+	aspect     string
+	pattern    *regexp.Regexp
+}
+
+var conformanceNormalizers = []normalizer{
+	// The stock plugin's request body has no length (chunked); ours has a
+	// Content-Length.
+	{"Content-Length", aspectWire, regexp.MustCompile(`(?m)^ +(\(transfer-encoding: chunked\)|\(content-length: \d+\)|Content-Length: \d+)\n`)},
+}
+
+// conformanceDifferences maps "scenario/aspect" to the name of the README
+// "Differences" entry that explains why ours differs there.
+var conformanceDifferences = map[string]string{}
+
+// TestConformance runs every scenario with both plugins and compares.
+func TestConformance(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := readmeDifferences(string(readme))
+	for key, name := range conformanceDifferences {
+		if !documented[name] {
+			t.Errorf("%s: difference %q is not an entry of the README's Differences list", key, name)
+		}
+	}
+	for _, n := range conformanceNormalizers {
+		if !documented[n.difference] {
+			t.Errorf("normalizer of %s: difference %q is not an entry of the README's Differences list", n.aspect, n.difference)
+		}
+	}
+	seen := make(map[string]bool)
+	normalized := make(map[string]bool)
+	for _, sc := range conformanceScenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			stock := runScenario(t, sc, "influxdb_v2")
+			ours := runScenario(t, sc, ourName)
+			for _, n := range conformanceNormalizers {
+				for _, obs := range []observed{stock, ours} {
+					before := obs.aspects[n.aspect]
+					obs.aspects[n.aspect] = n.pattern.ReplaceAllString(before, "")
+					normalized[n.difference] = normalized[n.difference] || obs.aspects[n.aspect] != before
+				}
+			}
+			for _, aspect := range aspects {
+				key := sc.name + "/" + aspect
+				want, got := stock.aspects[aspect], ours.aspects[aspect]
+				name, listed := conformanceDifferences[key]
+				seen[key] = true
+				switch {
+				case want == got && listed:
+					t.Errorf("%s: no longer differs, but is listed as %q: remove it from the suite (and the README if nothing else needs it)", aspect, name)
+				case want != got && !listed:
+					t.Errorf("%s differs and is not a documented difference\n--- stock:\n%s\n--- ours:\n%s", aspect, want, got)
+				case want != got:
+					t.Logf("%s differs as documented (%q)\n--- stock:\n%s\n--- ours:\n%s", aspect, name, want, got)
+				}
+			}
+		})
+	}
+	for key := range conformanceDifferences {
+		if !seen[key] && !t.Failed() {
+			t.Errorf("difference %s names no scenario and aspect of the suite", key)
+		}
+	}
+	for _, n := range conformanceNormalizers {
+		if !normalized[n.difference] && !t.Failed() {
+			t.Errorf("difference %q no longer shows in any scenario: remove its normalizer", n.difference)
+		}
+	}
+}
+
+var differenceEntry = regexp.MustCompile(`(?m)^- \*\*([^*]+)\*\*`)
+
+// readmeDifferences returns the names of the entries of the README's
+// "Differences" list: the bold words opening each item.
+func readmeDifferences(readme string) map[string]bool {
+	start := strings.Index(readme, "Differences from `outputs.influxdb_v2`")
+	if start < 0 {
+		return nil
+	}
+	section := readme[start:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	out := make(map[string]bool)
+	for _, m := range differenceEntry.FindAllStringSubmatch(section, -1) {
+		out[m[1]] = true
+	}
+	return out
+}
