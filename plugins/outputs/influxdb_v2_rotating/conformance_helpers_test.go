@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -284,7 +285,8 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
 
 	c := config.NewConfig()
 	if err := c.LoadConfigData([]byte(b.String()), config.EmptySourcePath); err != nil {
-		t.Fatalf("loading\n%s: %v", b.String(), err)
+		obs.aspects[aspectInit] = "loading the configuration: " + err.Error()
+		return obs
 	}
 	if err := c.LinkSecrets(); err != nil {
 		t.Fatalf("linking secrets: %v", err)
@@ -302,8 +304,18 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
 	default:
 		t.Fatalf("unexpected plugin %T", p)
 	}
-	defer func() { obs.aspects[aspectLog] = logLines(capture) }()
-	defer func() { obs.aspects[aspectWire] = strings.Join(rec.requests(), "\n") }()
+	defer func() {
+		obs.aspects[aspectLog] = logLines(capture)
+		obs.aspects[aspectWire] = strings.Join(rec.requests(), "\n")
+		// Each run has its own server ports: name them alike.
+		for _, u := range append(urls, rec.url) {
+			if parsed, err := url.Parse(u); err == nil && parsed.Host != "" {
+				for aspect, text := range obs.aspects {
+					obs.aspects[aspect] = strings.ReplaceAll(text, parsed.Host, "<server>")
+				}
+			}
+		}
+	}()
 
 	initErr := ro.Init()
 	obs.aspects[aspectInit] = errText(initErr)

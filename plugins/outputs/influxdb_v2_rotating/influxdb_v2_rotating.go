@@ -9,6 +9,7 @@ package influxdb_v2_rotating
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -247,9 +248,6 @@ func (p *InfluxDB) Init() error {
 	default:
 		return fmt.Errorf("probe: invalid value %q (use %q, %q or %q)", p.Probe, ProbeEmptyWrite, ProbePoint, ProbeNone)
 	}
-	if p.ProbeBucket == "" {
-		p.ProbeBucket = p.Bucket
-	}
 	if p.ProbeTimeout < 0 {
 		return errors.New("probe_timeout: must not be negative")
 	}
@@ -280,6 +278,9 @@ func (p *InfluxDB) Init() error {
 	}
 
 	if err := p.initAdoption(); err != nil {
+		return err
+	}
+	if err := p.initProbeBucket(); err != nil {
 		return err
 	}
 
@@ -329,6 +330,25 @@ func (p *InfluxDB) initAdoption() error {
 		return fmt.Errorf("adoption_measurement, client_id: %w", err)
 	}
 	p.adoption = a
+	return nil
+}
+
+// initProbeBucket picks the bucket a new token is validated against:
+// probe_bucket, bucket, or adoption_bucket. With bucket_tag alone there is
+// none: a fixed token needs no validation, as in the stock plugin, which
+// connects and routes by tag; a token that rotates does.
+func (p *InfluxDB) initProbeBucket() error {
+	if p.ProbeBucket == "" {
+		p.ProbeBucket = cmp.Or(p.Bucket, p.AdoptionBucket)
+	}
+	if p.ProbeBucket != "" || p.Probe == ProbeNone || p.BucketTag == "" {
+		return nil
+	}
+	if p.TokenFile != "" || p.TokenEnv != "" {
+		return errors.New(`probe_bucket: required when bucket is empty (bucket_tag only) and the token comes from ` +
+			`token_file or token_env, to validate new tokens against; or set probe = "none"`)
+	}
+	p.Probe = ProbeNone
 	return nil
 }
 
@@ -438,7 +458,7 @@ func (p *InfluxDB) Connect() error {
 		}
 		hp, err := rotation.NewHTTPProber(rotation.ProberConfig{
 			URL:         probeURL,
-			Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.Bucket}},
+			Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.ProbeBucket}},
 			Mode:        mode,
 			ProbeBucket: p.ProbeBucket,
 			ProbeOrg:    p.Organization,
@@ -591,8 +611,7 @@ func (p *InfluxDB) trackFlush() (done func()) {
 // connected, or no valid token exists yet. Every such error keeps the batch.
 func (p *InfluxDB) flushCredential() (*rotation.Credential, error) {
 	if wait := p.retryWait(); wait > 0 {
-		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
-			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
+		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait, Message: "retry time has not elapsed"}
 	}
 	if p.rotator == nil {
 		return nil, errNotConnected
@@ -615,6 +634,14 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 	}
 	cred, err := p.flushCredential()
 	if err != nil {
+		var we *WriteError
+		if errors.As(err, &we) && we.Action == rotation.ActionThrottle {
+			// Worded as the stock plugin's clients, each of which waits.
+			for _, w := range p.writers {
+				p.log().Errorf("When writing to [%s]: %v", w, err)
+			}
+			return &WriteError{Action: rotation.ActionThrottle, RetryAfter: we.RetryAfter, Message: errNoServer}
+		}
 		return err
 	}
 
@@ -669,6 +696,7 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 
 	var results []outcome
 	var lastErr error
+	var reached *httpWriter
 	for _, n := range rand.Perm(len(p.writers)) {
 		w := p.writers[n]
 		f := &flush{rotator: p.rotator, cred: cred}
@@ -676,13 +704,23 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		keepBuffers = keepBuffers || f.keepBuffers.Load()
 		if reachedAny(results) || len(chunks) == 0 {
 			p.reportAdoption(p.ctx, f, w, results)
+			reached = w
 			break
+		}
+		// No answer from this server: try the next one.
+		for _, r := range results {
+			p.log().Error(r.err)
 		}
 		lastErr = firstErr(results)
 		p.log().Errorf("When writing to [%s]: %v", w, lastErr)
 		results = nil
 	}
-	return p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
+	err = p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
+	if err != nil && reached != nil {
+		// The stock plugin's summary line of a flush that failed in part.
+		p.log().Errorf("When writing to [%s]: %v", reached, err)
+	}
+	return err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -765,15 +803,13 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 	case err != nil:
 	case len(accepted)+len(rejected) < total:
 		// Only the rate limit held metrics back.
-		err = &WriteError{Action: rotation.ActionThrottle, Message: "rate limit reached; remaining metrics kept for the next flush"}
+		err = errSizeLimitReached
 	default:
 		// Everything was sent except metrics that cannot be serialised.
-		err = &WriteError{Action: rotation.ActionDrop,
-			Message: fmt.Sprintf("dropped %d metric(s) that cannot be serialized, first: %v", len(rejected), rejectErrs[0])}
+		err = errSerialization
 	}
-	if len(accepted) == 0 && len(rejected) == 0 {
-		return err
-	}
+	// Always a partial write, as the stock plugin's, even when nothing
+	// was sent: the agent keeps what is neither accepted nor rejected.
 	return &batchError{err: err, accept: accepted, reject: rejected, rejectErrs: rejectErrs}
 }
 
