@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -144,7 +145,7 @@ func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result
 		tok = a.Token
 	}
 	if tok == "" {
-		r := &run{c: c, cr: cr, st: st}
+		r := &cycleRun{c: c, cr: cr, st: st}
 		tok = r.findInTargets(ctx, old.Fingerprint)
 	}
 	now := c.now()
@@ -188,7 +189,7 @@ func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result
 			return fail(fmt.Errorf("rollback: %w", err))
 		}
 	}
-	r := &run{c: c, cr: cr, st: st}
+	r := &cycleRun{c: c, cr: cr, st: st}
 	if err := r.confirm(ctx, tok); err != nil {
 		return fail(fmt.Errorf("rollback: %w", err))
 	}
@@ -273,6 +274,14 @@ func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 		return c.now().Add(min(cr.MaxAge, time.Minute))
 	}
 	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+}
+
+// jitter is a random part of max, to spread rotations of a fleet.
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
 }
 
 func minTime(a, b time.Time) time.Time {
