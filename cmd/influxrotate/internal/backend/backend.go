@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -26,8 +25,19 @@ type Authorization struct {
 	Active      bool
 	OrgID       string
 	Org         string
-	Permissions []state.Permission
+	Permissions []Permission
 	CreatedAt   time.Time
+}
+
+// Permission is one grant of an authorization. The controller's journal
+// stores it so that a deactivated 1.x user can be re-granted on rollback
+// and so that comparing permission sets survives a restart.
+type Permission struct {
+	Action string `json:"action"`
+	Type   string `json:"type"`
+	OrgID  string `json:"org_id,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name,omitempty"`
 }
 
 // Label marks an authorization as made by the controller for a credential
@@ -48,7 +58,7 @@ type Backend interface {
 	// List returns the authorizations of org (1.x: every user).
 	List(ctx context.Context, org string) ([]*Authorization, error)
 	// Create makes an active authorization with exactly perms.
-	Create(ctx context.Context, org string, label Label, perms []state.Permission) (*Authorization, error)
+	Create(ctx context.Context, org string, label Label, perms []Permission) (*Authorization, error)
 	// SetActive activates or deactivates a; a deleted one is ErrNotFound.
 	SetActive(ctx context.Context, a *Authorization, active bool) error
 	// Delete removes an authorization; one already gone counts as deleted.
@@ -56,7 +66,7 @@ type Backend interface {
 	// LabelOf reads the label of a, if it has one.
 	LabelOf(a *Authorization) (Label, bool)
 	// BucketPermissions returns write permissions on the named buckets.
-	BucketPermissions(ctx context.Context, org string, buckets []string) ([]state.Permission, error)
+	BucketPermissions(ctx context.Context, org string, buckets []string) ([]Permission, error)
 	// ProbeTargets lists the buckets a may write, for the verify probe.
 	ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Target, error)
 	// WriteLines writes line protocol with the operator token (or token).

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -56,7 +55,7 @@ func (a *v2Authorization) convert() *Authorization {
 	out := &Authorization{ID: a.ID, Token: a.Token, Description: a.Description, Active: a.Status != "inactive",
 		OrgID: a.OrgID, Org: a.Org, CreatedAt: a.CreatedAt}
 	for _, p := range a.Permissions {
-		out.Permissions = append(out.Permissions, state.Permission{Action: p.Action, Type: p.Resource.Type,
+		out.Permissions = append(out.Permissions, Permission{Action: p.Action, Type: p.Resource.Type,
 			OrgID: p.Resource.OrgID, ID: p.Resource.ID, Name: p.Resource.Name})
 	}
 	return out
@@ -170,7 +169,7 @@ func (v *V2) LabelOf(a *Authorization) (Label, bool) {
 // that timed out may have created the authorization, so before each retry
 // the label is looked up and a match is returned instead (without its
 // token when the server hashes tokens; the caller then deletes it).
-func (v *V2) Create(ctx context.Context, org string, label Label, perms []state.Permission) (*Authorization, error) {
+func (v *V2) Create(ctx context.Context, org string, label Label, perms []Permission) (*Authorization, error) {
 	orgID, err := v.orgID(ctx, org)
 	if err != nil {
 		return nil, err
@@ -268,8 +267,8 @@ func (v *V2) buckets(ctx context.Context, query string) ([]v2Bucket, error) {
 }
 
 // BucketPermissions implements Backend.
-func (v *V2) BucketPermissions(ctx context.Context, org string, names []string) ([]state.Permission, error) {
-	var perms []state.Permission
+func (v *V2) BucketPermissions(ctx context.Context, org string, names []string) ([]Permission, error) {
+	var perms []Permission
 	for _, name := range names {
 		bs, err := v.buckets(ctx, url.Values{"org": {org}, "name": {name}}.Encode())
 		if err != nil {
@@ -284,7 +283,7 @@ func (v *V2) BucketPermissions(ctx context.Context, org string, names []string) 
 		if found == nil {
 			return nil, fmt.Errorf("buckets: bucket %q not found in org %q", name, org)
 		}
-		perms = append(perms, state.Permission{Action: "write", Type: "buckets", OrgID: found.OrgID, ID: found.ID})
+		perms = append(perms, Permission{Action: "write", Type: "buckets", OrgID: found.OrgID, ID: found.ID})
 	}
 	return perms, nil
 }

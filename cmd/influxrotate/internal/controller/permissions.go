@@ -8,13 +8,12 @@ import (
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 )
 
 // desiredPermissions are the permissions of the new authorization: the
 // current one's, or write on the configured buckets — never more than the
 // current one holds.
-func (c *Controller) desiredPermissions(ctx context.Context, cr *config.Credential, cur *backend.Authorization) ([]state.Permission, error) {
+func (c *Controller) desiredPermissions(ctx context.Context, cr *config.Credential, cur *backend.Authorization) ([]backend.Permission, error) {
 	if len(cr.Buckets) == 0 {
 		if cur == nil || len(cur.Permissions) == 0 {
 			return nil, &config.Error{Err: fmt.Errorf("credential %q: the current authorization has no permissions to clone; set buckets", cr.Name)}
@@ -34,7 +33,7 @@ func (c *Controller) desiredPermissions(ctx context.Context, cr *config.Credenti
 	return perms, nil
 }
 
-func permKey(p state.Permission) string {
+func permKey(p backend.Permission) string {
 	ref := p.ID
 	if ref == "" {
 		ref = "name:" + p.Name
@@ -43,7 +42,7 @@ func permKey(p state.Permission) string {
 }
 
 // missingFrom lists the permissions of a that b does not hold.
-func missingFrom(a, b []state.Permission) []string {
+func missingFrom(a, b []backend.Permission) []string {
 	have := map[string]bool{}
 	for _, p := range b {
 		have[permKey(p)] = true
@@ -59,6 +58,6 @@ func missingFrom(a, b []state.Permission) []string {
 }
 
 // samePermissions compares permission sets, ignoring order.
-func samePermissions(a, b []state.Permission) bool {
+func samePermissions(a, b []backend.Permission) bool {
 	return len(missingFrom(a, b)) == 0 && len(missingFrom(b, a)) == 0
 }
