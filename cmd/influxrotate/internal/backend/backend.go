@@ -86,20 +86,6 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.Op, e.Status, e.Message)
 }
 
-// Retryable reports whether err is worth retrying: 429, 5xx or a network
-// error. A context error is not.
-func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Status == http.StatusTooManyRequests || he.Status >= 500
-	}
-	var pe *permanentError
-	return !errors.As(err, &pe)
-}
-
 // permanentError marks an error that retrying cannot fix (a bad answer body).
 type permanentError struct{ err error }
 
@@ -112,15 +98,6 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err}
-}
-
-// StatusOf returns the HTTP status of err, or 0.
-func StatusOf(err error) int {
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
 }
 
 // Options configure a backend.

@@ -114,10 +114,7 @@ func (v *V1) users(ctx context.Context) ([]string, error) {
 func (v *V1) grants(ctx context.Context, user string) ([]Permission, error) {
 	res, err := v.query(ctx, "show grants for "+user, "SHOW GRANTS FOR "+quoteIdent(user), "")
 	if err != nil {
-		if strings.Contains(err.Error(), "user not found") {
-			return nil, fmt.Errorf("user %s: %w", user, ErrNotFound)
-		}
-		return nil, err
+		return nil, notFound(err, "user", user)
 	}
 	var perms []Permission
 	for _, r := range res.Results {
@@ -278,7 +275,7 @@ func (v *V1) SetActive(ctx context.Context, a *Authorization, active bool) error
 // Delete implements Backend.
 func (v *V1) Delete(ctx context.Context, id string) error {
 	_, err := v.query(ctx, "drop user "+id, "DROP USER "+quoteIdent(id), "")
-	if err != nil && strings.Contains(err.Error(), "user not found") {
+	if gone(err) {
 		return nil
 	}
 	return err

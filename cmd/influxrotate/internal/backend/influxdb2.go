@@ -106,11 +106,8 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
 	var a v2Authorization
 	err := v.call(ctx, "get authorization "+id, http.MethodGet, "/api/v2/authorizations/"+url.PathEscape(id), nil, &a)
-	if StatusOf(err) == http.StatusNotFound {
-		return nil, fmt.Errorf("authorization %s: %w", id, ErrNotFound)
-	}
 	if err != nil {
-		return nil, err
+		return nil, notFound(err, "authorization", id)
 	}
 	return a.convert(), nil
 }
@@ -235,16 +232,13 @@ func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error
 	}
 	err := v.call(ctx, "set authorization "+a.ID+" "+status, http.MethodPatch,
 		"/api/v2/authorizations/"+url.PathEscape(a.ID), map[string]string{"status": status}, nil)
-	if StatusOf(err) == http.StatusNotFound {
-		return fmt.Errorf("authorization %s: %w", a.ID, ErrNotFound)
-	}
-	return err
+	return notFound(err, "authorization", a.ID)
 }
 
 // Delete implements Backend.
 func (v *V2) Delete(ctx context.Context, id string) error {
 	err := v.call(ctx, "delete authorization "+id, http.MethodDelete, "/api/v2/authorizations/"+url.PathEscape(id), nil, nil)
-	if StatusOf(err) == http.StatusNotFound {
+	if gone(err) {
 		return nil
 	}
 	return err

@@ -21,8 +21,8 @@ func (r *cycleRun) provision(ctx context.Context) (phaseOutcome, error) {
 		label := backend.Label{Credential: cr.Name, Description: cr.Description, RotationID: cy.RotationID}
 		created, err = c.be.Create(ctx, cr.Org, label, cy.New.Permissions)
 		if err != nil {
-			if s := backend.StatusOf(err); s >= 400 && s < 500 && s != 429 {
-				return phaseOutcome{}, &refusal{fmt.Errorf("provision: %w", err), s}
+			if backend.Refused(err) {
+				return phaseOutcome{}, &refusal{fmt.Errorf("provision: %w", err), backend.StatusOf(err)}
 			}
 			return phaseOutcome{}, err
 		}
