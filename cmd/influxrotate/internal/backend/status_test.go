@@ -11,8 +11,8 @@ import (
 // documented in status.go.
 func TestAnswerMapping(t *testing.T) {
 	cases := []struct {
-		name                   string
-		err                    error
+		name                     string
+		err                      error
 		retryable, refused, gone bool
 	}{
 		{"400 bad request", &HTTPError{Status: 400}, false, true, false},
