@@ -58,17 +58,34 @@ func (e *refusal) Unwrap() error { return e.err }
 // PhaseObserve (provision → publish → verify → grace → delete → done),
 // chosen in New from what the backend can do; a phase that waits for the
 // writers to adopt the token is one more entry after PhaseVerify. A phase
-// needs only its state.Phase constant and its method here; the loop, the
-// journal, the audit record and the hooks follow from its place in the list.
+// needs only its state.Phase constant and its method here (wrapped in
+// withNewToken when it works with the new token); the journal, the audit
+// record and the hooks follow from its place in the list.
 var rotationCycle = []phaseStep{
 	{state.PhaseProvision, (*cycleRun).provision},
-	{state.PhasePublish, (*cycleRun).publish},
-	{state.PhaseVerify, (*cycleRun).verify},
+	{state.PhasePublish, withNewToken((*cycleRun).publish)},
+	{state.PhaseVerify, withNewToken((*cycleRun).verify)},
 	{state.PhaseGrace, (*cycleRun).grace},
 	{state.PhaseDeactivate, (*cycleRun).deactivate},
 	{state.PhaseObserve, (*cycleRun).observe},
 	{state.PhaseDelete, (*cycleRun).delete},
 	{state.PhaseDone, (*cycleRun).finish},
+}
+
+// withNewToken adapts a phase that works with the new token: the token is
+// looked up first and, when it is lost (a crash before publish, with tokens
+// the server does not show again), the cycle goes back to provision.
+func withNewToken(phase func(r *cycleRun, ctx context.Context, tok string) (phaseOutcome, error)) func(*cycleRun, context.Context) (phaseOutcome, error) {
+	return func(r *cycleRun, ctx context.Context) (phaseOutcome, error) {
+		tok, err := r.newToken(ctx)
+		if err != nil {
+			return phaseOutcome{}, err
+		}
+		if tok == "" {
+			return r.reprovision(ctx)
+		}
+		return phase(r, ctx, tok)
+	}
 }
 
 // phaseIndex is the place of phase in the controller's cycle, -1 when the

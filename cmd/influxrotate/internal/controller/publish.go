@@ -12,15 +12,8 @@ import (
 )
 
 // publish writes the new token to every target and reads it back.
-func (r *cycleRun) publish(ctx context.Context) (phaseOutcome, error) {
+func (r *cycleRun) publish(ctx context.Context, tok string) (phaseOutcome, error) {
 	c, cr, cy := r.c, r.cr, r.st.Cycle
-	tok, err := r.newToken(ctx)
-	if err != nil {
-		return phaseOutcome{}, err
-	}
-	if tok == "" {
-		return r.reprovision(ctx)
-	}
 	for i, t := range c.targets[cr.Name] {
 		if cy.Old.ID != "" && c.token(cy.Old.ID) == "" {
 			// Keep the old token in memory before overwriting it: a failed

@@ -10,15 +10,8 @@ import (
 )
 
 // verify probes the new token on every bucket it may write.
-func (r *cycleRun) verify(ctx context.Context) (phaseOutcome, error) {
+func (r *cycleRun) verify(ctx context.Context, tok string) (phaseOutcome, error) {
 	c, cr, cy := r.c, r.cr, r.st.Cycle
-	tok, err := r.newToken(ctx)
-	if err != nil {
-		return phaseOutcome{}, err
-	}
-	if tok == "" {
-		return r.reprovision(ctx)
-	}
 	a, err := c.be.Get(ctx, cy.New.ID)
 	if errors.Is(err, backend.ErrNotFound) {
 		return r.reprovision(ctx)
