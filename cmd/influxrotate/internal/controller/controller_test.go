@@ -261,6 +261,7 @@ var crashPoints = []string{
 	"deactivate:before", "deactivate:patched", "deactivate:after",
 	"observe:before", "observe:after",
 	"delete:before", "delete:deleted", "delete:after",
+	"done:before",
 }
 
 func TestResumeAfterCrashAtEveryPoint(t *testing.T) {
