@@ -82,6 +82,10 @@ func Retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if errors.Is(err, rotation.ErrRedirectRefused) {
+		// A wrong URL or a proxy in between: the next attempt gets the same.
+		return false
+	}
 	var he *HTTPError
 	if errors.As(err, &he) {
 		return he.Status == http.StatusTooManyRequests || he.Status >= 500
@@ -125,7 +129,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+		o.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: rotation.NoRedirect}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
