@@ -110,3 +110,14 @@ func TestCheckRefusesRedirects(t *testing.T) {
 		}
 	}
 }
+
+// -check names a URL without its userinfo password.
+func TestCheckMasksURLPassword(t *testing.T) {
+	srv, tokenFile, scan := checkEnv(t)
+	withUser := strings.Replace(srv.URL(), "http://", "http://admin:hunter2@", 1)
+	conf := writeConfig(t, t.TempDir(), withUser, tokenFile, "acme", "telemetry", "")
+	code, out := runCheck(t, scan, conf)
+	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "admin:xxxxx@") {
+		t.Fatalf("-check with a password in the URL: exit %d, want 0 and the password masked\n%s", code, out)
+	}
+}

@@ -186,6 +186,11 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			if !errors.As(werr, &we) || !we.Retryable() {
 				t.Fatalf("Write: %v, want a retryable WriteError (the batch is kept)", werr)
 			}
+			// WriteRaw, the execd binary's path, too.
+			rerr := p.WriteRaw(context.Background(), "", []byte("m v=1i 1\n"), 1)
+			if !IsRetryable(rerr) || !strings.Contains(rerr.Error(), rotation.ErrRedirectRefused.Error()) {
+				t.Fatalf("WriteRaw: %v, want a retryable error saying the redirect was refused", rerr)
+			}
 			// A new token is probed before it is used.
 			e.publish(second.Token)
 			wait.For(t, 10*time.Second, "the new token's probe", func() bool { return p.stats.ProbeUnreachable.Load() > 0 })
@@ -202,7 +207,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 					}
 				}
 			}
-			scanOutput(t, e, werr.Error(), results[0].Message)
+			scanOutput(t, e, werr.Error(), rerr.Error(), results[0].Message)
 		})
 	}
 }
