@@ -85,8 +85,8 @@ type ProberConfig struct {
 	Client *http.Client
 	// NewRequest, when set, builds each probe request in place of URL and
 	// Header: a writer passes its own request builder, so that a probe
-	// carries exactly what its writes carry (path, query, headers). The
-	// prober sets Authorization; body is empty or the point line. t.Org is
+	// carries exactly what its writes carry (path, query, headers, the
+	// Authorization for c). body is empty or the point line; t.Org is
 	// ProbeOrg or the target's org.
 	NewRequest func(ctx context.Context, t Target, body []byte, c *Credential) (*http.Request, error)
 	// Timeout bounds each probe request. Default 5s.
@@ -202,7 +202,6 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 		res.Message = err.Error()
 		return res
 	}
-	req.Header.Set("Authorization", c.AuthorizationHeader())
 	resp, err := p.client.Do(req)
 	if err != nil {
 		res.Message = err.Error()
@@ -237,6 +236,7 @@ func (p *HTTPProber) request(ctx context.Context, t Target, body string, c *Cred
 			req.Header.Add(k, v)
 		}
 	}
+	req.Header.Set("Authorization", c.AuthorizationHeader())
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	return req, nil
 }
