@@ -191,9 +191,11 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			if !IsRetryable(rerr) || !strings.Contains(rerr.Error(), rotation.ErrRedirectRefused.Error()) {
 				t.Fatalf("WriteRaw: %v, want a retryable error saying the redirect was refused", rerr)
 			}
-			// A new token is probed before it is used.
+			// A new token is probed before it is used (the start-up probe,
+			// done within Connect, is already counted).
+			before := p.stats.ProbeUnreachable.Load()
 			e.publish(second.Token)
-			wait.For(t, 10*time.Second, "the new token's probe", func() bool { return p.stats.ProbeUnreachable.Load() > 0 })
+			wait.For(t, 10*time.Second, "the new token's probe", func() bool { return p.stats.ProbeUnreachable.Load() > before })
 			_, results, cerr := p.Check(context.Background())
 			if cerr != nil || len(results) != 1 || results[0].Verdict == rotation.VerdictValid {
 				t.Fatalf("Check: %v %+v, want a non-valid verdict", cerr, results)
