@@ -53,7 +53,7 @@ type Options struct {
 	// Kube replaces the Kubernetes client of kubernetes targets.
 	Kube kubernetes.Interface
 	// HTTPClient is used for API calls and probes. Default: one client with
-	// the configured timeout.
+	// the configured timeout that follows no redirect (rotation.NoRedirect).
 	HTTPClient *http.Client
 	// Hook, when set, is called at each phase boundary and at points inside
 	// phases ("provision:created", "publish:target-0", ...). The CLI wires it
@@ -123,7 +123,9 @@ func New(opts Options) (*Controller, error) {
 		c.now = time.Now
 	}
 	if c.client == nil {
-		c.client = &http.Client{Timeout: cfg.Timeout}
+		// InfluxDB never redirects an API call; following one would send
+		// the operator token wherever it points.
+		c.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: rotation.NoRedirect}
 	}
 	c.store = state.NewStore(cfg.StateDir)
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
@@ -179,11 +181,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 func readTokenFile(option, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", &config.Error{Err: fmt.Errorf("%s: %w", option, err)}
-	}
-	tok, err := rotation.ParseToken(data)
+	tok, err := rotation.ReadTokenFile(path)
 	if err != nil {
 		return "", &config.Error{Err: fmt.Errorf("%s %q: %w", option, path, err)}
 	}

@@ -56,16 +56,11 @@ func (f *File) ReadBack(ctx context.Context) (string, error) {
 	return readTokenFile(f.Path)
 }
 
+// readTokenFile reads a published token back as a writer's FileSource
+// reads it, with the one token-file reader of the project.
 func readTokenFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", ErrNoToken
-	}
-	if err != nil {
-		return "", err
-	}
-	tok, err := rotation.ParseToken(data)
-	if errors.Is(err, rotation.ErrTokenEmpty) {
+	tok, err := rotation.ReadTokenFile(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, rotation.ErrTokenEmpty) {
 		return "", ErrNoToken
 	}
 	if err != nil {
