@@ -102,8 +102,15 @@ type Credential struct {
 type Target struct {
 	Type string `toml:"type"`
 	// file
-	Path string   `toml:"path"`
+	Path string `toml:"path"`
+	// Mode is the file's permission bits (also secret-dir). For a file
+	// target, 0 keeps the mode of the file it replaces (DefaultFileMode
+	// for a new one).
 	Mode FileMode `toml:"mode"`
+	// Owner and Group (a name or a numeric id) own the token file; unset,
+	// the file keeps the owner and group of the one it replaces.
+	Owner string `toml:"owner"`
+	Group string `toml:"group"`
 	// secret-dir
 	Dir string `toml:"dir"`
 	Key string `toml:"key"` // also kubernetes
@@ -350,7 +357,7 @@ func (cr *Credential) validate(backend string) error {
 
 func (t *Target) validate() error {
 	allowed := map[string][]string{
-		TargetFile:       {"path", "mode"},
+		TargetFile:       {"path", "mode", "owner", "group"},
 		TargetSecretDir:  {"dir", "key", "mode"},
 		TargetKubernetes: {"namespace", "secret", "key", "kubeconfig", "context"},
 		TargetExec:       {"command", "read_command", "timeout"},
@@ -360,7 +367,8 @@ func (t *Target) validate() error {
 		return fmt.Errorf("type %q: must be file, secret-dir, kubernetes or exec", t.Type)
 	}
 	set := map[string]bool{
-		"path": t.Path != "", "mode": t.Mode != 0, "dir": t.Dir != "", "key": t.Key != "",
+		"path": t.Path != "", "mode": t.Mode != 0, "owner": t.Owner != "", "group": t.Group != "",
+		"dir": t.Dir != "", "key": t.Key != "",
 		"namespace": t.Namespace != "", "secret": t.Secret != "", "kubeconfig": t.Kubeconfig != "",
 		"context": t.Context != "", "command": len(t.Command) > 0, "read_command": len(t.ReadCommand) > 0,
 		"timeout": t.ExecTimeout != 0,
@@ -397,7 +405,8 @@ func (t *Target) validate() error {
 			t.ExecTimeout = 30 * time.Second
 		}
 	}
-	if t.Mode == 0 && (t.Type == TargetFile || t.Type == TargetSecretDir) {
+	// A file target without a mode keeps the mode of the file it replaces.
+	if t.Mode == 0 && t.Type == TargetSecretDir {
 		t.Mode = DefaultFileMode
 	}
 	return nil

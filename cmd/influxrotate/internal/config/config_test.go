@@ -35,8 +35,8 @@ func TestDefaults(t *testing.T) {
 	if cr.Grace <= 60*time.Second {
 		t.Errorf("default grace %s is not above the kubelet sync period", cr.Grace)
 	}
-	if cr.Targets[0].Mode != 0o600 {
-		t.Errorf("file mode %o, want 0600", cr.Targets[0].Mode)
+	if cr.Targets[0].Mode != 0 {
+		t.Errorf("file mode %o, want 0 (keep the existing file's)", cr.Targets[0].Mode)
 	}
 	if !strings.HasPrefix(cfg.ClientID, "influxrotate@") {
 		t.Errorf("client_id %q", cfg.ClientID)
