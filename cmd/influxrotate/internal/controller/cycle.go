@@ -482,7 +482,11 @@ func (r *run) publish(ctx context.Context) error {
 				c.remember(cy.Old.ID, old)
 			}
 		}
-		if err := t.Publish(ctx, tok); err != nil {
+		if err := t.Publish(ctx, tok); errors.Is(err, target.ErrRefused) {
+			// Retrying cannot help: give up the cycle rather than keep a
+			// provisioned authorization waiting for an operator.
+			return r.abort(ctx, fmt.Errorf("publish: %w", err), 0)
+		} else if err != nil {
 			_ = c.record(cr, cy, "publish", OutcomeFailed, 0, err.Error())
 			return fmt.Errorf("publish: %w", err)
 		}
