@@ -45,14 +45,15 @@ func TestDefaults(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	cases := map[string]struct{ edit, want string }{
-		"unknown key":          {`gracee = "1s"`, "unknown option(s): gracee"},
-		"unknown nested key":   {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
-		"plain http remote":    {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
-		"bad backend":          {`backend = "influxdb3"`, `backend "influxdb3"`},
-		"bad target type":      {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
-		"option of other type": {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
-		"bad mode":             {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
-		"unset variable":       {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
+		"unknown key":           {`gracee = "1s"`, "unknown option(s): gracee"},
+		"unknown nested key":    {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
+		"plain http remote":     {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
+		"bad backend":           {`backend = "influxdb3"`, `backend "influxdb3"`},
+		"bad target type":       {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
+		"option of other type":  {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
+		"bad mode":              {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
+		"owner of a secret-dir": {"[[credential.target]]\ntype = \"secret-dir\"\ndir = \"/x\"\nowner = \"telegraf\"", `option "owner" does not apply to a secret-dir target`},
+		"unset variable":        {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

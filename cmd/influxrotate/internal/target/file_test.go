@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -189,4 +190,19 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestFileOwnerAndGroupMustExist(t *testing.T) {
+	for name, cfg := range map[string]config.Target{
+		"owner": {Type: config.TargetFile, Path: "/x", Owner: "no-such-user-influxrotate"},
+		"group": {Type: config.TargetFile, Path: "/x", Group: "no-such-group-influxrotate"},
+	} {
+		if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), name+` "no-such-`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	f, err := New(config.Target{Type: config.TargetFile, Path: "/x", Owner: "0", Group: "0"}, Options{})
+	if err != nil || f.(*File).Owner.Uid != "0" || f.(*File).Group.Gid != "0" {
+		t.Errorf("numeric ids: %+v, %v", f, err)
+	}
 }
