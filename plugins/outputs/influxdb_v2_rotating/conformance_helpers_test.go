@@ -184,9 +184,10 @@ var conformanceSecrets = map[string]string{
 	"header": "from-the-secret-store",
 }
 
-// memorySecretStore is a secret store holding conformanceSecrets; its
-// resolvers are dynamic, as a remote store's are, so that both plugins must
-// ask for the secret at each use.
+// memorySecretStore is a secret store holding conformanceSecrets. Its
+// resolvers are static: Telegraf keeps every secret it ever loaded in a
+// process-wide list that each LinkSecrets walks again, and a dynamic secret
+// of one scenario would fail the linking of every later one.
 type memorySecretStore struct{}
 
 func (memorySecretStore) SampleConfig() string { return "" }
@@ -209,12 +210,12 @@ func (memorySecretStore) List() ([]string, error) {
 func (s memorySecretStore) GetResolver(key string) (telegraf.ResolveFunc, error) {
 	return func() ([]byte, bool, error) {
 		v, err := s.Get(key)
-		return v, true, err
+		return v, false, err
 	}, nil
 }
 
 func init() {
-	secretstores.Add("conformance", func(string) telegraf.SecretStore { return memorySecretStore{} })
+	secretstores.Add("conformance", func(string) telegraf.SecretStore { return &memorySecretStore{} })
 }
 
 // observed is everything the suite compares between the two plugins.
@@ -250,9 +251,10 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
 
 	var b strings.Builder
 	b.WriteString("[agent]\n  omit_hostname = true\n")
-	if strings.Contains(sc.options, "@{conformance:") {
-		b.WriteString("[[secretstores.conformance]]\n  id = \"conformance\"\n")
-	}
+	// Every configuration has the store: Telegraf links secrets through a
+	// process-wide list, and a secret a plugin copies after linking would
+	// otherwise be linked by the next scenario's loader, without the store.
+	b.WriteString("[[secretstores.conformance]]\n  id = \"conformance\"\n")
 	fmt.Fprintf(&b, "[[outputs.%s]]\n", plugin)
 	urls := []string{rec.url}
 	if sc.urls != nil {
@@ -285,7 +287,7 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
 
 	c := config.NewConfig()
 	if err := c.LoadConfigData([]byte(b.String()), config.EmptySourcePath); err != nil {
-		obs.aspects[aspectInit] = "loading the configuration: " + err.Error()
+		obs.aspects[aspectInit] = loadFailure + err.Error()
 		return obs
 	}
 	if err := c.LinkSecrets(); err != nil {
@@ -365,6 +367,9 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
 	obs.aspects[aspectMetrics] = fmt.Sprintf("%s (buffer %d)", strings.Join(states, " "), ro.BufferLength())
 	return obs
 }
+
+// loadFailure starts the init aspect of a configuration Telegraf refused.
+const loadFailure = "loading the configuration: "
 
 // ourName is our plugin's registry name.
 const ourName = "influxdb_v2_rotating"
