@@ -175,7 +175,6 @@ var conformanceNormalizers = []normalizer{
 // "Differences" entry that explains why ours differs there.
 var conformanceDifferences = map[string]string{
 	"content_encoding invalid/init":   "Configuration errors",
-	"tls_ca missing/init":             "Configuration errors",
 	"http_proxy invalid/connect":      "Configuration errors",
 	"local_address invalid/connect":   "Configuration errors",
 	"url invalid/connect":             "Configuration errors",
