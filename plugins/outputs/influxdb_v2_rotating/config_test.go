@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +241,33 @@ func TestReadmeDocumentsEveryMetricField(t *testing.T) {
 	for name := range New().StatsFields() {
 		if !strings.Contains(string(readme), "    - "+name+" (integer") {
 			t.Errorf("README's Metrics section does not document field %q", name)
+		}
+	}
+}
+
+// The default User-Agent names Telegraf's version as the stock plugin's
+// does: in a Telegraf binary the version its build set with -X (the module
+// itself is "(devel)" there), elsewhere the Telegraf module required.
+func TestProductToken(t *testing.T) {
+	telegrafDep := []*debug.Module{{Path: "github.com/influxdata/telegraf", Version: "v1.37.2"}}
+	cases := []struct {
+		name string
+		info *debug.BuildInfo
+		want string
+	}{
+		{"no build info", nil, "Telegraf/unknown Go/1.26.8"},
+		{"execd binary", &debug.BuildInfo{Deps: telegrafDep}, "Telegraf/1.37.2 Go/1.26.8"},
+		{"make telegraf", &debug.BuildInfo{
+			Main: debug.Module{Path: "github.com/influxdata/telegraf", Version: "(devel)"},
+			Settings: []debug.BuildSetting{{Key: "-ldflags",
+				Value: "-s -w -X github.com/influxdata/telegraf/internal.Version=1.40.1 -X github.com/influxdata/telegraf/internal.Commit=abc"}},
+		}, "Telegraf/1.40.1 Go/1.26.8"},
+		{"quoted flag", &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "-ldflags",
+			Value: `-X "github.com/influxdata/telegraf/internal.Version=1.39.2"`}}}, "Telegraf/1.39.2 Go/1.26.8"},
+	}
+	for _, c := range cases {
+		if got := productTokenOf(c.info, "go1.26.8 X:nocoverageredesign"); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 }

@@ -367,18 +367,40 @@ func resolveLocalAddr(s string) (*net.TCPAddr, error) {
 // productToken is the default User-Agent, "Telegraf/<version> Go/<version>"
 // like the stock plugin's.
 func productToken() string {
+	info, _ := debug.ReadBuildInfo()
+	return productTokenOf(info, runtime.Version())
+}
+
+// telegrafVersionFlag is the variable whose linker flag (-X) sets the
+// version that Telegraf's internal.ProductToken reports.
+const telegrafVersionFlag = "github.com/influxdata/telegraf/internal.Version="
+
+// productTokenOf finds Telegraf's version the way it is known to the build:
+// in a Telegraf binary, the linker flag that set its version (the stock
+// plugin's source of it, in a package only Telegraf may import); in any
+// other program, the version of the Telegraf module it requires.
+func productTokenOf(info *debug.BuildInfo, goVersion string) string {
 	version := "unknown"
-	if info, ok := debug.ReadBuildInfo(); ok {
+	if info != nil {
 		for _, dep := range info.Deps {
 			if dep.Path == "github.com/influxdata/telegraf" {
 				version = strings.TrimPrefix(dep.Version, "v")
 			}
 		}
-		if info.Main.Path == "github.com/influxdata/telegraf" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			version = strings.TrimPrefix(info.Main.Version, "v")
+		for _, setting := range info.Settings {
+			if setting.Key != "-ldflags" {
+				continue
+			}
+			if _, v, ok := strings.Cut(setting.Value, telegrafVersionFlag); ok {
+				v, _, _ = strings.Cut(v, " ")
+				if v = strings.Trim(v, `"'`); v != "" {
+					version = v
+				}
+			}
 		}
 	}
-	return "Telegraf/" + version + " Go/" + strings.TrimPrefix(runtime.Version(), "go")
+	goVersion, _, _ = strings.Cut(strings.TrimPrefix(goVersion, "go"), " ")
+	return "Telegraf/" + version + " Go/" + goVersion
 }
 
 // Connect builds one HTTP writer per URL and starts the token source and
