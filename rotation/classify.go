@@ -19,7 +19,8 @@ const (
 	// ActionDrop: the server will never accept this batch (400, 422 and other
 	// 4xx): drop it with a clear error rather than block the buffer.
 	ActionDrop
-	// ActionRetry: keep the batch and retry at the next flush (other 5xx).
+	// ActionRetry: keep the batch and retry at the next flush (other 5xx,
+	// 1xx and 3xx).
 	ActionRetry
 	// ActionThrottle: keep the batch and wait RetryAfter (429, 502, 503, 504).
 	ActionThrottle
@@ -89,7 +90,10 @@ func Classify(status int, header http.Header, body []byte) Decision {
 		status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
 		d.Action = ActionThrottle
 		d.RetryAfter = RetryAfter(header)
-	case status >= 500:
+	case status >= 500, status < 200, status >= 300 && status < 400:
+		// Other 5xx, and answers that are not a verdict on the batch at
+		// all: a redirect without a Location (one with it is refused
+		// before it gets here, see NoRedirect) or an informational code.
 		d.Action = ActionRetry
 	default:
 		d.Action = ActionDrop

@@ -32,6 +32,10 @@ func TestClassify(t *testing.T) {
 		"throttled":                         {429, http.Header{"Retry-After": {"3"}}, "", ActionThrottle, ""},
 		"proxy":                             {502, nil, "<html><body>502 Bad Gateway</body></html>", ActionThrottle, "<html><body>502 Bad Gateway</body></html>"},
 		"internal error":                    {500, nil, `{"error":"boom"}`, ActionRetry, "boom"},
+		// Not a verdict on the batch: keep it (a redirect with a Location
+		// is refused by the client before it is classified).
+		"redirect without Location": {302, nil, "", ActionRetry, ""},
+		"informational":             {103, nil, "", ActionRetry, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := Classify(tc.status, tc.header, []byte(tc.body))
@@ -42,5 +46,30 @@ func TestClassify(t *testing.T) {
 				t.Errorf("RetryAfter %v", d.RetryAfter)
 			}
 		})
+	}
+}
+
+// Retry-After in seconds (fractions too, as Telegraf reads it) or as a
+// date; an unreadable one still asks for a pause, of 10s as in Telegraf.
+func TestRetryAfter(t *testing.T) {
+	for value, want := range map[string]time.Duration{
+		"":           0,
+		"0":          0,
+		"-5":         0,
+		"3":          3 * time.Second,
+		"1.5":        1500 * time.Millisecond,
+		"86400":      MaxRetryAfter,
+		"soon":       10 * time.Second,
+		"NaN":        10 * time.Second,
+		"Tue, 1 Jan": 10 * time.Second,
+		time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat): 0,
+	} {
+		if got := RetryAfter(http.Header{"Retry-After": {value}}); got != want {
+			t.Errorf("Retry-After %q: %v, want %v", value, got, want)
+		}
+	}
+	future := time.Now().Add(5 * time.Minute).UTC().Format(http.TimeFormat)
+	if got := RetryAfter(http.Header{"Retry-After": {future}}); got < 4*time.Minute || got > 5*time.Minute {
+		t.Errorf("Retry-After in five minutes: %v", got)
 	}
 }

@@ -59,7 +59,7 @@ func (r wireRequest) String() string {
 type recorder struct {
 	url    string
 	host   string // host:port of url
-	answer func(body string) answer
+	answer func(r *http.Request, body string) answer
 
 	mu   sync.Mutex
 	reqs []wireRequest
@@ -98,7 +98,7 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	a := answer{status: http.StatusNoContent}
 	if rec.answer != nil {
-		a = rec.answer(string(body))
+		a = rec.answer(r, string(body))
 	}
 	if a.hang {
 		<-r.Context().Done()
@@ -132,7 +132,7 @@ const (
 	serveUnix
 )
 
-func newRecorder(t *testing.T, kind serverKind, answerFn func(string) answer) *recorder {
+func newRecorder(t *testing.T, kind serverKind, answerFn func(*http.Request, string) answer) *recorder {
 	t.Helper()
 	rec := &recorder{answer: answerFn}
 	switch kind {

@@ -1,6 +1,7 @@
 package influxdb_v2_rotating
 
 import (
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -32,23 +33,25 @@ type conformanceScenario struct {
 	ours    string
 	server  serverKind
 	urls    func(*testing.T, *recorder) []string
-	answer  func(body string) answer
+	answer  func(r *http.Request, body string) answer
 	metrics func() []telegraf.Metric
 	flushes int
 }
 
-func status(code int) func(string) answer {
-	return func(string) answer { return answer{status: code} }
+func status(code int) func(*http.Request, string) answer {
+	return func(*http.Request, string) answer { return answer{status: code} }
 }
 
-func statusBody(code int, body string) func(string) answer {
-	return func(string) answer {
+func statusBody(code int, body string) func(*http.Request, string) answer {
+	return func(*http.Request, string) answer {
 		return answer{status: code, header: map[string]string{"Content-Type": "application/json"}, body: body}
 	}
 }
 
-func withRetryAfter(code int, seconds string) func(string) answer {
-	return func(string) answer { return answer{status: code, header: map[string]string{"Retry-After": seconds}} }
+func withRetryAfter(code int, seconds string) func(*http.Request, string) answer {
+	return func(*http.Request, string) answer {
+		return answer{status: code, header: map[string]string{"Retry-After": seconds}}
+	}
 }
 
 func three() []telegraf.Metric { return cpu(3, nil) }
@@ -67,7 +70,7 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "http_headers", options: `http_headers = {"X-Special-Header" = "Special-Value", "X-Tenant" = "t1"}`, metrics: three},
 	{name: "http_headers Host", options: `http_headers = {"Host" = "influx.example.com"}`, metrics: three},
 	{name: "http_headers User-Agent", options: `http_headers = {"User-Agent" = "from-headers"}`, metrics: three},
-	{name: "timeout", options: `timeout = "300ms"`, answer: func(string) answer { return answer{hang: true} }, metrics: three},
+	{name: "timeout", options: `timeout = "300ms"`, answer: func(*http.Request, string) answer { return answer{hang: true} }, metrics: three},
 	{name: "local_address", options: `local_address = "127.0.0.1"`, metrics: three},
 	{name: "local_address invalid", options: `local_address = "not an address"`, metrics: three},
 	{name: "http2 timeouts", options: `ping_timeout = "15s"` + "\n" + `read_idle_timeout = "30s"`, metrics: three},
@@ -109,8 +112,10 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "status 206", answer: status(206), metrics: three},
 	{name: "status 207", answer: status(207), metrics: three},
 	{name: "status 302", answer: status(302), metrics: three},
+	{name: "redirect 302", answer: redirectTo("/elsewhere", 302), metrics: three},
+	{name: "redirect 307", answer: redirectTo("/elsewhere", 307), metrics: three},
 	{name: "status 400", answer: statusBody(400, `{"code":"invalid","message":"unable to parse 'cpu': missing fields"}`), metrics: three},
-	{name: "status 400 plain text", answer: func(string) answer { return answer{status: 400, body: "bad request"} }, metrics: three},
+	{name: "status 400 plain text", answer: func(*http.Request, string) answer { return answer{status: 400, body: "bad request"} }, metrics: three},
 	{name: "status 401", answer: statusBody(401, `{"code":"unauthorized","message":"unauthorized access"}`), metrics: three},
 	{name: "status 403", answer: statusBody(403, `{"code":"forbidden","message":"insufficient permissions for write"}`), metrics: three},
 	{name: "status 404", answer: statusBody(404, `{"code":"not found","message":"bucket \"my_bucket\" not found"}`), metrics: three},
@@ -124,7 +129,7 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "status 429", answer: status(429), metrics: three},
 	{name: "status 429 Retry-After", answer: withRetryAfter(429, "3600"), metrics: three, flushes: 2},
 	{name: "status 500", answer: statusBody(500, `{"code":"internal error","message":"unexpected error writing points to database"}`), metrics: three},
-	{name: "status 500 X-Influx-Error", answer: func(string) answer {
+	{name: "status 500 X-Influx-Error", answer: func(*http.Request, string) answer {
 		return answer{status: 500, header: map[string]string{"X-Influx-Error": "engine: cache full"}}
 	}, metrics: three},
 	{name: "status 502", answer: status(502), metrics: three},
@@ -144,9 +149,20 @@ func routed() []telegraf.Metric {
 	return ms
 }
 
+// redirectTo answers writes with a redirect to path on the same server,
+// and any other request there with 204.
+func redirectTo(path string, code int) func(*http.Request, string) answer {
+	return func(r *http.Request, _ string) answer {
+		if r.URL.Path == path {
+			return answer{status: http.StatusNoContent}
+		}
+		return answer{status: code, header: map[string]string{"Location": path}}
+	}
+}
+
 // tooLargeOver answers 413 to a body of more than limit bytes.
-func tooLargeOver(limit int) func(string) answer {
-	return func(body string) answer {
+func tooLargeOver(limit int) func(*http.Request, string) answer {
+	return func(_ *http.Request, body string) answer {
 		if len(body) > limit {
 			return answer{status: 413, header: map[string]string{"Content-Type": "application/json"},
 				body: `{"code":"request too large","message":"unable to read data: points batch is too large"}`}
@@ -193,9 +209,12 @@ var conformanceDifferences = map[string]string{
 	"status 203/write":                "Every 2xx stores the batch",
 	"status 203/metrics":              "Every 2xx stores the batch",
 	"status 203/log":                  "Every 2xx stores the batch",
-	"status 302/write":                "3xx answers drop the batch",
-	"status 302/metrics":              "3xx answers drop the batch",
-	"status 302/log":                  "3xx answers drop the batch",
+	"redirect 302/write":              "Redirects are not followed",
+	"redirect 302/wire":               "Redirects are not followed",
+	"redirect 302/metrics":            "Redirects are not followed",
+	"redirect 302/log":                "Redirects are not followed",
+	"redirect 307/write":              "Redirects are not followed",
+	"redirect 307/log":                "Redirects are not followed",
 	"status 400 plain text/write":     "Server messages",
 	"status 400 plain text/log":       "Server messages",
 	"status 500 X-Influx-Error/write": "Server messages",
