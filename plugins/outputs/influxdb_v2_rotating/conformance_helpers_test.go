@@ -221,6 +221,10 @@ func init() {
 // observed is everything the suite compares between the two plugins.
 type observed struct {
 	aspects map[string]string
+	// requests are the wire aspect's requests, one string each.
+	requests []string
+	// logs are the log aspect's lines.
+	logs []string
 }
 
 const (
@@ -244,10 +248,10 @@ func errText(err error) string {
 // runScenario loads the scenario's configuration for plugin (the stock
 // "influxdb_v2" or ours), runs it in a RunningOutput as the agent does
 // (Init, Connect, then one Write per flush) and returns what it observed.
-func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
+func runScenario(t *testing.T, sc conformanceScenario, plugin string) (obs observed) {
 	t.Helper()
 	rec := newRecorder(t, sc.server, sc.answer)
-	obs := observed{aspects: make(map[string]string)}
+	obs.aspects = make(map[string]string)
 
 	var b strings.Builder
 	b.WriteString("[agent]\n  omit_hostname = true\n")
@@ -307,16 +311,21 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) observed {
 		t.Fatalf("unexpected plugin %T", p)
 	}
 	defer func() {
-		obs.aspects[aspectLog] = logLines(capture)
-		obs.aspects[aspectWire] = strings.Join(rec.requests(), "\n")
+		obs.logs = logLines(capture)
+		obs.requests = rec.requests()
 		// Each run has its own server ports: name them alike.
 		for _, u := range append(urls, rec.url) {
 			if parsed, err := url.Parse(u); err == nil && parsed.Host != "" {
 				for aspect, text := range obs.aspects {
 					obs.aspects[aspect] = strings.ReplaceAll(text, parsed.Host, "<server>")
 				}
+				for i := range obs.logs {
+					obs.logs[i] = strings.ReplaceAll(obs.logs[i], parsed.Host, "<server>")
+				}
 			}
 		}
+		obs.aspects[aspectLog] = strings.Join(obs.logs, "\n")
+		obs.aspects[aspectWire] = strings.Join(obs.requests, "\n")
 	}()
 
 	initErr := ro.Init()
@@ -384,13 +393,13 @@ func quoteAll(ss []string) string {
 
 // logLines returns the captured lines without the logger's name, sorted
 // (concurrent writes log in no defined order).
-func logLines(l *testutil.CaptureLogger) string {
+func logLines(l *testutil.CaptureLogger) []string {
 	var out []string
 	for _, e := range l.Messages() {
 		out = append(out, fmt.Sprintf("%c! %s", e.Level, e.Text))
 	}
 	slices.Sort(out)
-	return strings.Join(out, "\n")
+	return out
 }
 
 // cpu returns n metrics "cpu,host=a value=<i>" one second apart, plus the

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,6 +140,8 @@ var conformanceScenarios = []conformanceScenario{
 
 	// Our own options.
 	{name: "token_file", options: "", ours: `token_file = "$TEMP/token"`, metrics: three},
+	{name: "token_file strict", options: "", ours: `token_file = "$TEMP/token"` + "\n" + "strict = true", metrics: three},
+	{name: "token_file without adoption reports", options: "", ours: `token_file = "$TEMP/token"` + "\n" + "adoption_report = false", metrics: three},
 }
 
 // routed is three metrics for bucket_tag: two tagged, one without the tag.
@@ -190,53 +193,56 @@ var conformanceNormalizers = []normalizer{
 // conformanceDifferences maps "scenario/aspect" to the name of the README
 // "Differences" entry that explains why ours differs there.
 var conformanceDifferences = map[string]string{
-	"content_encoding invalid/init":   "Configuration errors",
-	"http_proxy invalid/connect":      "Configuration errors",
-	"local_address invalid/connect":   "Configuration errors",
-	"url invalid/connect":             "Configuration errors",
-	"url unsupported scheme/connect":  "Configuration errors",
-	"no token/init":                   "A token is required",
-	"no token/connect":                "A token is required",
-	"no token/write":                  "A token is required",
-	"no token/wire":                   "A token is required",
-	"no token/metrics":                "A token is required",
-	"rate_limit unlimited/init":       "rate_limit = \"unlimited\"",
-	"rate_limit unlimited/connect":    "rate_limit = \"unlimited\"",
-	"rate_limit unlimited/write":      "rate_limit = \"unlimited\"",
-	"rate_limit unlimited/wire":       "rate_limit = \"unlimited\"",
-	"rate_limit unlimited/metrics":    "rate_limit = \"unlimited\"",
-	"rate_limit/metrics":              "Metrics over the rate limit are kept",
-	"status 203/write":                "Every 2xx stores the batch",
-	"status 203/metrics":              "Every 2xx stores the batch",
-	"status 203/log":                  "Every 2xx stores the batch",
-	"redirect 302/write":              "Redirects are not followed",
-	"redirect 302/wire":               "Redirects are not followed",
-	"redirect 302/metrics":            "Redirects are not followed",
-	"redirect 302/log":                "Redirects are not followed",
-	"redirect 307/write":              "Redirects are not followed",
-	"redirect 307/log":                "Redirects are not followed",
-	"status 400 plain text/write":     "Server messages",
-	"status 400 plain text/log":       "Server messages",
-	"status 500 X-Influx-Error/write": "Server messages",
-	"status 500 X-Influx-Error/log":   "Server messages",
-	"status 401/write":                "401 and 403",
-	"status 401/log":                  "401 and 403",
-	"status 403/write":                "401 and 403",
-	"status 403/log":                  "401 and 403",
-	"status 413 split/write":          "413 splitting",
-	"status 413 split/wire":           "413 splitting",
-	"status 413 split/log":            "413 splitting",
-	"status 413 single line/write":    "413 splitting",
-	"status 413 single line/wire":     "413 splitting",
-	"status 413 single line/log":      "413 splitting",
-	"status 413 single line/metrics":  "413 splitting",
-	"unix socket/write":               "Unix sockets",
-	"unix socket/wire":                "Unix sockets",
-	"unix socket/log":                 "Unix sockets",
-	"unix socket/metrics":             "Unix sockets",
-	"two urls down/log":               "The next URL is tried",
-	"token_file/wire":                 "token_file and token_env",
-	"token_file/log":                  "token_file and token_env",
+	"content_encoding invalid/init":           "Configuration errors",
+	"http_proxy invalid/connect":              "Configuration errors",
+	"local_address invalid/connect":           "Configuration errors",
+	"url invalid/connect":                     "Configuration errors",
+	"url unsupported scheme/connect":          "Configuration errors",
+	"no token/init":                           "A token is required",
+	"no token/connect":                        "A token is required",
+	"no token/write":                          "A token is required",
+	"no token/wire":                           "A token is required",
+	"no token/metrics":                        "A token is required",
+	"rate_limit unlimited/init":               "rate_limit = \"unlimited\"",
+	"rate_limit unlimited/connect":            "rate_limit = \"unlimited\"",
+	"rate_limit unlimited/write":              "rate_limit = \"unlimited\"",
+	"rate_limit unlimited/wire":               "rate_limit = \"unlimited\"",
+	"rate_limit unlimited/metrics":            "rate_limit = \"unlimited\"",
+	"rate_limit/metrics":                      "Metrics over the rate limit are kept",
+	"status 203/write":                        "Every 2xx stores the batch",
+	"status 203/metrics":                      "Every 2xx stores the batch",
+	"status 203/log":                          "Every 2xx stores the batch",
+	"redirect 302/write":                      "Redirects are not followed",
+	"redirect 302/wire":                       "Redirects are not followed",
+	"redirect 302/metrics":                    "Redirects are not followed",
+	"redirect 302/log":                        "Redirects are not followed",
+	"redirect 307/write":                      "Redirects are not followed",
+	"redirect 307/log":                        "Redirects are not followed",
+	"status 400 plain text/write":             "Server messages",
+	"status 400 plain text/log":               "Server messages",
+	"status 500 X-Influx-Error/write":         "Server messages",
+	"status 500 X-Influx-Error/log":           "Server messages",
+	"status 401/write":                        "401 and 403",
+	"status 401/log":                          "401 and 403",
+	"status 403/write":                        "401 and 403",
+	"status 403/log":                          "401 and 403",
+	"status 413 split/write":                  "413 splitting",
+	"status 413 split/wire":                   "413 splitting",
+	"status 413 split/log":                    "413 splitting",
+	"status 413 single line/write":            "413 splitting",
+	"status 413 single line/wire":             "413 splitting",
+	"status 413 single line/log":              "413 splitting",
+	"status 413 single line/metrics":          "413 splitting",
+	"unix socket/write":                       "Unix sockets",
+	"unix socket/wire":                        "Unix sockets",
+	"unix socket/log":                         "Unix sockets",
+	"unix socket/metrics":                     "Unix sockets",
+	"two urls down/log":                       "The next URL is tried",
+	"token_file strict/wire":                  "token_file and token_env",
+	"token_file strict/log":                   "token_file and token_env",
+	"token_file without adoption reports/log": "token_file and token_env",
+	"token_file/wire":                         "token_file and token_env",
+	"token_file/log":                          "token_file and token_env",
 }
 
 // TestConformance runs every scenario with both plugins and compares.
@@ -297,6 +303,51 @@ func TestConformance(t *testing.T) {
 		if !normalized[n.difference] && !t.Failed() {
 			t.Errorf("difference %q no longer shows in any scenario: remove its normalizer", n.difference)
 		}
+	}
+}
+
+// With a token file, what the stock plugin's user sees is unchanged but
+// for the adoption report and one log line: no other request, no other
+// outcome.
+func TestConformanceTokenFileAddsOnlyAdoptionReports(t *testing.T) {
+	sc := conformanceScenario{name: "token_file", ours: `token_file = "$TEMP/token"`, metrics: func() []telegraf.Metric { return cpu(5, nil) }}
+	stock := runScenario(t, sc, "influxdb_v2")
+	ours := runScenario(t, sc, ourName)
+	for _, aspect := range []string{aspectInit, aspectConnect, aspectWrite, aspectMetrics} {
+		if stock.aspects[aspect] != ours.aspects[aspect] {
+			t.Errorf("%s differs\n--- stock:\n%s\n--- ours:\n%s", aspect, stock.aspects[aspect], ours.aspects[aspect])
+		}
+	}
+	var reports int
+	requests := slices.DeleteFunc(slices.Clone(ours.requests), func(r string) bool {
+		if strings.Contains(r, `body "influxrotate_adoption,client_id=`) {
+			reports++
+			return true
+		}
+		return false
+	})
+	if reports != 1 {
+		t.Errorf("%d adoption reports, want 1 after the first flush", reports)
+	}
+	normalize := func(reqs []string) []string {
+		out := slices.Clone(reqs)
+		for i := range out {
+			for _, n := range conformanceNormalizers {
+				if n.aspect == aspectWire {
+					out[i] = n.pattern.ReplaceAllString(out[i], "")
+				}
+			}
+		}
+		return out
+	}
+	if !slices.Equal(normalize(requests), normalize(stock.requests)) {
+		t.Errorf("requests besides the adoption report differ\n--- stock:\n%s\n--- ours:\n%s", stock.aspects[aspectWire], strings.Join(requests, "\n"))
+	}
+	logs := slices.DeleteFunc(slices.Clone(ours.logs), func(l string) bool {
+		return strings.HasPrefix(l, "I! Using token sha256:") && strings.HasSuffix(l, ", not probed at start (strict = true probes it)")
+	})
+	if len(logs) != len(ours.logs)-1 || !slices.Equal(logs, stock.logs) {
+		t.Errorf("log lines besides the one naming the token differ\n--- stock:\n%s\n--- ours:\n%s", stock.aspects[aspectLog], ours.aspects[aspectLog])
 	}
 }
 

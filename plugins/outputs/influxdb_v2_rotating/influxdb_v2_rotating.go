@@ -270,7 +270,7 @@ func (p *InfluxDB) Init() error {
 // token_env), never with a fixed token unless asked, so that a renamed stock
 // configuration writes exactly what the stock plugin writes.
 func (p *InfluxDB) initAdoption() error {
-	on := p.TokenFile != "" || p.TokenEnv != ""
+	on := !p.fixedToken()
 	if p.AdoptionReport != nil {
 		on = *p.AdoptionReport
 	}
@@ -318,7 +318,7 @@ func (p *InfluxDB) initProbeBucket() error {
 	if p.ProbeBucket != "" || p.Probe == ProbeNone || p.BucketTag == "" {
 		return nil
 	}
-	if p.TokenFile != "" || p.TokenEnv != "" {
+	if !p.fixedToken() {
 		return errors.New(`probe_bucket: required when bucket is empty (bucket_tag only) and the token comes from ` +
 			`token_file or token_env, to validate new tokens against; or set probe = "none"`)
 	}
@@ -485,9 +485,11 @@ func (p *InfluxDB) Connect() error {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
-		// A fixed token is used at once, as the stock plugin uses it:
-		// no start-up request before the first metric.
-		TrustFirst: p.TokenFile == "" && p.TokenEnv == "",
+		// The first token is used whatever a probe says, so it is probed
+		// only when strict asks for the verdict at start: otherwise no
+		// request precedes the first metric, as in the stock plugin, and
+		// the first write (and adoption report) tells.
+		TrustFirst: p.fixedToken() || !p.Strict,
 	})
 	if err != nil {
 		p.closeSource()
@@ -499,11 +501,18 @@ func (p *InfluxDB) Connect() error {
 	}
 	p.rotator = r
 	p.registerStats()
-	if r.Current() == nil {
+	switch c := r.Current(); {
+	case c == nil:
 		p.log().Warnf("No valid token yet from %s; writes wait for it and metrics stay buffered", p.source.Name())
+	case !p.fixedToken() && !p.Strict:
+		p.log().Infof("Using %s from %s, not probed at start (strict = true probes it)", c, p.source.Name())
 	}
 	return nil
 }
+
+// fixedToken reports whether the token is the token option (a value or a
+// secret-store reference), which nothing rotates.
+func (p *InfluxDB) fixedToken() bool { return p.TokenFile == "" && p.TokenEnv == "" }
 
 func (p *InfluxDB) newSource(logger *slog.Logger) (rotation.Source, error) {
 	switch {
