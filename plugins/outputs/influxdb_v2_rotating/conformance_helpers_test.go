@@ -3,6 +3,10 @@ package influxdb_v2_rotating
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -40,9 +44,8 @@ type answer struct {
 	hang bool
 }
 
-// wireRequest is one request as the server saw it. Authorization is left
-// out (the token is compared by the scenarios that need it, never printed);
-// a gzip body is decoded, because two gzip encoders may produce different
+// wireRequest is one request as the server saw it. Authorization is
+// compared through a hash, so that no token is printed; a gzip body is decoded, because two gzip encoders may produce different
 // bytes for the same content, and its Content-Length is dropped with it.
 type wireRequest struct {
 	Method, Host, Path, Query string
@@ -59,6 +62,8 @@ func (r wireRequest) String() string {
 type recorder struct {
 	url    string
 	host   string // host:port of url
+	// cert is the TLS server's certificate and key (nil without TLS).
+	cert *tls.Certificate
 	answer func(r *http.Request, body string) answer
 
 	mu   sync.Mutex
@@ -76,7 +81,13 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for name, values := range r.Header {
-		if name == "Authorization" || (gz && name == "Content-Length") {
+		if name == "Authorization" {
+			// Compared, never shown: a fingerprint of the value.
+			sum := sha256.Sum256([]byte(strings.Join(values, ", ")))
+			header = append(header, fmt.Sprintf("Authorization: <sha256 %x>", sum[:6]))
+			continue
+		}
+		if gz && name == "Content-Length" {
 			continue
 		}
 		header = append(header, name+": "+strings.Join(values, ", "))
@@ -157,6 +168,7 @@ func newRecorder(t *testing.T, kind serverKind, answerFn func(*http.Request, str
 		srv := httptest.NewTLSServer(rec)
 		t.Cleanup(srv.Close)
 		rec.url = srv.URL
+		rec.cert = &srv.TLS.Certificates[0]
 	default:
 		srv := httptest.NewServer(rec)
 		t.Cleanup(srv.Close)
@@ -284,6 +296,23 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) (obs obser
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("conformance-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if rec.cert != nil {
+		// $TLS.pem is the server's certificate, a CA the client may trust,
+		// and with $TLS.key a client certificate it may present.
+		key, err := x509.MarshalPKCS8PrivateKey(rec.cert.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, block := range map[string]*pem.Block{
+			"tls.pem": {Type: "CERTIFICATE", Bytes: rec.cert.Certificate[0]},
+			"tls.key": {Type: "PRIVATE KEY", Bytes: key},
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	options = strings.ReplaceAll(options, "$TLS", filepath.Join(dir, "tls"))
 	options = strings.ReplaceAll(options, "$TEMP", dir)
 	options = strings.ReplaceAll(options, "$PROXY", rec.url)
 	b.WriteString(options)
@@ -291,7 +320,8 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) (obs obser
 
 	c := config.NewConfig()
 	if err := c.LoadConfigData([]byte(b.String()), config.EmptySourcePath); err != nil {
-		obs.aspects[aspectInit] = loadFailure + err.Error()
+		// The loader names the plugin, which is all that differs there.
+		obs.aspects[aspectInit] = loadFailure + strings.ReplaceAll(err.Error(), plugin, "<plugin>")
 		return obs
 	}
 	if err := c.LinkSecrets(); err != nil {

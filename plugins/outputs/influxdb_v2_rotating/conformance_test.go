@@ -37,6 +37,10 @@ type conformanceScenario struct {
 	answer  func(r *http.Request, body string) answer
 	metrics func() []telegraf.Metric
 	flushes int
+	// refusedByLoader: Telegraf's configuration loader refuses the options
+	// for both plugins (it reads TLS files itself), which is all there is
+	// to compare.
+	refusedByLoader bool
 }
 
 func status(code int) func(*http.Request, string) answer {
@@ -77,6 +81,9 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "http2 timeouts", options: `ping_timeout = "15s"` + "\n" + `read_idle_timeout = "30s"`, metrics: three},
 	{name: "tls insecure_skip_verify", options: `insecure_skip_verify = true`, server: serveTLS, metrics: three},
 	{name: "tls unknown authority", server: serveTLS, metrics: three},
+	{name: "tls_ca", options: `tls_ca = "$TLS.pem"`, server: serveTLS, metrics: three},
+	{name: "tls_cert and tls_key", options: `tls_ca = "$TLS.pem"` + "\n" + `tls_cert = "$TLS.pem"` + "\n" + `tls_key = "$TLS.key"`, server: serveTLS, metrics: three},
+	{name: "tls_ca missing", options: `tls_ca = "/nonexistent/ca.pem"`, server: serveTLS, metrics: three, refusedByLoader: true},
 	{name: "http_proxy", options: `http_proxy = "$PROXY"`, metrics: three,
 		urls: func(*testing.T, *recorder) []string { return []string{"http://influxdb.example:8086"} }},
 	{name: "http_proxy invalid", options: `http_proxy = "http://[::1"`, metrics: three},
@@ -268,8 +275,11 @@ func TestConformance(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			stock := runScenario(t, sc, "influxdb_v2")
 			ours := runScenario(t, sc, ourName)
-			if loadFailed(stock) && loadFailed(ours) {
+			switch both := loadFailed(stock) && loadFailed(ours); {
+			case both && !sc.refusedByLoader:
 				t.Fatalf("neither plugin loads the configuration, so the scenario compares nothing: %s", stock.aspects[aspectInit])
+			case !both && sc.refusedByLoader:
+				t.Errorf("Telegraf's loader was to refuse the configuration for both plugins")
 			}
 			for _, n := range conformanceNormalizers {
 				for _, obs := range []observed{stock, ours} {
@@ -373,4 +383,26 @@ func readmeDifferences(readme string) map[string]bool {
 		out[m[1]] = true
 	}
 	return out
+}
+
+var sampleOption = regexp.MustCompile(`(?m)^\s*#?\s*([a-z_]+)\s*=`)
+
+// Every option of the stock plugin's sample.conf is set by some scenario
+// (urls, token, organization and bucket by all of them).
+func TestConformanceCoversStockOptions(t *testing.T) {
+	set := map[string]bool{"urls": true, "token": true, "organization": true, "bucket": true}
+	for _, sc := range conformanceScenarios {
+		for _, m := range sampleOption.FindAllStringSubmatch(sc.options, -1) {
+			set[m[1]] = true
+		}
+	}
+	options := sampleOption.FindAllStringSubmatch(stockSampleConfig(t), -1)
+	if len(options) < 20 {
+		t.Fatalf("read %d options from the stock sample.conf; the pattern no longer fits it", len(options))
+	}
+	for _, m := range options {
+		if !set[m[1]] {
+			t.Errorf("no scenario sets the stock option %q", m[1])
+		}
+	}
 }
