@@ -60,10 +60,10 @@ func (r wireRequest) String() string {
 // recorder is a loopback HTTP server (TCP, TLS or a unix socket) that
 // records every request and answers through the scenario's function.
 type recorder struct {
-	url    string
-	host   string // host:port of url
+	url  string
+	host string // host:port of url
 	// cert is the TLS server's certificate and key (nil without TLS).
-	cert *tls.Certificate
+	cert   *tls.Certificate
 	answer func(r *http.Request, body string) answer
 
 	mu   sync.Mutex
