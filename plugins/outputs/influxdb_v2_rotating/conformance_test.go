@@ -144,6 +144,29 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "status 503 Retry-After", answer: withRetryAfter(503, "3600"), metrics: three, flushes: 2},
 	{name: "status 503 Retry-After invalid", answer: withRetryAfter(503, "soon"), metrics: three},
 	{name: "status 504", answer: status(504), metrics: three},
+	{name: "status 504 Retry-After", answer: withRetryAfter(504, "30"), metrics: three},
+	{name: "status 502 Retry-After", answer: withRetryAfter(502, "30"), metrics: three},
+	{name: "status 500 Retry-After", answer: withRetryAfter(500, "30"), metrics: three, flushes: 2},
+	{name: "status 429 Retry-After fraction", answer: withRetryAfter(429, "1.5"), metrics: three},
+	{name: "status 429 Retry-After over the cap", answer: withRetryAfter(429, "86400"), metrics: three},
+
+	// One request of several refused: the others' metrics are stored.
+	{name: "concurrent_writes one batch refused", options: "concurrent_writes = 3", answer: refuseBodyWith("value=4,"),
+		metrics: func() []telegraf.Metric { return cpu(9, nil) }},
+	{name: "metric_batch_size one batch refused", options: "metric_batch_size = 2", answer: refuseBodyWith("value=2,"),
+		metrics: func() []telegraf.Metric { return cpu(5, nil) }},
+	{name: "bucket_tag one bucket refused", options: `bucket_tag = "bucket"`, answer: func(r *http.Request, _ string) answer {
+		if r.URL.Query().Get("bucket") == "b2" {
+			return answer{status: 404, header: map[string]string{"Content-Type": "application/json"},
+				body: `{"code":"not found","message":"bucket \"b2\" not found"}`}
+		}
+		return answer{status: 204}
+	}, metrics: routed},
+	{name: "concurrent_writes serialization error", options: "concurrent_writes = 2", metrics: func() []telegraf.Metric {
+		ms := cpu(6, nil)
+		ms[4] = metric.New("cpu", map[string]string{"host": "a"}, map[string]any{}, ms[4].Time())
+		return ms
+	}},
 
 	// Our own options.
 	{name: "token_file", options: "", ours: `token_file = "$TEMP/token"`, metrics: three},
@@ -167,6 +190,17 @@ func redirectTo(path string, code int) func(*http.Request, string) answer {
 			return answer{status: http.StatusNoContent}
 		}
 		return answer{status: code, header: map[string]string{"Location": path}}
+	}
+}
+
+// refuseBodyWith answers 400 to a body containing text, 204 otherwise.
+func refuseBodyWith(text string) func(*http.Request, string) answer {
+	return func(_ *http.Request, body string) answer {
+		if strings.Contains(body, text) {
+			return answer{status: 400, header: map[string]string{"Content-Type": "application/json"},
+				body: `{"code":"invalid","message":"unable to parse"}`}
+		}
+		return answer{status: 204}
 	}
 }
 
