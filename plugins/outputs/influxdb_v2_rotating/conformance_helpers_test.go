@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -394,7 +396,8 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) (obs obser
 	}
 	var writes []string
 	for range max(sc.flushes, 1) {
-		writes = append(writes, errText(ro.Write()))
+		err := ro.Write()
+		writes = append(writes, errText(err)+errKinds(err))
 	}
 	obs.aspects[aspectWrite] = strings.Join(writes, "\n")
 	mu.Lock()
@@ -409,6 +412,29 @@ func runScenario(t *testing.T, sc conformanceScenario, plugin string) (obs obser
 
 // loadFailure starts the init aspect of a configuration Telegraf refused.
 const loadFailure = "loading the configuration: "
+
+// errKinds names what the agent and other code can test an error for
+// beyond its text: a partial write (Telegraf's internal.PartialWriteError,
+// which ours answers through As), and Telegraf's own error values.
+func errKinds(err error) string {
+	var kinds []string
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if _, ours := e.(*batchError); ours || reflect.TypeOf(e).String() == "*internal.PartialWriteError" {
+			kinds = append(kinds, "partial write")
+			break
+		}
+	}
+	if errors.Is(err, errSizeLimitReached) {
+		kinds = append(kinds, "is ErrSizeLimitReached")
+	}
+	if errors.Is(err, errSerialization) {
+		kinds = append(kinds, "is ErrSerialization")
+	}
+	if len(kinds) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(kinds, ", ") + "]"
+}
 
 // ourName is our plugin's registry name.
 const ourName = "influxdb_v2_rotating"

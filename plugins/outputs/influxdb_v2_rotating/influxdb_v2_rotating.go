@@ -691,8 +691,11 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 			break
 		}
 	}
-	for _, e := range rejectErrs {
-		p.log().Errorf("Dropping metric that cannot be serialized: %v", e)
+	if len(rejectErrs) > 0 {
+		// The stock plugin says only that serialization failed; which
+		// metric and why is what the operator needs to fix it. One line
+		// per flush, however many.
+		p.log().Errorf("Dropping %d metric(s) that cannot be serialized; the first: %v", len(rejectErrs), rejectErrs[0])
 	}
 
 	var results []outcome
