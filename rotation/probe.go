@@ -86,6 +86,9 @@ type ProberConfig struct {
 	Timeout time.Duration
 	// Header is added to every probe (User-Agent, http_headers).
 	Header http.Header
+	// Scrubber removes tokens from the server's messages; the prober adds
+	// each token it probes. Default: a new one.
+	Scrubber *Scrubber
 }
 
 func (v Verdict) String() string {
@@ -124,7 +127,7 @@ type HTTPProber struct {
 func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", cfg.URL)
+		return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", RedactURL(cfg.URL))
 	}
 	switch cfg.Mode {
 	case ProbeEmptyWrite:
@@ -150,6 +153,9 @@ func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 	client := cfg.Client
 	if client == nil {
 		client = http.DefaultClient
+	}
+	if cfg.Scrubber == nil {
+		cfg.Scrubber = NewScrubber()
 	}
 	return &HTTPProber{cfg: cfg, base: u, client: client}, nil
 }
@@ -184,6 +190,8 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 		res.Message = "no token"
 		return res
 	}
+	// Registered before it is sent: an echo of it in the answer is scrubbed.
+	p.cfg.Scrubber.AddCredential(c)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	u := p.base.JoinPath("api", "v2", "write")
@@ -207,25 +215,24 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		res.Message = err.Error()
+		res.Message = p.cfg.Scrubber.Scrub(err.Error())
 		return res
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	res.Status = resp.StatusCode
-	res.Verdict, res.Message = classifyProbe(resp.StatusCode, msg)
+	res.Verdict, res.Message = classifyProbe(resp.StatusCode, p.cfg.Scrubber.ServerMessage(msg))
 	return res
 }
 
-// classifyProbe maps a probe answer to a verdict. Only 401 and 403 say
-// something about the token; a server that cannot answer (429, 5xx) is
-// never taken to have refused it.
-func classifyProbe(status int, body []byte) (Verdict, string) {
+// classifyProbe maps a probe answer and the server's (scrubbed) message to
+// a verdict. Only 401 and 403 say something about the token; a server that
+// cannot answer (429, 5xx) is never taken to have refused it.
+func classifyProbe(status int, msg string) (Verdict, string) {
 	if status >= 200 && status < 300 {
 		return VerdictValid, ""
 	}
-	msg := ServerMessage(body)
 	switch status {
 	case http.StatusBadRequest:
 		if slices.ContainsFunc(emptyWriteMessages, func(m string) bool { return strings.Contains(msg, m) }) {

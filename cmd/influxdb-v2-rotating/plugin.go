@@ -145,12 +145,13 @@ func check(ctx context.Context, p *plugin.InfluxDB) (string, bool) {
 			Client:      client,
 			Timeout:     max(time.Duration(p.ProbeTimeout), time.Second),
 			Header:      http.Header{"User-Agent": {p.UserAgent}},
+			Scrubber:    r.Scrubber(),
 		})
 		if err != nil {
 			return "FAIL: probe: " + err.Error(), false
 		}
 		res := prober.Probe(ctx, cred)
-		target := fmt.Sprintf("org %q bucket %q at %s", p.Organization, p.Bucket, u)
+		target := fmt.Sprintf("org %q bucket %q at %s", p.Organization, p.Bucket, rotation.RedactURL(u))
 		if res.Verdict == rotation.VerdictValid {
 			lines = append(lines, fmt.Sprintf("OK: %s may write to %s (%d in %s)", cred, target, res.Status, res.Duration.Round(time.Millisecond)))
 			continue

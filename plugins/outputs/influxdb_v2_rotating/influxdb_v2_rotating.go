@@ -158,12 +158,12 @@ func (p *InfluxDB) Init() error {
 	for _, u := range p.URLs {
 		parsed, err := url.Parse(u)
 		if err != nil {
-			return fmt.Errorf("urls: error parsing url %q: %w", u, err)
+			return fmt.Errorf("urls: error parsing url %q: %w", rotation.RedactURL(u), rotation.URLParseError(err))
 		}
 		switch parsed.Scheme {
 		case "http", "https", "unix":
 		default:
-			return fmt.Errorf("urls: unsupported scheme %q in %q", parsed.Scheme, u)
+			return fmt.Errorf("urls: unsupported scheme %q in %q", parsed.Scheme, rotation.RedactURL(u))
 		}
 	}
 	switch p.ContentEncoding {
@@ -176,7 +176,7 @@ func (p *InfluxDB) Init() error {
 	if p.HTTPProxy != "" {
 		proxy, err := url.Parse(p.HTTPProxy)
 		if err != nil {
-			return fmt.Errorf("http_proxy: error parsing %q: %w", p.HTTPProxy, err)
+			return fmt.Errorf("http_proxy: error parsing %q: %w", rotation.RedactURL(p.HTTPProxy), rotation.URLParseError(err))
 		}
 		p.proxy = proxy
 	}
@@ -331,6 +331,9 @@ func (p *InfluxDB) Connect() error {
 	}
 	// The agent may call Connect again after a failed attempt.
 	p.writers = p.writers[:0]
+	// One Scrubber for the writers, the prober and the Rotator, which
+	// registers each token with it before it is used.
+	scrub := rotation.NewScrubber()
 	for _, u := range p.URLs {
 		w, err := newHTTPWriter(writerConfig{
 			url:             u,
@@ -344,6 +347,7 @@ func (p *InfluxDB) Connect() error {
 			gzip:            p.ContentEncoding == "gzip",
 			userAgent:       p.UserAgent,
 			headers:         p.HTTPHeaders,
+			scrub:           scrub,
 		})
 		if err != nil {
 			return err
@@ -386,6 +390,7 @@ func (p *InfluxDB) Connect() error {
 			Client:      p.writers[0].client,
 			Timeout:     time.Duration(p.ProbeTimeout),
 			Header:      map[string][]string{"User-Agent": {p.UserAgent}},
+			Scrubber:    scrub,
 		})
 		if err != nil {
 			p.closeSource()
@@ -414,6 +419,7 @@ func (p *InfluxDB) Connect() error {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
+		Scrubber:  scrub,
 	})
 	if err != nil {
 		p.closeSource()

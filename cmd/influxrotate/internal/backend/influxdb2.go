@@ -91,7 +91,7 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 	if payload != nil {
 		req.Header.Set("Content-Type", ctype)
 	}
-	data, err := exchange(v.opts.Client, req, op, "")
+	data, err := exchange(v.opts.Client, req, op, v.opts.Scrubber)
 	if err != nil {
 		return err
 	}
@@ -199,6 +199,7 @@ func (v *V2) Create(ctx context.Context, org string, label Label, perms []state.
 			"Token "+v.opts.OperatorToken, "application/json")
 		if err == nil {
 			created = a.convert()
+			v.opts.Scrubber.Add(created.Token)
 			return nil
 		}
 		if Retryable(err) {
@@ -333,6 +334,7 @@ func (v *V2) WriteLines(ctx context.Context, org, bucket, token string, lines []
 	if token == "" {
 		token = v.opts.OperatorToken
 	}
+	v.opts.Scrubber.Add(token)
 	q := url.Values{"org": {org}, "bucket": {bucket}, "precision": {"ms"}}
 	return v.opts.Retry.Do(ctx, v.opts.Logger, "write metrics", func(ctx context.Context) error {
 		return v.once(ctx, "write metrics", http.MethodPost, "/api/v2/write?"+q.Encode(), lines, nil,
