@@ -170,6 +170,10 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 		{"urls scheme", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"ftp://x"} }, `urls: unsupported scheme "ftp"`},
 		{"urls parse", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"http://a b:%"} }, "urls: error parsing url"},
 		{"http_proxy", func(p *InfluxDB) { p.TokenFile = missing; p.HTTPProxy = "http://a b:%" }, "http_proxy: error parsing"},
+		// A URL's password is masked, also where the URL does not parse.
+		{"urls scheme password", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"ftp://u:url-s3cret-pw@x"} }, `"ftp://u:xxxxx@x"`},
+		{"urls parse password", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"http://u:url-s3cret-pw@x:port"} }, `"http://u:xxxxx@x:port": invalid port`},
+		{"http_proxy password", func(p *InfluxDB) { p.TokenFile = missing; p.HTTPProxy = "http://u:url-s3cret-pw@x:port" }, `"http://u:xxxxx@x:port"`},
 		{"local_address", func(p *InfluxDB) { p.TokenFile = missing; p.LocalAddr = "127.0.0.1:99999" }, "local_address: invalid port"},
 		{"rate_limit_period", func(p *InfluxDB) { p.TokenFile = missing; p.Limit = 10 }, "rate_limit_period: must be positive"},
 		{"tls", func(p *InfluxDB) { p.TokenFile = missing; p.TLSCA = missing }, "tls: setting up TLS failed"},
@@ -187,6 +191,8 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 				t.Fatalf("Init: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("Init error %v, want one containing %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "url-s3cret-pw"):
+				t.Fatalf("Init error shows the URL's password")
 			}
 		})
 	}

@@ -137,3 +137,19 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal("no credential in the example")
 	}
 }
+
+// TestURLPasswordIsMasked: a configuration error naming the url masks the
+// password of its userinfo.
+func TestURLPasswordIsMasked(t *testing.T) {
+	for _, u := range []string{
+		"ftp://user:url-s3cret-pw@influx.example.com",
+		"http://user:url-s3cret-pw@influx.example.com:8086",
+		"http://user:url-s3cret-pw@influx.example.com:port",
+	} {
+		doc := strings.Replace(minimal, `url = "http://127.0.0.1:8086"`, "url = \""+u+"\"", 1)
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "user:xxxxx@") || strings.Contains(err.Error(), "url-s3cret-pw") {
+			t.Errorf("url %s: error %v, want one naming the url with its password masked", "user:…@", err)
+		}
+	}
+}
