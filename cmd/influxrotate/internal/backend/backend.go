@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
@@ -77,9 +78,20 @@ func (e *HTTPError) Error() string {
 }
 
 // Retryable reports whether err is worth retrying: 429, 5xx or a network
-// error. A context error is not.
+// error, a client timeout included. A context error is not: the caller
+// gave up. (Retry.Do also stops when its context ends, so a timeout that
+// was the context's deadline is not retried either.)
 func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Timeout() {
+		// http.Client.Timeout, a dial or TLS handshake timeout. Since Go
+		// 1.23 such an error also matches context.DeadlineExceeded.
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var he *HTTPError

@@ -24,13 +24,21 @@ func exchange(c *http.Client, req *http.Request, op string, scrub *rotation.Scru
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading answer: %w", op, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// The start of an error body is plenty for its message.
 		return nil, &HTTPError{Op: op, Status: resp.StatusCode, Message: scrub.ServerMessage(data),
 			RetryAfter: rotation.RetryAfter(resp.Header)}
+	}
+	if len(data) > maxAnswer {
+		// Decoding the cut answer would fail with "unexpected end of JSON
+		// input", which says nothing; retrying cannot help.
+		return nil, Permanent(fmt.Errorf("%s: the answer is larger than %d MiB, more than an InfluxDB API answer should be; "+
+			"an organisation with this many authorizations needs fewer (delete unused ones) or a proxy is misrouting the request",
+			op, maxAnswer>>20))
 	}
 	return data, nil
 }

@@ -52,14 +52,32 @@ type v2Authorization struct {
 	CreatedAt   time.Time      `json:"createdAt"`
 }
 
-func (a *v2Authorization) convert() *Authorization {
+// idRE is the shape of an InfluxDB 2.x ID: 16 lowercase hex digits.
+var idRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// checkID refuses an authorization ID that is not an InfluxDB 2.x ID
+// before it is put in a URL: a path such as "../orgs/x" from a broken or
+// hostile server would otherwise address another resource. At most 40
+// characters of it are quoted.
+func checkID(id, from string) error {
+	if idRE.MatchString(id) {
+		return nil
+	}
+	return Permanent(fmt.Errorf("authorization ID %.40q from %s is not 16 lowercase hex digits; refusing to use it", id, from))
+}
+
+// convert checks a's ID (see checkID) and converts it.
+func (a *v2Authorization) convert(from string) (*Authorization, error) {
+	if err := checkID(a.ID, from); err != nil {
+		return nil, err
+	}
 	out := &Authorization{ID: a.ID, Token: a.Token, Description: a.Description, Active: a.Status != "inactive",
 		OrgID: a.OrgID, Org: a.Org, CreatedAt: a.CreatedAt}
 	for _, p := range a.Permissions {
 		out.Permissions = append(out.Permissions, state.Permission{Action: p.Action, Type: p.Resource.Type,
 			OrgID: p.Resource.OrgID, ID: p.Resource.ID, Name: p.Resource.Name})
 	}
-	return out
+	return out, nil
 }
 
 // call sends one request with the operator token, retrying as configured.
@@ -105,6 +123,9 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 
 // Get implements Backend.
 func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
+	if err := checkID(id, "the configuration or state"); err != nil {
+		return nil, err
+	}
 	var a v2Authorization
 	err := v.call(ctx, "get authorization "+id, http.MethodGet, "/api/v2/authorizations/"+url.PathEscape(id), nil, &a)
 	if StatusOf(err) == http.StatusNotFound {
@@ -113,7 +134,7 @@ func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.convert(), nil
+	return a.convert("the server's answer to get authorization " + id)
 }
 
 // List implements Backend.
@@ -126,7 +147,11 @@ func (v *V2) List(ctx context.Context, org string) ([]*Authorization, error) {
 	}
 	out := make([]*Authorization, 0, len(page.Authorizations))
 	for i := range page.Authorizations {
-		out = append(out, page.Authorizations[i].convert())
+		a, err := page.Authorizations[i].convert("the server's list of authorizations")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -198,9 +223,9 @@ func (v *V2) Create(ctx context.Context, org string, label Label, perms []state.
 		err := v.once(ctx, "create authorization", http.MethodPost, "/api/v2/authorizations", payload, &a,
 			"Token "+v.opts.OperatorToken, "application/json")
 		if err == nil {
-			created = a.convert()
-			v.opts.Scrubber.Add(created.Token)
-			return nil
+			v.opts.Scrubber.Add(a.Token)
+			created, err = a.convert("the server's answer to create authorization")
+			return err
 		}
 		if Retryable(err) {
 			if found := v.findLabel(ctx, org, label); found != nil {
@@ -231,6 +256,9 @@ func (v *V2) findLabel(ctx context.Context, org string, label Label) *Authorizat
 
 // SetActive implements Backend.
 func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error {
+	if err := checkID(a.ID, "the configuration or state"); err != nil {
+		return err
+	}
 	status := "inactive"
 	if active {
 		status = "active"
@@ -245,6 +273,9 @@ func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error
 
 // Delete implements Backend.
 func (v *V2) Delete(ctx context.Context, id string) error {
+	if err := checkID(id, "the configuration or state"); err != nil {
+		return err
+	}
 	err := v.call(ctx, "delete authorization "+id, http.MethodDelete, "/api/v2/authorizations/"+url.PathEscape(id), nil, nil)
 	if StatusOf(err) == http.StatusNotFound {
 		return nil
