@@ -80,7 +80,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"status", entry.Status, "token", entry.Fingerprint, "auth_id", entry.AuthID, "faulted", entry.Faulted)
 	}()
 
-	if c := s.opts.Contract; c != nil {
+	// The OSS v2 contract does not describe the v1 compatibility API.
+	if c := s.opts.Contract; c != nil && r.URL.Path != "/query" {
 		if err := s.checkContract(c, r); err != nil {
 			s.mu.Lock()
 			s.violations = append(s.violations, err)
@@ -130,6 +131,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		onlyMethods(w, r, s.handlePing, http.MethodGet, http.MethodHead)
 	case p == "/health":
 		onlyMethods(w, r, s.handleHealth, http.MethodGet)
+	case p == "/query":
+		onlyMethods(w, r, s.authenticated(s.handleQuery), http.MethodGet, http.MethodPost)
 	case p == "/api/v2/write":
 		onlyMethods(w, r, s.authenticated(s.handleWrite), http.MethodPost)
 	case p == "/api/v2/authorizations":
