@@ -51,10 +51,10 @@ var echoForms = map[string]func(header string) string{
 
 func token(header string) string { return strings.TrimPrefix(header, "Token ") }
 
-// echoing fronts srv: requests for which fail returns true are answered 400
-// with form's echo of their Authorization header; the rest go to srv. Every
-// token sent or issued is registered with scan first.
-func echoing(t *testing.T, srv *influxv2.Server, scan *secscan.Scanner, form func(string) string, fail func(*http.Request) bool) *httptest.Server {
+// echoing fronts srv: requests for which fail returns true are answered
+// status with form's echo of their Authorization header; the rest go to
+// srv. Every token sent or issued is registered with scan first.
+func echoing(t *testing.T, srv *influxv2.Server, scan *secscan.Scanner, form func(string) string, status int, fail func(*http.Request) bool) *httptest.Server {
 	inner := issuing(t, srv, scan)
 	target, _ := url.Parse(inner.URL)
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +62,7 @@ func echoing(t *testing.T, srv *influxv2.Server, scan *secscan.Scanner, form fun
 		scan.Add(token(h))
 		if fail(r) {
 			w.Header().Set("Content-Type", "text/plain")
-			w.WriteHeader(http.StatusBadRequest)
+			w.WriteHeader(status)
 			fmt.Fprintf(w, "%s: %s", echoMarker, form(h))
 			return
 		}
@@ -128,11 +128,16 @@ func TestProofSecurityEchoedAuthorizationLeaksNoToken(t *testing.T) {
 	execd := buildExecdBinary(t)
 	for name, form := range echoForms {
 		t.Run(name, func(t *testing.T) {
+			// A verify write refused (403) aborts the rotation: the
+			// journal's last outcome quotes the server.
 			t.Run("controller verify write", func(t *testing.T) {
-				echoController(t, bin, form, func(r *http.Request) bool { return r.URL.Path == "/api/v2/write" })
+				echoController(t, bin, form, http.StatusForbidden, func(r *http.Request) bool { return r.URL.Path == "/api/v2/write" },
+					filepath.Join("state", "telegraf.json"), filepath.Join("audit", "audit.jsonl"))
 			})
+			// A failed deactivation interrupts it: the audit log quotes it.
 			t.Run("controller deactivate", func(t *testing.T) {
-				echoController(t, bin, form, func(r *http.Request) bool { return r.Method == http.MethodPatch })
+				echoController(t, bin, form, http.StatusBadRequest, func(r *http.Request) bool { return r.Method == http.MethodPatch },
+					filepath.Join("audit", "audit.jsonl"))
 			})
 			t.Run("execd", func(t *testing.T) { echoExecd(t, execd, form) })
 			t.Run("plugin", func(t *testing.T) { echoPlugin(t, form) })
@@ -143,11 +148,11 @@ func TestProofSecurityEchoedAuthorizationLeaksNoToken(t *testing.T) {
 // echoController runs one rotation against a server that echoes the
 // operator token (on the PATCH that deactivates the old token) or the new
 // token (on the verify probe); the rotation fails and says why in its
-// stderr, audit log and journal.
-func echoController(t *testing.T, bin string, form func(string) string, fail func(*http.Request) bool) {
+// stderr and in the files named by quoting (relative to its directory).
+func echoController(t *testing.T, bin string, form func(string) string, status int, fail func(*http.Request) bool, quoting ...string) {
 	var scan secscan.Scanner
 	srv := influxv2.NewTest(t, influxv2.Options{})
-	front := echoing(t, srv, &scan, form, fail)
+	front := echoing(t, srv, &scan, form, status, fail)
 	dir := t.TempDir()
 	const org, bucket = "acme", "telegraf"
 	srv.CreateBucket(org, bucket)
@@ -185,8 +190,14 @@ observe = "10ms"
 		t.Fatalf("the rotation succeeded through a failing server:\n%s", out)
 	}
 	// status prints the journal's last outcome too.
-	status, _ := exec.Command(bin, "status", "-config", cfgPath).CombinedOutput()
-	scanAll(t, &scan, "controller output", append(out, status...), dir, tokenFile, filepath.Join(dir, "operator-token"))
+	report, _ := exec.Command(bin, "status", "-config", cfgPath).CombinedOutput()
+	scanAll(t, &scan, "controller output", append(out, report...), dir, tokenFile, filepath.Join(dir, "operator-token"))
+	for _, f := range quoting {
+		f = filepath.Join(dir, f)
+		if b, err := os.ReadFile(f); err != nil || !bytes.Contains(b, []byte(echoMarker)) {
+			t.Errorf("%s does not quote the server's message (%v):\n%s", f, err, b)
+		}
+	}
 }
 
 // echoExecd runs the execd binary's -check, then the binary itself, against
@@ -196,7 +207,7 @@ observe = "10ms"
 func echoExecd(t *testing.T, bin string, form func(string) string) {
 	var scan secscan.Scanner
 	srv := influxv2.NewTest(t, influxv2.Options{})
-	front := echoing(t, srv, &scan, form, func(r *http.Request) bool { return r.URL.Path == "/api/v2/write" })
+	front := echoing(t, srv, &scan, form, http.StatusBadRequest, func(r *http.Request) bool { return r.URL.Path == "/api/v2/write" })
 	dir := t.TempDir()
 	srv.CreateBucket("acme", "telegraf")
 	a := srv.WriteAuthorization("acme", "telegraf")
@@ -237,7 +248,7 @@ func echoExecd(t *testing.T, bin string, form func(string) string) {
 func echoPlugin(t *testing.T, form func(string) string) {
 	var scan secscan.Scanner
 	srv := influxv2.NewTest(t, influxv2.Options{})
-	front := echoing(t, srv, &scan, form, func(r *http.Request) bool { return r.URL.Path == "/api/v2/write" })
+	front := echoing(t, srv, &scan, form, http.StatusBadRequest, func(r *http.Request) bool { return r.URL.Path == "/api/v2/write" })
 	dir := t.TempDir()
 	srv.CreateBucket("acme", "telegraf")
 	a := srv.WriteAuthorization("acme", "telegraf")
