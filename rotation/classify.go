@@ -24,7 +24,8 @@ const (
 	ActionThrottle
 	// ActionSplit: the body is too large (413); split the batch and retry.
 	ActionSplit
-	// ActionAuth: the token was refused (401, 403); ask the Rotator.
+	// ActionAuth: the token was refused (401, 403, or InfluxDB 3's 400 for
+	// an Authorization header it cannot read); ask the Rotator.
 	ActionAuth
 )
 
@@ -64,17 +65,29 @@ const MaxRetryAfter = 10 * time.Minute
 // and the controller all use it. body is the start of the response body
 // (a few KiB are plenty); header may be nil. The message is not scrubbed of
 // tokens: code that sent a token calls Scrubber.Classify instead.
+//
+// InfluxDB 3 answers an expired token like a deleted one (401 "the request
+// was not authenticated"), a resource token without the database 403, and an
+// Authorization header it cannot parse 400 "Authorization header was
+// malformed": the batch is not at fault there, so that 400 is ActionAuth
+// (the batch stays buffered) rather than ActionDrop.
 func Classify(status int, header http.Header, body []byte) Decision {
 	return (*Scrubber)(nil).Classify(status, header, body)
 }
 
-// classifyStatus is Classify without the message.
-func classifyStatus(status int, header http.Header) Decision {
+// classify is Classify given the server's message, already extracted (and
+// scrubbed) by Scrubber.Classify.
+func classify(status int, header http.Header, msg string) Decision {
 	d := Decision{Status: status}
-	switch {
-	case status >= 200 && status < 300:
+	if status >= 200 && status < 300 {
 		d.Action = ActionAccept
+		return d
+	}
+	d.Message = msg
+	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		d.Action = ActionAuth
+	case status == http.StatusBadRequest && strings.HasPrefix(d.Message, malformedAuthorization):
 		d.Action = ActionAuth
 	case status == http.StatusRequestEntityTooLarge:
 		d.Action = ActionSplit
@@ -89,6 +102,10 @@ func classifyStatus(status int, header http.Header) Decision {
 	}
 	return d
 }
+
+// malformedAuthorization starts InfluxDB 3's 400 answer to an Authorization
+// header that is not exactly "Bearer <t>", "Token <t>" or "Basic <b64>".
+const malformedAuthorization = "Authorization header was malformed"
 
 // RetryAfter reads a Retry-After header in seconds or as an HTTP date,
 // capped at MaxRetryAfter. It returns 0 when there is none or it is invalid.

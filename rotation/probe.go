@@ -22,7 +22,9 @@ const (
 	VerdictUnknown Verdict = iota
 	// VerdictValid: the token may write to every probed bucket.
 	VerdictValid
-	// VerdictRefused: 401, the server does not know the token.
+	// VerdictRefused: 401, the server does not know the token (InfluxDB 3:
+	// or it has expired), or 400, InfluxDB 3 cannot read the Authorization
+	// header it came in.
 	VerdictRefused
 	// VerdictForbidden: 403, the token lacks write permission or is inactive.
 	VerdictForbidden
@@ -80,8 +82,15 @@ type ProberConfig struct {
 	ProbeBucket string
 	ProbeOrg    string
 	// Client sends the probes; it should be the writer's own client so that
-	// TLS, proxy and local address settings apply. Default http.DefaultClient.
+	// TLS, proxy and local address settings apply. Default: a client that
+	// follows no redirect (NoRedirect).
 	Client *http.Client
+	// NewRequest, when set, builds each probe request in place of URL and
+	// Header: a writer passes its own request builder, so that a probe
+	// carries exactly what its writes carry (path, query, headers, the
+	// Authorization for c). body is empty or the point line; t.Org is
+	// ProbeOrg or the target's org.
+	NewRequest func(ctx context.Context, t Target, body []byte, c *Credential) (*http.Request, error)
 	// Timeout bounds each probe request. Default 5s.
 	Timeout time.Duration
 	// Header is added to every probe (User-Agent, http_headers).
@@ -125,9 +134,13 @@ type HTTPProber struct {
 
 // NewHTTPProber checks cfg. Errors name the option at fault.
 func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", RedactURL(cfg.URL))
+	var u *url.URL
+	if cfg.NewRequest == nil {
+		var err error
+		u, err = url.Parse(cfg.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", RedactURL(cfg.URL))
+		}
 	}
 	switch cfg.Mode {
 	case ProbeEmptyWrite:
@@ -152,7 +165,7 @@ func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{CheckRedirect: NoRedirect}
 	}
 	if cfg.Scrubber == nil {
 		cfg.Scrubber = NewScrubber()
@@ -194,25 +207,11 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	p.cfg.Scrubber.AddCredential(c)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	u := p.base.JoinPath("api", "v2", "write")
-	q := url.Values{}
-	if t.Org != "" {
-		q.Set("org", t.Org)
-	}
-	q.Set("bucket", t.Bucket)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+	req, err := p.request(ctx, t, body, c)
 	if err != nil {
 		res.Message = err.Error()
 		return res
 	}
-	for k, vs := range p.cfg.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	req.Header.Set("Authorization", c.AuthorizationHeader())
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp, err := p.client.Do(req)
 	if err != nil {
 		res.Message = p.cfg.Scrubber.Scrub(err.Error())
@@ -222,31 +221,63 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	res.Status = resp.StatusCode
-	res.Verdict, res.Message = classifyProbe(resp.StatusCode, p.cfg.Scrubber.ServerMessage(msg))
+	res.Verdict, res.Message = classifyProbe(p.cfg.Scrubber, resp.StatusCode, msg)
 	return res
 }
 
-// classifyProbe maps a probe answer and the server's (scrubbed) message to
-// a verdict. Only 401 and 403 say something about the token; a server that
-// cannot answer (429, 5xx) is never taken to have refused it.
-func classifyProbe(status int, msg string) (Verdict, string) {
-	if status >= 200 && status < 300 {
-		return VerdictValid, ""
+// request builds one probe request, with ProberConfig.NewRequest when set.
+func (p *HTTPProber) request(ctx context.Context, t Target, body string, c *Credential) (*http.Request, error) {
+	if p.cfg.NewRequest != nil {
+		return p.cfg.NewRequest(ctx, t, []byte(body), c)
 	}
-	switch status {
-	case http.StatusBadRequest:
-		if slices.ContainsFunc(emptyWriteMessages, func(m string) bool { return strings.Contains(msg, m) }) {
-			return VerdictValid, msg
+	u := p.base.JoinPath("api", "v2", "write")
+	q := url.Values{}
+	if t.Org != "" {
+		q.Set("org", t.Org)
+	}
+	q.Set("bucket", t.Bucket)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range p.cfg.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
 		}
-	case http.StatusUnauthorized:
-		return VerdictRefused, msg
-	case http.StatusForbidden:
-		return VerdictForbidden, msg
-	case http.StatusNotFound:
-		return VerdictNotFound, msg
 	}
-	if msg == "" {
-		msg = http.StatusText(status)
+	req.Header.Set("Authorization", c.AuthorizationHeader())
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	return req, nil
+}
+
+// classifyProbe maps a probe answer to a verdict on top of Classify, the
+// one place that reads a status: what Classify calls a refused token is
+// refused (forbidden for 403), and of the answers it would drop a write for,
+// the empty write's 400 means the token passed and 404 names a missing
+// org or bucket. A server that cannot answer (429, 5xx) is never taken to
+// have refused the token. s scrubs the message.
+func classifyProbe(s *Scrubber, status int, body []byte) (Verdict, string) {
+	d := s.Classify(status, nil, body)
+	switch d.Action {
+	case ActionAccept:
+		return VerdictValid, ""
+	case ActionAuth:
+		if status == http.StatusForbidden {
+			return VerdictForbidden, d.Message
+		}
+		return VerdictRefused, d.Message
+	case ActionDrop:
+		switch {
+		case status == http.StatusBadRequest &&
+			slices.ContainsFunc(emptyWriteMessages, func(m string) bool { return strings.Contains(d.Message, m) }):
+			return VerdictValid, d.Message
+		case status == http.StatusNotFound:
+			return VerdictNotFound, d.Message
+		}
 	}
-	return VerdictUnknown, msg
+	if d.Message == "" {
+		d.Message = http.StatusText(status)
+	}
+	return VerdictUnknown, d.Message
 }

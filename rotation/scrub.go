@@ -179,11 +179,10 @@ func (s *Scrubber) ServerMessage(body []byte) string {
 // Classify is the package function Classify with the message scrubbed:
 // writers that hold tokens call this one.
 func (s *Scrubber) Classify(status int, header http.Header, body []byte) Decision {
-	d := classifyStatus(status, header)
-	if d.Action != ActionAccept {
-		d.Message = s.ServerMessage(body)
+	if status >= 200 && status < 300 {
+		return classify(status, header, "")
 	}
-	return d
+	return classify(status, header, s.ServerMessage(body))
 }
 
 // RedactURL returns raw with the password of its userinfo replaced by

@@ -135,23 +135,6 @@ func TestCheckProbesTheToken(t *testing.T) {
 	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
 }
 
-// TestCheckMasksURLPassword: a password in a URL's userinfo is masked in
-// the -check report, as net/http masks it in its own errors.
-func TestCheckMasksURLPassword(t *testing.T) {
-	srv := influxv2.NewTest(t, influxv2.Options{})
-	auth := srv.WriteAuthorization("acme", "telemetry")
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600)
-	withPassword := strings.Replace(srv.URL(), "http://", "http://proxyuser:url-s3cret-pw@", 1)
-	conf := writeConfig(t, dir, withPassword, tokenFile, "acme", "telemetry", "")
-	code, out, errOut := runMain(t, "-check", "-config", conf)
-	if code != 0 || !strings.Contains(out, "proxyuser:xxxxx@") {
-		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
-	}
-	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token, "url-s3cret-pw")
-}
-
 // TestE2ECheckWithSecretStore reads the token through a Telegraf secret
 // store, which Telegraf's execd shim cannot do. It runs the binary: Telegraf
 // keeps secrets in process-wide state that a second config load in the same

@@ -167,14 +167,8 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 		{"probe", func(p *InfluxDB) { p.TokenFile = missing; p.Probe = "ping" }, `probe: invalid value "ping"`},
 		{"probe point without bucket", func(p *InfluxDB) { p.TokenFile = missing; p.Probe = ProbePoint; p.Bucket = "" }, "probe_bucket: required"},
 		{"content_encoding", func(p *InfluxDB) { p.TokenFile = missing; p.ContentEncoding = "br" }, `content_encoding: invalid content encoding "br"`},
-		{"urls scheme", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"ftp://x"} }, `urls: unsupported scheme "ftp"`},
-		{"urls parse", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"http://a b:%"} }, "urls: error parsing url"},
-		{"http_proxy", func(p *InfluxDB) { p.TokenFile = missing; p.HTTPProxy = "http://a b:%" }, "http_proxy: error parsing"},
-		// A URL's password is masked, also where the URL does not parse.
-		{"urls scheme password", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"ftp://u:url-s3cret-pw@x"} }, `"ftp://u:xxxxx@x"`},
-		{"urls parse password", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"http://u:url-s3cret-pw@x:port"} }, `"http://u:xxxxx@x:port": invalid port`},
-		{"http_proxy password", func(p *InfluxDB) { p.TokenFile = missing; p.HTTPProxy = "http://u:url-s3cret-pw@x:port" }, `"http://u:xxxxx@x:port"`},
-		{"local_address", func(p *InfluxDB) { p.TokenFile = missing; p.LocalAddr = "127.0.0.1:99999" }, "local_address: invalid port"},
+		// urls, http_proxy and local_address fail at Connect, like stock:
+		// TestBadAddressesFailAtConnectLikeStock.
 		{"rate_limit_period", func(p *InfluxDB) { p.TokenFile = missing; p.Limit = 10 }, "rate_limit_period: must be positive"},
 		{"tls", func(p *InfluxDB) { p.TokenFile = missing; p.TLSCA = missing }, "tls: setting up TLS failed"},
 		{"timeout", func(p *InfluxDB) { p.TokenFile = missing; p.Timeout = config.Duration(-time.Second) }, "timeout: must not be negative"},

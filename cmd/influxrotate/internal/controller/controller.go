@@ -53,7 +53,7 @@ type Options struct {
 	// Kube replaces the Kubernetes client of kubernetes targets.
 	Kube kubernetes.Interface
 	// HTTPClient is used for API calls and probes. Default: one client with
-	// the configured timeout.
+	// the configured timeout that follows no redirect (rotation.NoRedirect).
 	HTTPClient *http.Client
 	// Hook, when set, is called at each phase boundary and at points inside
 	// phases ("provision:created", "publish:target-0", ...). The CLI wires it
@@ -76,6 +76,8 @@ type Controller struct {
 	hook    func(string)
 	now     func() time.Time
 	retries atomic.Int64
+	// phases is the rotation cycle for this backend, in order.
+	phases []phaseStep
 
 	mu sync.Mutex
 	// tokens holds the tokens this process knows, by authorization ID. They
@@ -110,7 +112,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{},
+		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{},
 		scrub: rotation.NewScrubber()}
 	if c.out == nil {
 		c.out = io.Discard
@@ -125,7 +127,9 @@ func New(opts Options) (*Controller, error) {
 		c.now = time.Now
 	}
 	if c.client == nil {
-		c.client = &http.Client{Timeout: cfg.Timeout}
+		// InfluxDB never redirects an API call; following one would send
+		// the operator token wherever it points.
+		c.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: rotation.NoRedirect}
 	}
 	c.store = state.NewStore(cfg.StateDir)
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
@@ -149,8 +153,19 @@ func New(opts Options) (*Controller, error) {
 				return nil, &config.Error{Err: err}
 			}
 			c.be = be
+		case config.BackendInfluxDB3:
+			be, err := backend.NewV3(bopts, backend.V3Options{Edition: cfg.Edition, Expiry: cfg.TokenExpiries()})
+			if err != nil {
+				return nil, &config.Error{Err: err}
+			}
+			c.be = be
 		default:
 			c.be = backend.NewV2(bopts)
+		}
+		// The cycle deactivates the old token before it deletes it; on a
+		// server without that state it would stop half-way.
+		if !c.be.Capabilities().Inactive {
+			return nil, &config.Error{Err: fmt.Errorf("backend %s: the rotation cycle does not run yet on a server without an inactive state", cfg.Backend)}
 		}
 	}
 	if opts.WrapBackend != nil {
@@ -170,11 +185,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 func readTokenFile(option, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", &config.Error{Err: fmt.Errorf("%s: %w", option, err)}
-	}
-	tok, err := rotation.ParseToken(data)
+	tok, err := rotation.ReadTokenFile(path)
 	if err != nil {
 		return "", &config.Error{Err: fmt.Errorf("%s %q: %w", option, path, err)}
 	}

@@ -10,7 +10,7 @@ import (
 	"os"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -44,7 +44,7 @@ func (f *File) Publish(ctx context.Context, token string) error {
 		if err := os.Chmod(f.Path, f.Mode); err != nil {
 			return fmt.Errorf("%s: %w", f.Name(), err)
 		}
-	} else if err := state.WriteFileAtomic(f.Path, content, f.Mode); err != nil {
+	} else if err := fsutil.WriteFileAtomic(f.Path, content, f.Mode); err != nil {
 		return fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	warnReadable(f.Logger, f.Name(), f.Path)
@@ -56,16 +56,11 @@ func (f *File) ReadBack(ctx context.Context) (string, error) {
 	return readTokenFile(f.Path)
 }
 
+// readTokenFile reads a published token back as a writer's FileSource
+// reads it, with the one token-file reader of the project.
 func readTokenFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", ErrNoToken
-	}
-	if err != nil {
-		return "", err
-	}
-	tok, err := rotation.ParseToken(data)
-	if errors.Is(err, rotation.ErrTokenEmpty) {
+	tok, err := rotation.ReadTokenFile(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, rotation.ErrTokenEmpty) {
 		return "", ErrNoToken
 	}
 	if err != nil {
