@@ -134,8 +134,15 @@ func (c *Config) TokenExpiries() map[string]time.Duration {
 type Target struct {
 	Type string `toml:"type"`
 	// file
-	Path string   `toml:"path"`
+	Path string `toml:"path"`
+	// Mode is the file's permission bits (also secret-dir). For a file
+	// target, 0 keeps the mode of the file it replaces (DefaultFileMode
+	// for a new one).
 	Mode FileMode `toml:"mode"`
+	// Owner and Group (a name or a numeric id) own the token file; unset,
+	// the file keeps the owner and group of the one it replaces.
+	Owner string `toml:"owner"`
+	Group string `toml:"group"`
 	// secret-dir
 	Dir string `toml:"dir"`
 	Key string `toml:"key"` // also kubernetes
