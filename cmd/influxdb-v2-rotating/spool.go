@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,16 +31,35 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// segmentFile is what the spool needs of an open segment; tests wrap an
+// *os.File to fail part-way through a write, as a full disk does.
+type segmentFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+	Name() string
+}
+
 type spool struct {
 	dir      string
 	log      *slog.Logger
 	segBytes int64
+	// create opens a new segment file (os.OpenFile outside tests).
+	create func(path string) (segmentFile, error)
 
-	mu      sync.Mutex
-	cur     *os.File
-	curSeq  int64
+	mu  sync.Mutex
+	cur segmentFile
+	// curSize is the length of the intact records in cur: the offset a
+	// failed append truncates back to.
 	curSize int64
+	curSeq  int64
 	nextSeq int64
+	// broken is set when a failed append could not be truncated away: the
+	// segment ends in a torn record, and a record appended after it would
+	// be read back as part of it (and lost), so appends are refused until
+	// the segment is emptied by an acknowledgement.
+	broken error
 	// pending counts the lines of each segment not yet written to InfluxDB.
 	pending map[int64]int
 	unlock  func()
@@ -54,7 +74,8 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, pending: make(map[int64]int), nextSeq: 1, unlock: release}
+	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, create: createSegment,
+		pending: make(map[int64]int), nextSeq: 1, unlock: release}
 	segs, err := s.segments()
 	if err != nil {
 		release()
@@ -174,10 +195,15 @@ func checkTrailer(rest, payload []byte) bool {
 }
 
 // append writes one record and fsyncs it; n is its number of lines, held
-// until acknowledged. It returns the record's segment.
+// until acknowledged. It returns the record's segment. A write or fsync
+// that fails (part-way, as on a full disk) is truncated back to the end of
+// the last intact record, so the next record does not follow a torn one.
 func (s *spool) append(raw []byte, n int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != nil {
+		return 0, s.broken
+	}
 	if s.cur == nil {
 		if err := s.openSegment(); err != nil {
 			return 0, err
@@ -187,10 +213,12 @@ func (s *spool) append(raw []byte, n int) (int64, error) {
 	rec = append(rec, raw...)
 	rec = append(rec, trailer(raw)...)
 	if _, err := s.cur.Write(rec); err != nil {
-		return 0, fmt.Errorf("spool_dir: writing %s: %w", s.cur.Name(), err)
+		return 0, s.undo(fmt.Errorf("spool_dir: writing %s: %w", s.cur.Name(), err))
 	}
 	if err := s.cur.Sync(); err != nil {
-		return 0, fmt.Errorf("spool_dir: fsync %s: %w", s.cur.Name(), err)
+		// What reached the disk is unknown: remove the record, the caller
+		// keeps its lines in memory.
+		return 0, s.undo(fmt.Errorf("spool_dir: fsync %s: %w", s.cur.Name(), err))
 	}
 	seq := s.curSeq
 	s.pending[seq] += n
@@ -207,9 +235,29 @@ func (s *spool) append(raw []byte, n int) (int64, error) {
 	return seq, nil
 }
 
+// undo truncates the current segment back to its last intact record after
+// a failed append, and returns the append's error. When even that fails,
+// the spool refuses further appends (see broken).
+func (s *spool) undo(appendErr error) error {
+	err := s.cur.Truncate(s.curSize)
+	if err == nil {
+		err = s.cur.Sync()
+	}
+	if err != nil {
+		s.broken = fmt.Errorf("spool_dir: %s ends in a torn record that could not be removed (%v); "+
+			"refusing further appends so that no record follows it (metrics stay in memory)", s.cur.Name(), err)
+		return fmt.Errorf("%w; %w", appendErr, s.broken)
+	}
+	return appendErr
+}
+
+func createSegment(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+}
+
 func (s *spool) openSegment() error {
 	seq := s.nextSeq
-	f, err := os.OpenFile(s.path(seq), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+	f, err := s.create(s.path(seq))
 	if err != nil {
 		return fmt.Errorf("spool_dir: %w", err)
 	}
@@ -247,6 +295,11 @@ func (s *spool) ack(segs map[int64]int) {
 				continue
 			}
 			s.curSize = 0
+			if s.broken != nil {
+				// The torn record went with the rest.
+				s.broken = nil
+				s.log.Info("spool: the segment with a torn record is empty again; appending resumes")
+			}
 			continue
 		}
 		s.remove(seq)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -206,4 +208,103 @@ func FuzzSpoolSegment(f *testing.F) {
 			}
 		}
 	})
+}
+
+// diskFullFile writes only the first half of a write once failWrites is
+// set and reports ENOSPC, as a full disk does; failTruncate makes the
+// truncation back fail too.
+type diskFullFile struct {
+	*os.File
+	failWrites, failTruncate bool
+}
+
+func (f *diskFullFile) Write(p []byte) (int, error) {
+	if !f.failWrites {
+		return f.File.Write(p)
+	}
+	n, _ := f.File.Write(p[:len(p)/2])
+	return n, syscall.ENOSPC
+}
+
+func (f *diskFullFile) Truncate(size int64) error {
+	if f.failTruncate {
+		return syscall.EIO
+	}
+	return f.File.Truncate(size)
+}
+
+func openDiskFullSpool(t *testing.T, dir string) (*spool, *diskFullFile) {
+	t.Helper()
+	s, err := openSpool(dir, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *diskFullFile
+	s.create = func(path string) (segmentFile, error) {
+		of, err := createSegment(path)
+		if err != nil {
+			return nil, err
+		}
+		f = &diskFullFile{File: of.(*os.File)}
+		return f, nil
+	}
+	if _, err := s.append([]byte("a v=1 1\n"), 1); err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+// TestSpoolAppendFailingPartWayIsTruncatedBack: a record torn by ENOSPC is
+// removed, so the record fsynced after it is replayed.
+func TestSpoolAppendFailingPartWayIsTruncatedBack(t *testing.T) {
+	dir := t.TempDir()
+	s, f := openDiskFullSpool(t, dir)
+	f.failWrites = true
+	if _, err := s.append([]byte("b v=2 2\nb v=3 3\n"), 2); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+	}
+	f.failWrites = false
+	if _, err := s.append([]byte("c v=4 4\n"), 1); err != nil {
+		t.Fatalf("append after the disk has room again: %v", err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, st, _ := replayAll(t, dir)
+	if want := []string{"a v=1 1\n", "c v=4 4\n"}; !slices.Equal(got, want) {
+		t.Fatalf("replayed %q, want %q (stats %+v)", got, want, st)
+	}
+	if st.Corrupt != 0 || st.TornBytes != 0 {
+		t.Fatalf("the failed append left damage: %+v", st)
+	}
+}
+
+// TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord: when the torn
+// record cannot be removed, nothing is appended after it (where it would
+// be lost at replay) until the segment is emptied by an acknowledgement.
+func TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord(t *testing.T) {
+	dir := t.TempDir()
+	s, f := openDiskFullSpool(t, dir)
+	seg := s.curSeq
+	f.failWrites, f.failTruncate = true, true
+	if _, err := s.append([]byte("b v=2 2\n"), 1); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+	}
+	f.failWrites = false
+	_, err := s.append([]byte("c v=3 3\n"), 1)
+	if err == nil || !strings.Contains(err.Error(), "refusing further appends") || !strings.Contains(err.Error(), "torn record") {
+		t.Fatalf("append after a torn record that could not be removed: %v, want a clear refusal", err)
+	}
+	f.failTruncate = false
+	s.ack(map[int64]int{seg: 1}) // "a" written: the segment is emptied, the torn record with it
+	if _, err := s.append([]byte("d v=4 4\n"), 1); err != nil {
+		t.Fatalf("append after the segment was emptied: %v", err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, st, _ := replayAll(t, dir)
+	if want := []string{"d v=4 4\n"}; !slices.Equal(got, want) || st.Corrupt != 0 || st.TornBytes != 0 {
+		t.Fatalf("replayed %q (stats %+v), want %q", got, st, want)
+	}
 }
