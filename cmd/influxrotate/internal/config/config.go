@@ -48,11 +48,14 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	URL               string        `toml:"url"`
-	Backend           string        `toml:"backend"`
-	OperatorTokenFile string        `toml:"operator_token_file"`
-	StateDir          string        `toml:"state_dir"`
-	AuditLog          string        `toml:"audit_log"`
+	URL               string `toml:"url"`
+	Backend           string `toml:"backend"`
+	OperatorTokenFile string `toml:"operator_token_file"`
+	StateDir          string `toml:"state_dir"`
+	AuditLog          string `toml:"audit_log"`
+	// AuditKeyFile, when set, holds the key of an HMAC-SHA256 keyed audit
+	// chain, which cannot be rebuilt by someone without the key.
+	AuditKeyFile      string        `toml:"audit_key_file"`
 	ClientID          string        `toml:"client_id"`
 	AllowInsecureHTTP bool          `toml:"allow_insecure_http"`
 	Timeout           time.Duration `toml:"timeout"`
@@ -422,6 +425,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.OperatorTokenFile)
 	abs(&c.StateDir)
 	abs(&c.AuditLog)
+	abs(&c.AuditKeyFile)
 	if c.Metrics != nil {
 		abs(&c.Metrics.TokenFile)
 	}

@@ -124,7 +124,14 @@ func New(opts Options) (*Controller, error) {
 		c.client = &http.Client{Timeout: cfg.Timeout}
 	}
 	c.store = state.NewStore(cfg.StateDir)
-	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
+	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
+	if cfg.AuditKeyFile != "" {
+		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
+		if err != nil {
+			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
+		}
+		c.audit.key = key
+	}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
 		if err != nil {
