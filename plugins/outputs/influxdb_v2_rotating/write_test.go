@@ -574,6 +574,60 @@ func TestAuditLogRecordsRotationsWithoutTokens(t *testing.T) {
 	}
 }
 
+// TestAuditLogKeyedAndRecoveredAtConnect: a torn last line (a crash in the
+// middle of an append) does not stop Connect; it is moved aside and the
+// recovery recorded in the keyed chain, which verifies with its key only.
+func TestAuditLogKeyedAndRecoveredAtConnect(t *testing.T) {
+	e := newEnv(t)
+	first := e.auth()
+	e.publish(first.Token)
+	keyFile := filepath.Join(e.dir, "audit.key")
+	key := strings.Repeat("5eed", 16)
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	audit := filepath.Join(e.dir, "audit.jsonl")
+	keyed := func(p *InfluxDB) { p.AuditLog = audit; p.AuditKeyFile = keyFile }
+	p := e.plugin(keyed)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(audit, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"seq":2,"time":"2026-`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	p = e.plugin(keyed)
+	if err := p.Write(metrics(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := rotation.VerifyAuditLogWith(bytes.NewReader(data), rotation.AuditOptions{Key: []byte(key)})
+	if err != nil || !sum.Keyed || len(sum.Recoveries) != 1 {
+		t.Fatalf("keyed audit log after a torn line: %+v, %v; want valid with one recovery", sum, err)
+	}
+	if _, err := rotation.VerifyAuditLog(bytes.NewReader(data)); err == nil {
+		t.Fatal("a keyed audit log verified without its key")
+	}
+	if aside, _ := filepath.Glob(audit + ".torn-*"); len(aside) != 1 {
+		t.Fatalf("moved-aside files %v, want one", aside)
+	}
+	if bytes.Contains(data, []byte(key)) {
+		t.Fatal("the audit log contains its key")
+	}
+	e.checkNoTokenLeak()
+}
+
 func TestPromotionClosesIdleConnections(t *testing.T) {
 	e := newEnv(t)
 	first, second := e.auth(), e.auth()
