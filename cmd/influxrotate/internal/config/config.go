@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -36,13 +37,13 @@ const (
 // volume (sync period of 1 minute plus its cache delay), so that every pod
 // has seen the new token before the old one is deactivated.
 const (
-	DefaultGrace        = 90 * time.Second
-	DefaultObserve      = 10 * time.Minute
-	DefaultMaxAge       = 30 * 24 * time.Hour
-	DefaultTimeout      = 10 * time.Second
+	DefaultGrace        = Duration(90 * time.Second)
+	DefaultObserve      = Duration(10 * time.Minute)
+	DefaultMaxAge       = Duration(30 * 24 * time.Hour)
+	DefaultTimeout      = Duration(10 * time.Second)
 	DefaultRetries      = 6
-	DefaultRetryInitial = 200 * time.Millisecond
-	DefaultRetryMax     = 10 * time.Second
+	DefaultRetryInitial = Duration(200 * time.Millisecond)
+	DefaultRetryMax     = Duration(10 * time.Second)
 	DefaultFileMode     = FileMode(0o600)
 )
 
@@ -55,13 +56,13 @@ type Config struct {
 	AuditLog          string `toml:"audit_log"`
 	// AuditKeyFile, when set, holds the key of an HMAC-SHA256 keyed audit
 	// chain, which cannot be rebuilt by someone without the key.
-	AuditKeyFile      string        `toml:"audit_key_file"`
-	ClientID          string        `toml:"client_id"`
-	AllowInsecureHTTP bool          `toml:"allow_insecure_http"`
-	Timeout           time.Duration `toml:"timeout"`
-	Retry             Retry         `toml:"retry"`
-	Metrics           *Metrics      `toml:"metrics"`
-	Credentials       []Credential  `toml:"credential"`
+	AuditKeyFile      string       `toml:"audit_key_file"`
+	ClientID          string       `toml:"client_id"`
+	AllowInsecureHTTP bool         `toml:"allow_insecure_http"`
+	Timeout           Duration     `toml:"timeout"`
+	Retry             Retry        `toml:"retry"`
+	Metrics           *Metrics     `toml:"metrics"`
+	Credentials       []Credential `toml:"credential"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -69,9 +70,9 @@ type Config struct {
 
 // Retry bounds the retries of every API call.
 type Retry struct {
-	Attempts int           `toml:"attempts"`
-	Initial  time.Duration `toml:"initial"`
-	Max      time.Duration `toml:"max"`
+	Attempts int      `toml:"attempts"`
+	Initial  Duration `toml:"initial"`
+	Max      Duration `toml:"max"`
 }
 
 // Metrics selects the optional monitoring bucket for token_rotation points.
@@ -93,12 +94,12 @@ type Credential struct {
 	Description string `toml:"description"`
 	// Buckets, when set, are the buckets the token may write, instead of
 	// the permissions cloned from the current authorization.
-	Buckets []string      `toml:"buckets"`
-	MaxAge  time.Duration `toml:"max_age"`
-	Jitter  time.Duration `toml:"jitter"`
-	Grace   time.Duration `toml:"grace"`
-	Observe time.Duration `toml:"observe"`
-	Targets []Target      `toml:"target"`
+	Buckets []string `toml:"buckets"`
+	MaxAge  Duration `toml:"max_age"`
+	Jitter  Duration `toml:"jitter"`
+	Grace   Duration `toml:"grace"`
+	Observe Duration `toml:"observe"`
+	Targets []Target `toml:"target"`
 }
 
 // Target is one place the token is published to.
@@ -116,10 +117,51 @@ type Target struct {
 	Kubeconfig string `toml:"kubeconfig"`
 	Context    string `toml:"context"`
 	// exec
-	Command     []string      `toml:"command"`
-	ReadCommand []string      `toml:"read_command"`
-	ExecTimeout time.Duration `toml:"timeout"`
+	Command     []string `toml:"command"`
+	ReadCommand []string `toml:"read_command"`
+	ExecTimeout Duration `toml:"timeout"`
 }
+
+// Duration is a time.Duration read as Telegraf's config.Duration reads one,
+// so that the controller, the plugin and the execd binary agree: a string
+// such as "90s" or "1h30m", or a number of seconds (grace = 90 is 90
+// seconds; BurntSushi/toml alone would read it as 90 nanoseconds, and
+// max_age = 720 would rotate on every run).
+type Duration time.Duration
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (d *Duration) UnmarshalTOML(v any) error {
+	if s, ok := v.(string); ok {
+		// Telegraf reads a quoted number as seconds too.
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			v = f
+		}
+	}
+	switch x := v.(type) {
+	case string:
+		dur, err := time.ParseDuration(x)
+		if err != nil {
+			return fmt.Errorf("duration %q: use a number of seconds or a string such as \"90s\" or \"1h30m\"", x)
+		}
+		*d = Duration(dur)
+	case int64:
+		if x > math.MaxInt64/int64(time.Second) || x < math.MinInt64/int64(time.Second) {
+			return fmt.Errorf("duration of %d seconds is out of range", x)
+		}
+		*d = Duration(time.Duration(x) * time.Second)
+	case float64:
+		if math.IsNaN(x) || math.Abs(x) > float64(math.MaxInt64/int64(time.Second)) {
+			return fmt.Errorf("duration of %v seconds is out of range", x)
+		}
+		*d = Duration(x * float64(time.Second))
+	default:
+		return fmt.Errorf("duration must be a number of seconds or a string such as \"90s\", not %T", v)
+	}
+	return nil
+}
+
+// String formats the duration as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // FileMode accepts 0o600 (a TOML integer) or "0600" (a string).
 type FileMode os.FileMode
@@ -397,7 +439,7 @@ func (t *Target) validate() error {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")
 		}
 		if t.ExecTimeout == 0 {
-			t.ExecTimeout = 30 * time.Second
+			t.ExecTimeout = Duration(30 * time.Second)
 		}
 	}
 	if t.Mode == 0 && (t.Type == TargetFile || t.Type == TargetSecretDir) {

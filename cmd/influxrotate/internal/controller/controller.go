@@ -121,7 +121,7 @@ func New(opts Options) (*Controller, error) {
 		c.now = time.Now
 	}
 	if c.client == nil {
-		c.client = &http.Client{Timeout: cfg.Timeout}
+		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout)}
 	}
 	c.store = state.NewStore(cfg.StateDir)
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
@@ -142,7 +142,7 @@ func New(opts Options) (*Controller, error) {
 				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
-			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
+			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
 			UserAgent: "influxrotate/" + cfg.ClientID}
 		switch cfg.Backend {

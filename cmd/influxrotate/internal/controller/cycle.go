@@ -116,7 +116,7 @@ func (c *Controller) nextDue(cr *config.Credential, st *state.State, cur *backen
 	if since.IsZero() {
 		return time.Time{}, false
 	}
-	return since.Add(cr.MaxAge), true
+	return since.Add(time.Duration(cr.MaxAge)), true
 }
 
 // resolveCurrent finds the authorization the targets hold now: the state
@@ -314,11 +314,11 @@ func (r *run) loop(ctx context.Context) error {
 		case state.PhaseVerify:
 			err = r.verify(ctx)
 		case state.PhaseGrace:
-			err = r.wait(ctx, state.PhaseGrace, r.st.Cycle.PublishedAt.Add(r.cr.Grace), state.PhaseDeactivate)
+			err = r.wait(ctx, state.PhaseGrace, r.st.Cycle.PublishedAt.Add(time.Duration(r.cr.Grace)), state.PhaseDeactivate)
 		case state.PhaseDeactivate:
 			err = r.deactivate(ctx)
 		case state.PhaseObserve:
-			err = r.wait(ctx, state.PhaseObserve, r.st.Cycle.DeactivatedAt.Add(r.cr.Observe), state.PhaseDelete)
+			err = r.wait(ctx, state.PhaseObserve, r.st.Cycle.DeactivatedAt.Add(time.Duration(r.cr.Observe)), state.PhaseDelete)
 		case state.PhaseDelete:
 			err = r.delete(ctx)
 		case state.PhaseDone:
@@ -547,13 +547,13 @@ func (r *run) verify(ctx context.Context) error {
 		c.log.Warn("the token may write no bucket; nothing to probe", "credential", cr.Name)
 	} else {
 		prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: c.cfg.URL, Targets: targets, Client: c.client,
-			Timeout: c.cfg.Timeout, Header: map[string][]string{"User-Agent": {"influxrotate"}}})
+			Timeout: time.Duration(c.cfg.Timeout), Header: map[string][]string{"User-Agent": {"influxrotate"}}})
 		if err != nil {
 			return err
 		}
 		cred := rotation.NewCredential(tok, cy.New.ID, "new authorization")
 		var res rotation.ProbeResult
-		err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: c.cfg.Retry.Initial, Max: c.cfg.Retry.Max}.
+		err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: time.Duration(c.cfg.Retry.Initial), Max: time.Duration(c.cfg.Retry.Max)}.
 			Do(ctx, c.log, "verify probe", func(ctx context.Context) error {
 				res = prober.Probe(ctx, cred)
 				if res.Verdict == rotation.VerdictUnknown {
@@ -801,7 +801,7 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	line := fmt.Sprintf("token_rotation,credential=%s,backend=%s rotation_latency_ms=%di,grace_ms=%di,revocation_attempts=%di,outcome=%q %d\n",
 		escapeTag(cr.Name), c.cfg.Backend, latency.Milliseconds(), grace.Milliseconds(), cy.RevocationAttempts, outcome, now.UnixMilli())
 	// A stopping controller still reports the cycle it completed.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(c.cfg.Timeout))
 	defer cancel()
 	if err := c.be.WriteLines(wctx, m.Org, m.Bucket, tok, []byte(line)); err != nil {
 		c.log.Warn("metrics not written", "bucket", m.Bucket, "error", err)
