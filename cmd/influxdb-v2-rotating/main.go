@@ -169,6 +169,9 @@ func validateSettings(s settings) error {
 		return errors.New("-shutdown-timeout: must be positive")
 	case s.maxLineBytes <= 0:
 		return errors.New("-max-line-bytes: must be positive")
+	case s.maxLineBytes > maxSpoolRecordBytes/2:
+		// One read of stdin, a partial line and all, is one spool record.
+		return fmt.Errorf("-max-line-bytes: at most %d", maxSpoolRecordBytes/2)
 	}
 	return nil
 }

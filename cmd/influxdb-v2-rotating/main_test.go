@@ -42,6 +42,7 @@ func TestBadFlags(t *testing.T) {
 		{"-batch-size", "100", "-buffer-limit", "10"},
 		{"-flush-interval", "0s"},
 		{"-shutdown-timeout", "-1s"},
+		{"-max-line-bytes", "100000000"}, // longer than a spool record may be
 		{"-no-such-flag"},
 		{"stray"},
 	} {

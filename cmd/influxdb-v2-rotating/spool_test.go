@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,19 @@ import (
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// parseSegment splits a whole segment into copies of its intact records'
+// payloads.
+func parseSegment(data []byte) (recs [][]byte, corrupt, torn int) {
+	st, err := scanSegment(bytes.NewReader(data), maxSpoolRecordBytes, func(payload []byte) bool {
+		recs = append(recs, bytes.Clone(payload))
+		return true
+	})
+	if err != nil {
+		panic(err) // a bytes.Reader does not fail
+	}
+	return recs, st.corrupt, st.torn
+}
 
 // replayAll reads every record of a spool in dir.
 func replayAll(t *testing.T, dir string) ([]string, replayStats, *spool) {
@@ -207,6 +221,17 @@ func FuzzSpoolSegment(f *testing.F) {
 				t.Fatalf("record %q is not followed by its own trailer", r)
 			}
 		}
+		// With a small bound, only records within it come out, intact.
+		const bound = 64
+		if _, err := scanSegment(bytes.NewReader(data), bound, func(r []byte) bool {
+			whole := append(bytes.Clone(r), trailer(r)...)
+			if len(whole) > bound || !bytes.Contains(data, whole) {
+				t.Fatalf("record %q over the bound or not followed by its own trailer", r)
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
@@ -306,5 +331,73 @@ func TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord(t *testing.T) {
 	got, st, _ := replayAll(t, dir)
 	if want := []string{"d v=4 4\n"}; !slices.Equal(got, want) || st.Corrupt != 0 || st.TornBytes != 0 {
 		t.Fatalf("replayed %q (stats %+v), want %q", got, st, want)
+	}
+}
+
+// TestSpoolReplayHoldsOneBoundedRecord: replay reads a segment record by
+// record through a bounded buffer, so a segment many times larger than the
+// bound replays, and a record over the bound (which append refuses to
+// write) is skipped as corrupt without stopping the records after it.
+func TestSpoolReplayHoldsOneBoundedRecord(t *testing.T) {
+	const bound = 256
+	dir := t.TempDir()
+	s, err := openSpool(dir, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.maxRecord = bound
+	var want []string
+	for i := range 40 {
+		r := fmt.Sprintf("m,host=a v=%di %d\n", i, i)
+		want = append(want, r)
+		if _, err := s.append([]byte(r), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := "m,host=a s=\"" + strings.Repeat("x", bound) + "\" 1\n"
+	if _, err := s.append([]byte(long), 1); err == nil || !strings.Contains(err.Error(), "longer than the 256-byte limit") {
+		t.Fatalf("append of a record over the bound: %v, want a refusal naming the limit", err)
+	}
+	seg := s.curSeq
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	// A record over the bound (longer than a buffered read, too), written
+	// by hand with a valid trailer, then one more good record.
+	huge := strings.Repeat("y", 100<<10) + "\n" + long
+	tail := "z v=1 1\n"
+	f, err := os.OpenFile(s.path(seg), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append([]byte(huge), trailer([]byte(huge))...))
+	f.Write(append([]byte(tail), trailer([]byte(tail))...))
+	f.Close()
+	if st, _ := os.Stat(s.path(seg)); st.Size() < 100*bound {
+		t.Fatalf("segment of %d bytes is not much larger than the bound", st.Size())
+	}
+
+	var logs bytes.Buffer
+	r, err := openSpool(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.maxRecord = bound
+	var got []string
+	st, err := r.replay(func(_ int64, raw []byte) bool {
+		got = append(got, string(raw))
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(want, tail); !slices.Equal(got, want) {
+		t.Fatalf("replayed %d records %q, want %d", len(got), got, len(want))
+	}
+	if st.Corrupt != 1 || st.Oversized != 1 || st.TornBytes != 0 {
+		t.Fatalf("stats %+v, want one oversized corrupt record", st)
+	}
+	if !strings.Contains(logs.String(), "longer than any the spool writes") || !strings.Contains(logs.String(), "max_record_bytes=256") {
+		t.Fatalf("no clear log line for the oversized record:\n%s", logs.String())
 	}
 }
