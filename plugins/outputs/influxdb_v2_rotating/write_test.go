@@ -174,11 +174,11 @@ func TestRefusedTokenRetriesWithTheNewOne(t *testing.T) {
 	e := newEnv(t)
 	old, next := e.auth(), e.auth()
 	e.publish(old.Token)
-	// A debounce longer than the test and no re-read: only the refusal
-	// makes the plugin read the file.
+	// A debounce and a re-read interval longer than the test: only the
+	// refusal makes the plugin read the file.
 	p := e.plugin(func(p *InfluxDB) {
 		p.TokenDebounce = config.Duration(time.Hour)
-		p.TokenRereadInterval = -1
+		p.TokenRereadInterval = config.Duration(time.Hour)
 	})
 	e.publish(next.Token)
 	if err := e.srv.DeleteAuthorization(old.ID); err != nil {
