@@ -43,6 +43,7 @@ func TestBadFlags(t *testing.T) {
 		{"-flush-interval", "0s"},
 		{"-shutdown-timeout", "-1s"},
 		{"-max-line-bytes", "100000000"}, // longer than a spool record may be
+		{"-flush-interval", "soon"},
 		{"-no-such-flag"},
 		{"stray"},
 	} {
@@ -192,6 +193,25 @@ func TestConfigBareIntegerDurationsAreSeconds(t *testing.T) {
 	}
 	if got := time.Duration(p.ProbeTimeout); got != 2500*time.Millisecond {
 		t.Errorf("probe_timeout = 2.5 read as %s, want 2.5s", got)
+	}
+}
+
+// TestDurationFlagsReadSecondsAsTelegrafDoes: a bare number given to a
+// duration flag is seconds, as in the config file (Go's flag package would
+// refuse it with "parse error").
+func TestDurationFlagsReadSecondsAsTelegrafDoes(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90": 90 * time.Second, "2.5": 2500 * time.Millisecond, "0": 0, "1m30s": 90 * time.Second} {
+		var d durationFlag
+		if err := d.Set(in); err != nil || time.Duration(d) != want {
+			t.Errorf("Set(%q) = %s, %v; want %s", in, time.Duration(d), err, want)
+		}
+	}
+	var d durationFlag
+	if err := d.Set("soon"); err == nil || !strings.Contains(err.Error(), "number of seconds") {
+		t.Errorf(`Set("soon") = %v, want an error saying what is accepted`, err)
+	}
+	if code, _, errOut := runMain(t, "-flush-interval", "soon"); code != 2 || !strings.Contains(errOut, "-flush-interval: use a duration") {
+		t.Errorf("-flush-interval soon: exit %d, stderr %q", code, errOut)
 	}
 }
 
