@@ -343,7 +343,7 @@ func parseRecord(line, key []byte) (AuditRecord, error) {
 		return rec, &AuditError{Seq: rec.Seq, Reason: "the record is keyed (hmac-sha256): verifying it needs the audit key file"}
 	case rec.Chain == "" && key != nil:
 		return rec, &AuditError{Seq: rec.Seq,
-			Reason: "the record is not keyed, but a key was given: it was written without the key, or rewritten by someone who does not have it"}
+			Reason: "the record is not keyed, but a key was given: it was written without the key (move the file aside to start a keyed chain), or rewritten by someone who does not have it"}
 	}
 	want, err := rec.computeHash(key)
 	if err != nil {
