@@ -1,6 +1,7 @@
 // Package backend manages authorizations on an InfluxDB server for the
-// controller: InfluxDB 2.x authorizations through /api/v2/authorizations and
-// InfluxDB 1.8+ users (token "user:password") through InfluxQL. Every call
+// controller: InfluxDB 2.x authorizations through /api/v2/authorizations,
+// InfluxDB 1.8+ users (token "user:password") through InfluxQL and InfluxDB 3
+// tokens through /api/v3/configure/token and system.tokens. Every call
 // is retried on 429, 5xx and network errors with a bounded exponential
 // backoff; errors never carry a token.
 package backend
@@ -28,7 +29,32 @@ type Authorization struct {
 	Org         string
 	Permissions []state.Permission
 	CreatedAt   time.Time
+	// ExpiresAt is when the server stops accepting the token by itself; zero
+	// for never (always zero where Capabilities().Expiry is false).
+	ExpiresAt time.Time
 }
+
+// Capabilities say which parts of the rotation cycle a backend's server has.
+type Capabilities struct {
+	// Inactive: an authorization can be deactivated and activated again
+	// (SetActive), so the cycle can deactivate the old token, observe, and
+	// only then delete it, and a rollback can re-activate it. True for
+	// InfluxDB 1.x and 2.x. Without it (InfluxDB 3) a token is valid until
+	// it is deleted or expires: the cycle is provision → publish → verify →
+	// wait (grace, or the adoption gate) → delete; SetActive(false) fails
+	// with ErrNoInactiveState and SetActive(true) only checks that the token
+	// still exists; a rollback before the delete keeps both tokens valid,
+	// after it nothing can be undone.
+	Inactive bool
+	// Expiry: Create gives every token a server-side expiry (reported in
+	// Authorization.ExpiresAt), so an old token the controller failed to
+	// delete still stops working on its own.
+	Expiry bool
+}
+
+// ErrNoInactiveState is SetActive(false) on a server without an inactive
+// state (Capabilities.Inactive false).
+var ErrNoInactiveState = errors.New("this server has no inactive state: a token is valid until it is deleted or expires")
 
 // Label marks an authorization as made by the controller for a credential
 // in one rotation, so that an orphan left by a crash can be found again.
@@ -61,6 +87,8 @@ type Backend interface {
 	ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Target, error)
 	// WriteLines writes line protocol with the operator token (or token).
 	WriteLines(ctx context.Context, org, bucket, token string, lines []byte) error
+	// Capabilities say which phases of the cycle the server supports.
+	Capabilities() Capabilities
 }
 
 // HTTPError is a non-success API answer.

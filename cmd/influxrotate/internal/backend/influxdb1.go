@@ -306,6 +306,9 @@ func (v *V1) ProbeTargets(_ context.Context, a *Authorization) ([]rotation.Targe
 	return out, nil
 }
 
+// Capabilities implements Backend: revoking a user's grants is its inactive state.
+func (v *V1) Capabilities() Capabilities { return Capabilities{Inactive: true} }
+
 // WriteLines implements Backend through the v2-compatible write endpoint.
 func (v *V1) WriteLines(ctx context.Context, _, bucket, token string, lines []byte) error {
 	if token == "" {

@@ -157,14 +157,20 @@ func describe(l Label) string {
 }
 
 // LabelOf implements Backend.
-func (v *V2) LabelOf(a *Authorization) (Label, bool) {
-	m := labelRE.FindStringSubmatch(a.Description)
+func (v *V2) LabelOf(a *Authorization) (Label, bool) { return parseLabel(a.Description) }
+
+// parseLabel reads the label describe appended to a description.
+func parseLabel(description string) (Label, bool) {
+	m := labelRE.FindStringSubmatch(description)
 	if m == nil {
 		return Label{}, false
 	}
 	return Label{Credential: m[1], RotationID: m[2],
-		Description: strings.TrimSuffix(strings.TrimSuffix(a.Description, m[0]), " ")}, true
+		Description: strings.TrimSuffix(strings.TrimSuffix(description, m[0]), " ")}, true
 }
+
+// Capabilities implements Backend: 2.x authorizations have an inactive status.
+func (v *V2) Capabilities() Capabilities { return Capabilities{Inactive: true} }
 
 // Create implements Backend. The POST is not retried blindly: a request
 // that timed out may have created the authorization, so before each retry

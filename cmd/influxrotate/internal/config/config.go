@@ -23,7 +23,17 @@ import (
 const (
 	BackendInfluxDB2 = "influxdb2"
 	BackendInfluxDB1 = "influxdb1"
+	BackendInfluxDB3 = "influxdb3"
 )
+
+// InfluxDB 3 editions (option edition).
+const (
+	EditionCore       = "core"
+	EditionEnterprise = "enterprise"
+)
+
+// V3OperatorToken is the name of InfluxDB 3's operator token, never rotated.
+const V3OperatorToken = "_admin"
 
 // Target types.
 const (
@@ -45,12 +55,18 @@ const (
 	DefaultRetryInitial = Duration(200 * time.Millisecond)
 	DefaultRetryMax     = Duration(10 * time.Second)
 	DefaultFileMode     = FileMode(0o600)
+	// DefaultExpiryMargin is how long an InfluxDB 3 token outlives its planned
+	// end (max_age + grace): a week for the controller to be down or failing
+	// before the writers' token dies by itself.
+	DefaultExpiryMargin = Duration(7 * 24 * time.Hour)
 )
 
 // Config is the whole configuration file.
 type Config struct {
-	URL               string `toml:"url"`
-	Backend           string `toml:"backend"`
+	URL     string `toml:"url"`
+	Backend string `toml:"backend"`
+	// Edition is "core" or "enterprise", with backend influxdb3 only.
+	Edition           string `toml:"edition"`
 	OperatorTokenFile string `toml:"operator_token_file"`
 	StateDir          string `toml:"state_dir"`
 	AuditLog          string `toml:"audit_log"`
@@ -99,7 +115,26 @@ type Credential struct {
 	Jitter  Duration `toml:"jitter"`
 	Grace   Duration `toml:"grace"`
 	Observe Duration `toml:"observe"`
-	Targets []Target `toml:"target"`
+	// ExpiryMargin (influxdb3 only) is added to max_age + grace to make the
+	// expiry every new token gets (TokenExpiry).
+	ExpiryMargin Duration `toml:"expiry_margin"`
+	Targets      []Target `toml:"target"`
+}
+
+// TokenExpiry is the lifetime an InfluxDB 3 token of this credential gets:
+// max_age + grace + expiry_margin, so a token the controller failed to
+// delete still stops working on its own.
+func (cr *Credential) TokenExpiry() time.Duration {
+	return time.Duration(cr.MaxAge + cr.Grace + cr.ExpiryMargin)
+}
+
+// TokenExpiries is TokenExpiry of each credential by name, for backend influxdb3.
+func (c *Config) TokenExpiries() map[string]time.Duration {
+	out := make(map[string]time.Duration, len(c.Credentials))
+	for i := range c.Credentials {
+		out[c.Credentials[i].Name] = c.Credentials[i].TokenExpiry()
+	}
+	return out
 }
 
 // Target is one place the token is published to.
@@ -286,9 +321,16 @@ func (c *Config) validate() error {
 	switch c.Backend {
 	case "":
 		c.Backend = BackendInfluxDB2
-	case BackendInfluxDB2, BackendInfluxDB1:
+	case BackendInfluxDB2, BackendInfluxDB1, BackendInfluxDB3:
 	default:
-		return fmt.Errorf("backend %q: must be %q or %q", c.Backend, BackendInfluxDB2, BackendInfluxDB1)
+		return fmt.Errorf("backend %q: must be %q, %q or %q", c.Backend, BackendInfluxDB2, BackendInfluxDB1, BackendInfluxDB3)
+	}
+	switch {
+	case c.Backend != BackendInfluxDB3 && c.Edition != "":
+		return fmt.Errorf("edition applies to backend %q only", BackendInfluxDB3)
+	case c.Backend == BackendInfluxDB3 && c.Edition != EditionCore && c.Edition != EditionEnterprise:
+		return fmt.Errorf("edition %q: backend influxdb3 needs edition = %q or %q (Core has admin tokens only)",
+			c.Edition, EditionCore, EditionEnterprise)
 	}
 	if c.OperatorTokenFile == "" {
 		return errors.New("operator_token_file is required")
@@ -335,7 +377,7 @@ func (c *Config) validate() error {
 	seen := map[string]bool{}
 	for i := range c.Credentials {
 		cr := &c.Credentials[i]
-		if err := cr.validate(c.Backend); err != nil {
+		if err := cr.validate(c.Backend, c.Edition); err != nil {
 			return fmt.Errorf("credential %d (%q): %w", i+1, cr.Name, err)
 		}
 		if seen[cr.Name] {
@@ -346,9 +388,12 @@ func (c *Config) validate() error {
 	return nil
 }
 
-func (cr *Credential) validate(backend string) error {
+func (cr *Credential) validate(backend, edition string) error {
 	if !namePattern.MatchString(cr.Name) {
 		return errors.New("name is required: letters, digits, '_', '.', '-'")
+	}
+	if err := cr.validateV3(backend, edition); err != nil {
+		return err
 	}
 	if backend == BackendInfluxDB2 && cr.Org == "" {
 		return errors.New("org is required with backend influxdb2")
@@ -382,6 +427,9 @@ func (cr *Credential) validate(backend string) error {
 	if cr.Jitter >= cr.MaxAge {
 		return errors.New("jitter must be less than max_age")
 	}
+	if backend == BackendInfluxDB3 && cr.ExpiryMargin == 0 {
+		cr.ExpiryMargin = DefaultExpiryMargin
+	}
 	if len(cr.Targets) == 0 {
 		return errors.New("at least one [[credential.target]] is required")
 	}
@@ -389,6 +437,29 @@ func (cr *Credential) validate(backend string) error {
 		if err := cr.Targets[i].validate(); err != nil {
 			return fmt.Errorf("target %d (%s): %w", i+1, cr.Targets[i].Type, err)
 		}
+	}
+	return nil
+}
+
+// validateV3 checks what differs with InfluxDB 3: no organisations, tokens
+// named (authorization_id is the token name), the operator token never
+// rotated, buckets (databases) only on Enterprise, expiry_margin only there.
+func (cr *Credential) validateV3(backend, edition string) error {
+	if backend != BackendInfluxDB3 {
+		if cr.ExpiryMargin != 0 {
+			return fmt.Errorf("expiry_margin applies to backend %q only", BackendInfluxDB3)
+		}
+		return nil
+	}
+	switch {
+	case cr.Org != "":
+		return errors.New("org does not apply to backend influxdb3: InfluxDB 3 has no organizations")
+	case cr.AuthorizationID == V3OperatorToken || cr.Description == V3OperatorToken:
+		return fmt.Errorf("the operator token %s is never rotated: use a named admin token", V3OperatorToken)
+	case len(cr.Buckets) > 0 && edition == EditionCore:
+		return errors.New("buckets need edition enterprise: InfluxDB 3 Core tokens are admin tokens")
+	case cr.ExpiryMargin < 0:
+		return errors.New("expiry_margin must be positive")
 	}
 	return nil
 }

@@ -152,8 +152,19 @@ func New(opts Options) (*Controller, error) {
 				return nil, &config.Error{Err: err}
 			}
 			c.be = be
+		case config.BackendInfluxDB3:
+			be, err := backend.NewV3(bopts, backend.V3Options{Edition: cfg.Edition, Expiry: cfg.TokenExpiries()})
+			if err != nil {
+				return nil, &config.Error{Err: err}
+			}
+			c.be = be
 		default:
 			c.be = backend.NewV2(bopts)
+		}
+		// The cycle deactivates the old token before it deletes it; on a
+		// server without that state it would stop half-way.
+		if !c.be.Capabilities().Inactive {
+			return nil, &config.Error{Err: fmt.Errorf("backend %s: the rotation cycle does not run yet on a server without an inactive state", cfg.Backend)}
 		}
 	}
 	if opts.WrapBackend != nil {
