@@ -3,7 +3,6 @@ package rotation
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -85,21 +84,15 @@ func (o AuditOptions) maxLine() int {
 	return DefaultAuditMaxLine
 }
 
-// ReadAuditKeyFile reads an audit chain key from a file with the token-file
-// reader (a regular file only, bounded, one printable line, surrounding
-// white space removed), so the key file is handled like a token file. Every
-// deliverable reads its key through here.
+// ReadAuditKeyFile reads an audit chain key from a file with the project's
+// token-file reader, ReadTokenFile (a regular file only, bounded, one
+// printable line, surrounding white space removed). Every deliverable reads
+// its key through here. Errors name the file, never the key.
 func ReadAuditKeyFile(path string) ([]byte, error) {
-	src, err := NewFileSource(FileSourceConfig{Path: path})
+	key, err := ReadTokenFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("key file %q: %w", path, err)
 	}
-	defer src.Close()
-	c, err := src.Read(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	key := c.Token()
 	if len(key) < MinAuditKeyLength {
 		return nil, fmt.Errorf("key file %q: the key is shorter than %d characters (generate one with: openssl rand -hex 32)",
 			path, MinAuditKeyLength)

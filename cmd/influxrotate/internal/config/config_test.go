@@ -37,8 +37,8 @@ func TestDefaults(t *testing.T) {
 	if time.Duration(cr.Grace) <= 60*time.Second {
 		t.Errorf("default grace %s is not above the kubelet sync period", cr.Grace)
 	}
-	if cr.Targets[0].Mode != 0o600 {
-		t.Errorf("file mode %o, want 0600", cr.Targets[0].Mode)
+	if cr.Targets[0].Mode != 0 {
+		t.Errorf("file mode %o, want 0 (keep the existing file's)", cr.Targets[0].Mode)
 	}
 	if !strings.HasPrefix(cfg.ClientID, "influxrotate@") {
 		t.Errorf("client_id %q", cfg.ClientID)
@@ -47,14 +47,15 @@ func TestDefaults(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	cases := map[string]struct{ edit, want string }{
-		"unknown key":          {`gracee = "1s"`, "unknown option(s): gracee"},
-		"unknown nested key":   {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
-		"plain http remote":    {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
-		"bad backend":          {`backend = "influxdb4"`, `backend "influxdb4"`},
-		"bad target type":      {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
-		"option of other type": {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
-		"bad mode":             {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
-		"unset variable":       {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
+		"unknown key":           {`gracee = "1s"`, "unknown option(s): gracee"},
+		"unknown nested key":    {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
+		"plain http remote":     {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
+		"bad backend":           {`backend = "influxdb4"`, `backend "influxdb4"`},
+		"bad target type":       {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
+		"option of other type":  {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
+		"bad mode":              {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
+		"owner of a secret-dir": {"[[credential.target]]\ntype = \"secret-dir\"\ndir = \"/x\"\nowner = \"telegraf\"", `option "owner" does not apply to a secret-dir target`},
+		"unset variable":        {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

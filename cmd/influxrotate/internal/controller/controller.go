@@ -53,7 +53,7 @@ type Options struct {
 	// Kube replaces the Kubernetes client of kubernetes targets.
 	Kube kubernetes.Interface
 	// HTTPClient is used for API calls and probes. Default: one client with
-	// the configured timeout.
+	// the configured timeout that follows no redirect (rotation.NoRedirect).
 	HTTPClient *http.Client
 	// Hook, when set, is called at each phase boundary and at points inside
 	// phases ("provision:created", "publish:target-0", ...). The CLI wires it
@@ -76,6 +76,8 @@ type Controller struct {
 	hook    func(string)
 	now     func() time.Time
 	retries atomic.Int64
+	// phases is the rotation cycle for this backend, in order.
+	phases []phaseStep
 
 	mu sync.Mutex
 	// tokens holds the tokens this process knows, by authorization ID. They
@@ -107,7 +109,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{}}
 	if c.out == nil {
 		c.out = io.Discard
 	}
@@ -121,7 +123,9 @@ func New(opts Options) (*Controller, error) {
 		c.now = time.Now
 	}
 	if c.client == nil {
-		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout)}
+		// InfluxDB never redirects an API call; following one would send
+		// the operator token wherever it points.
+		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
 	c.store = state.NewStore(cfg.StateDir)
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
@@ -184,11 +188,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 func readTokenFile(option, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", &config.Error{Err: fmt.Errorf("%s: %w", option, err)}
-	}
-	tok, err := rotation.ParseToken(data)
+	tok, err := rotation.ReadTokenFile(path)
 	if err != nil {
 		return "", &config.Error{Err: fmt.Errorf("%s %q: %w", option, path, err)}
 	}
