@@ -43,6 +43,10 @@ type Config struct {
 	// probe only informs; a writer whose token is fixed in its
 	// configuration has nobody to inform. Later tokens are probed as usual.
 	TrustFirst bool
+	// Scrubber receives every token the Rotator considers, before it is
+	// probed or used, so that the writer can scrub server messages that
+	// echo one. Default: a new one, see Scrubber().
+	Scrubber *Scrubber
 }
 
 // Backoff describes an exponential backoff with jitter.
@@ -137,6 +141,9 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID, _ = os.Hostname()
 	}
+	if cfg.Scrubber == nil {
+		cfg.Scrubber = NewScrubber()
+	}
 	r := &Rotator{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -154,6 +161,9 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 	case err != nil:
 		r.log.Warn("no usable token yet: waiting for "+cfg.Source.Name(), "error", err)
 	case cfg.TrustFirst:
+		// Not probed, but registered as probe does: the writer's
+		// messages must be scrubbed of it all the same.
+		r.cfg.Scrubber.AddCredential(c)
 		r.active.Store(c)
 		r.activeSeen = time.Now()
 		r.stats.SetActive(c, r.activeSeen)
@@ -184,6 +194,10 @@ func (r *Rotator) Current() *Credential {
 	}
 	return r.active.Load()
 }
+
+// Scrubber returns the Scrubber holding every token the Rotator has
+// considered: active, candidate and previous ones.
+func (r *Rotator) Scrubber() *Scrubber { return r.cfg.Scrubber }
 
 // Stats returns the statistics the Rotator updates.
 func (r *Rotator) Stats() *Stats { return r.stats }
@@ -482,7 +496,11 @@ func (r *Rotator) drain() {
 	r.stats.ConnectionDrain.Store(int64(time.Since(start)))
 }
 
+// probe validates c. Every token the Rotator may adopt passes here first
+// (but a TrustFirst token, registered where it is adopted), so this is
+// where it is registered with the Scrubber.
 func (r *Rotator) probe(ctx context.Context, c *Credential) ProbeResult {
+	r.cfg.Scrubber.AddCredential(c)
 	if r.cfg.Prober == nil {
 		return ProbeResult{Verdict: VerdictValid}
 	}

@@ -193,6 +193,9 @@ func TestRotatorTrustFirst(t *testing.T) {
 	if got := f.logs.String(); got != "" {
 		t.Errorf("log at start: %s", got)
 	}
+	if msg := f.r.Scrubber().ServerMessage([]byte("echo: " + tokenN(1))); strings.Contains(msg, tokenN(1)) {
+		t.Errorf("the unprobed first token is not scrubbed: %q", msg)
+	}
 	f.prober.set(tokenN(2), VerdictRefused)
 	f.src.Set(tokenN(2))
 	wait.For(t, waitDelivery, "the second token's probe", func() bool { return f.prober.count(tokenN(2)) > 0 })
