@@ -192,6 +192,10 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr
 }
 
+// conformanceTokens are the tokens the scenarios use, which nothing of
+// ours may show.
+var conformanceTokens = []string{"conformance-token", conformanceSecrets["token"]}
+
 // conformanceSecrets is the content of the "conformance" secret store.
 var conformanceSecrets = map[string]string{
 	"token":  "conformance-secret-token",

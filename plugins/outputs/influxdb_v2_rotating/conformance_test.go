@@ -1,6 +1,7 @@
 package influxdb_v2_rotating
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
+
+	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
 
 // The differential conformance suite: every scenario runs once with
@@ -126,6 +129,10 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "redirect 307", answer: redirectTo("/elsewhere", 307), metrics: three},
 	{name: "status 400", answer: statusBody(400, `{"code":"invalid","message":"unable to parse 'cpu': missing fields"}`), metrics: three},
 	{name: "status 400 plain text", answer: func(*http.Request, string) answer { return answer{status: 400, body: "bad request"} }, metrics: three},
+	{name: "status 400 echoing the token", answer: func(r *http.Request, _ string) answer {
+		return answer{status: 400, header: map[string]string{"Content-Type": "application/json"},
+			body: fmt.Sprintf(`{"code":"invalid","message":"bad request with %s"}`, r.Header.Get("Authorization"))}
+	}, metrics: three},
 	{name: "status 401", answer: statusBody(401, `{"code":"unauthorized","message":"unauthorized access"}`), metrics: three},
 	{name: "status 403", answer: statusBody(403, `{"code":"forbidden","message":"insufficient permissions for write"}`), metrics: three},
 	{name: "status 404", answer: statusBody(404, `{"code":"not found","message":"bucket \"my_bucket\" not found"}`), metrics: three},
@@ -272,6 +279,8 @@ var conformanceDifferences = map[string]string{
 	"status 400 plain text/log":                 "Server messages",
 	"status 500 X-Influx-Error/write":           "Server messages",
 	"status 500 X-Influx-Error/log":             "Server messages",
+	"status 400 echoing the token/write":        "Server messages",
+	"status 400 echoing the token/log":          "Server messages",
 	"status 401/write":                          "401 and 403",
 	"status 401/log":                            "401 and 403",
 	"status 403/write":                          "401 and 403",
@@ -320,9 +329,14 @@ func TestConformance(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			stock := runScenario(t, sc, "influxdb_v2")
 			ours := runScenario(t, sc, ourName)
+			var scan secscan.Scanner
+			scan.Add(conformanceTokens...)
+			for aspect, text := range ours.aspects {
+				scan.Check(t, "ours, "+aspect, []byte(text))
+			}
 			switch both := loadFailed(stock) && loadFailed(ours); {
 			case both && !sc.refusedByLoader:
-				t.Fatalf("neither plugin loads the configuration, so the scenario compares nothing: %s", stock.aspects[aspectInit])
+				t.Fatalf("neither plugin loads the configuration, so the scenario compares nothing: %s", maskTokens(stock.aspects[aspectInit]))
 			case !both && sc.refusedByLoader:
 				t.Errorf("Telegraf's loader was to refuse the configuration for both plugins")
 			}
@@ -342,9 +356,9 @@ func TestConformance(t *testing.T) {
 				case want == got && listed:
 					t.Errorf("%s: no longer differs, but is listed as %q: remove it from the suite (and the README if nothing else needs it)", aspect, name)
 				case want != got && !listed:
-					t.Errorf("%s differs and is not a documented difference\n--- stock:\n%s\n--- ours:\n%s", aspect, want, got)
+					t.Errorf("%s differs and is not a documented difference\n--- stock:\n%s\n--- ours:\n%s", aspect, maskTokens(want), maskTokens(got))
 				case want != got:
-					t.Logf("%s differs as documented (%q)\n--- stock:\n%s\n--- ours:\n%s", aspect, name, want, got)
+					t.Logf("%s differs as documented (%q)\n--- stock:\n%s\n--- ours:\n%s", aspect, name, maskTokens(want), maskTokens(got))
 				}
 			}
 		})
@@ -370,7 +384,7 @@ func TestConformanceTokenFileAddsOnlyAdoptionReports(t *testing.T) {
 	ours := runScenario(t, sc, ourName)
 	for _, aspect := range []string{aspectInit, aspectConnect, aspectWrite, aspectMetrics} {
 		if stock.aspects[aspect] != ours.aspects[aspect] {
-			t.Errorf("%s differs\n--- stock:\n%s\n--- ours:\n%s", aspect, stock.aspects[aspect], ours.aspects[aspect])
+			t.Errorf("%s differs\n--- stock:\n%s\n--- ours:\n%s", aspect, maskTokens(stock.aspects[aspect]), maskTokens(ours.aspects[aspect]))
 		}
 	}
 	var reports int
@@ -396,14 +410,23 @@ func TestConformanceTokenFileAddsOnlyAdoptionReports(t *testing.T) {
 		return out
 	}
 	if !slices.Equal(normalize(requests), normalize(stock.requests)) {
-		t.Errorf("requests besides the adoption report differ\n--- stock:\n%s\n--- ours:\n%s", stock.aspects[aspectWire], strings.Join(requests, "\n"))
+		t.Errorf("requests besides the adoption report differ\n--- stock:\n%s\n--- ours:\n%s", maskTokens(stock.aspects[aspectWire]), maskTokens(strings.Join(requests, "\n")))
 	}
 	logs := slices.DeleteFunc(slices.Clone(ours.logs), func(l string) bool {
 		return strings.HasPrefix(l, "I! Using token sha256:") && strings.HasSuffix(l, ", not probed at start (strict = true probes it)")
 	})
 	if len(logs) != len(ours.logs)-1 || !slices.Equal(logs, stock.logs) {
-		t.Errorf("log lines besides the one naming the token differ\n--- stock:\n%s\n--- ours:\n%s", stock.aspects[aspectLog], ours.aspects[aspectLog])
+		t.Errorf("log lines besides the one naming the token differ\n--- stock:\n%s\n--- ours:\n%s", maskTokens(stock.aspects[aspectLog]), maskTokens(ours.aspects[aspectLog]))
 	}
+}
+
+// maskTokens hides the scenarios' tokens in what the suite prints: the
+// stock plugin quotes a server that echoes one.
+func maskTokens(s string) string {
+	for _, tok := range conformanceTokens {
+		s = strings.ReplaceAll(s, tok, "<token>")
+	}
+	return s
 }
 
 func loadFailed(o observed) bool {
