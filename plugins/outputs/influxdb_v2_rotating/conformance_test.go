@@ -156,6 +156,9 @@ var conformanceScenarios = []conformanceScenario{
 	{name: "status 504 Retry-After", answer: withRetryAfter(504, "30"), metrics: three},
 	{name: "status 502 Retry-After", answer: withRetryAfter(502, "30"), metrics: three},
 	{name: "status 500 Retry-After", answer: withRetryAfter(500, "30"), metrics: three, flushes: 2},
+	{name: "status 503 Retry-After date", answer: func(*http.Request, string) answer {
+		return answer{status: 503, header: map[string]string{"Retry-After": time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}}
+	}, metrics: three},
 	{name: "status 429 Retry-After fraction", answer: withRetryAfter(429, "1.5"), metrics: three},
 	{name: "status 429 Retry-After over the cap", answer: withRetryAfter(429, "86400"), metrics: three},
 
@@ -279,6 +282,8 @@ var conformanceDifferences = map[string]string{
 	"status 400 plain text/log":                 "Server messages",
 	"status 500 X-Influx-Error/write":           "Server messages",
 	"status 500 X-Influx-Error/log":             "Server messages",
+	"status 503 Retry-After date/write":         "Retry-After as an HTTP date",
+	"status 503 Retry-After date/log":           "Retry-After as an HTTP date",
 	"status 400 echoing the token/write":        "Server messages",
 	"status 400 echoing the token/log":          "Server messages",
 	"status 401/write":                          "401 and 403",
@@ -316,6 +321,20 @@ func TestConformance(t *testing.T) {
 	for key, name := range conformanceDifferences {
 		if !documented[name] {
 			t.Errorf("%s: difference %q is not an entry of the README's Differences list", key, name)
+		}
+	}
+	// Each README entry is shown by the suite: the table, a normalizer, or
+	// a test of its own.
+	shown := map[string]bool{throttleDifference: true}
+	for _, name := range conformanceDifferences {
+		shown[name] = true
+	}
+	for _, n := range conformanceNormalizers {
+		shown[n.difference] = true
+	}
+	for name := range documented {
+		if !shown[name] {
+			t.Errorf("the README's difference %q is shown by no scenario", name)
 		}
 	}
 	for _, n := range conformanceNormalizers {
@@ -475,6 +494,8 @@ func TestConformanceCoversStockOptions(t *testing.T) {
 	}
 }
 
+const throttleDifference = "A throttled flush keeps what it did not send"
+
 // A throttling answer stops the flush's other requests. Which bucket goes
 // first is random in both plugins, so this is not a table scenario: every
 // request is answered 429, and ours keeps every metric, where the stock
@@ -485,8 +506,8 @@ func TestConformanceThrottleKeepsUnsentBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !readmeDifferences(string(readme))["A throttled flush keeps what it did not send"] {
-		t.Error(`the README's Differences list lacks "A throttled flush keeps what it did not send"`)
+	if !readmeDifferences(string(readme))[throttleDifference] {
+		t.Errorf("the README's Differences list lacks %q", throttleDifference)
 	}
 	sc := conformanceScenario{name: "bucket_tag 429", options: `bucket_tag = "bucket"`, answer: withRetryAfter(429, "30"), metrics: routed}
 	stock := runScenario(t, sc, "influxdb_v2")
@@ -501,6 +522,6 @@ func TestConformanceThrottleKeepsUnsentBatches(t *testing.T) {
 	// counted the metrics of a bucket it never sent as written.
 	if len(stock.requests) != 1 || !strings.Contains(stock.aspects[aspectMetrics], "accepted") {
 		t.Errorf("the stock plugin no longer counts an unsent batch as written (%d requests, %s): "+
-			"remove \"A throttled flush keeps what it did not send\" from the README", len(stock.requests), stock.aspects[aspectMetrics])
+			"remove %q from the README", len(stock.requests), stock.aspects[aspectMetrics], throttleDifference)
 	}
 }
