@@ -38,10 +38,11 @@ type Config struct {
 	// ClientID identifies this writer in audit records (default hostname).
 	ClientID string
 	// TrustFirst adopts the source's first token without a probe and
-	// without a log line, as a writer without rotation would use a token
-	// it is given. The first token is used whatever a probe says, so the
-	// probe only informs; a writer whose token is fixed in its
-	// configuration has nobody to inform. Later tokens are probed as usual.
+	// without a log line, as a writer without rotation uses the token it
+	// is given. The first token is used whatever a probe says, so the
+	// probe only informs, and its request may be one the writer's users
+	// must not see (the Telegraf plugin: a drop-in for a plugin that sends
+	// nothing before the first metric). Later tokens are probed as usual.
 	TrustFirst bool
 	// Scrubber receives every token the Rotator considers, before it is
 	// probed or used, so that the writer can scrub server messages that
@@ -117,10 +118,11 @@ type reloadRequest struct {
 	done chan struct{}
 }
 
-// NewRotator reads the source and probes its token. Whatever the verdict,
-// that token becomes active, as there is nothing better; the log says
-// clearly when it was not validated. With no token yet, Current returns nil
-// until one arrives. ctx bounds this first probe only.
+// NewRotator reads the source and probes its token (unless TrustFirst).
+// Whatever the verdict, that token becomes active, as there is nothing
+// better; the log says clearly when it was not validated. With no token
+// yet, Current returns nil until one arrives. ctx bounds this first probe
+// only.
 func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 	if cfg.Source == nil {
 		return nil, errors.New("rotator: no token source")
