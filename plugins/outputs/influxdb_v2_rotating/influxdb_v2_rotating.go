@@ -744,9 +744,12 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 			reached = w
 			break
 		}
-		// No answer from this server: try the next one.
+		// No answer from this server: say so as the stock plugin does, and
+		// try the next one.
 		for _, r := range results {
-			p.log().Error(r.err)
+			if r.err != nil {
+				p.log().Error(r.err)
+			}
 		}
 		lastErr = firstErr(results)
 		p.log().Errorf("When writing to [%s]: %v", w, lastErr)
