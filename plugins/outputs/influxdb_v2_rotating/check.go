@@ -60,6 +60,9 @@ func (p *InfluxDB) Check(ctx context.Context) (*rotation.Credential, []CheckResu
 	if mode == rotation.ProbeNone {
 		mode = rotation.ProbeEmptyWrite
 	}
+	if p.ProbeBucket == "" {
+		return cred, nil, errors.New("no bucket to check the token against: bucket_tag alone names none; set probe_bucket")
+	}
 	results := make([]CheckResult, 0, len(p.writers))
 	for i, w := range p.writers {
 		prober, err := p.newProber(w, mode)

@@ -1,6 +1,7 @@
 package influxdb_v2_rotating
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -281,5 +282,30 @@ func TestProductToken(t *testing.T) {
 		if got := productTokenOf(c.info, "go1.26.8 X:nocoverageredesign"); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// bucket_tag alone with a fixed token connects, as the stock plugin does
+// (issue 11); there is no bucket to check the token against, and Check
+// says so instead of failing inside the prober.
+func TestBucketTagOnlyFixedToken(t *testing.T) {
+	p := New()
+	p.Token = config.NewSecret([]byte("fixed-token"))
+	p.BucketTag = "bucket"
+	p.URLs = []string{"http://127.0.0.1:1"}
+	if err := p.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if err := p.Connect(); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	defer p.Close()
+	_, _, err := p.Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "set probe_bucket") {
+		t.Fatalf("Check: %v, want an error asking for probe_bucket", err)
+	}
+	p.ProbeBucket = "telegraf"
+	if _, results, err := p.Check(context.Background()); err != nil || len(results) != 1 {
+		t.Fatalf("Check with probe_bucket: %v %+v", err, results)
 	}
 }
