@@ -155,8 +155,8 @@ type v3State struct {
 	// refused before it is accepted (DelayV3Activation).
 	activation int
 	lastID     int64
-	tokens  []*v3Token
-	byToken map[string]*v3Token
+	tokens     []*v3Token
+	byToken    map[string]*v3Token
 }
 
 func newV3State(e Edition) *v3State {

@@ -119,7 +119,7 @@ type Credential struct {
 	// minutes to become valid. 0 (the default, right for OSS servers, where
 	// a token is valid once created) declares it refused at the first 401.
 	ActivationTimeout time.Duration `toml:"activation_timeout"`
-	Targets      []Target      `toml:"target"`
+	Targets           []Target      `toml:"target"`
 }
 
 // TokenExpiry is the lifetime an InfluxDB 3 token of this credential gets:
