@@ -319,6 +319,14 @@ func (s *Server) v3TokenNamedLocked(name string) *v3Token {
 	return nil
 }
 
+// Edition is the InfluxDB 3 personality (Options.InfluxDB3), "" for 2.x.
+func (s *Server) Edition() Edition {
+	if s.v3 == nil {
+		return ""
+	}
+	return s.v3.edition
+}
+
 func (s *Server) mustV3(op string) {
 	if s.v3 == nil {
 		panic("influxv2: " + op + " needs a server with Options.InfluxDB3")
