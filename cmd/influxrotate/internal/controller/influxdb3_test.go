@@ -128,6 +128,12 @@ func TestInfluxDB3Rotation(t *testing.T) {
 			if got := c.Phases(); !slices.Equal(got, v3Cycle) {
 				t.Fatalf("phases %v, want %v", got, v3Cycle)
 			}
+			cfg := c.cfg
+			if res := c.Rotate(context.Background(), &cfg.Credentials[0], RotateOptions{Force: true, DryRun: true}); res.Outcome != OutcomeDryRun ||
+				!strings.Contains(e.stdout.String(), "then delete telegraf: this server has no inactive state") ||
+				strings.Contains(e.stdout.String(), "deactivate") {
+				t.Errorf("dry run %+v printed\n%s", res, e.stdout.String())
+			}
 			if res := e.rotate(c, true); res.Outcome != OutcomeOK {
 				t.Fatalf("rotation: %+v\n%s", res, e.logs.String())
 			}
