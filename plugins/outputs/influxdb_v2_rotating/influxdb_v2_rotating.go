@@ -25,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
@@ -86,6 +87,7 @@ type InfluxDB struct {
 	TokenDebounce       config.Duration `toml:"token_debounce"`
 	Fallback            bool            `toml:"fallback"`
 	AuditLog            string          `toml:"audit_log"`
+	AuditKeyFile        string          `toml:"audit_key_file"`
 	ClientID            string          `toml:"client_id"`
 	Strict              bool            `toml:"strict"`
 
@@ -108,7 +110,9 @@ type InfluxDB struct {
 	source  rotation.Source
 	rotator *rotation.Rotator
 	audit   *rotation.AuditLog
-	stats   *rotation.Stats
+	// auditKey keys the audit chain (audit_key_file); nil for a plain one.
+	auditKey []byte
+	stats    *rotation.Stats
 	// adoption is nil when adoption reports are off.
 	adoption *rotation.AdoptionReporter
 	cancel   context.CancelFunc
@@ -236,10 +240,30 @@ func (p *InfluxDB) Init() error {
 	if p.TokenDebounce < 0 {
 		return errors.New("token_debounce: must not be negative")
 	}
+	// A negative interval would silently turn the safety-net re-read off.
+	if p.TokenRereadInterval < 0 {
+		return fmt.Errorf("token_reread_interval: must not be negative, got %s", time.Duration(p.TokenRereadInterval))
+	}
 	if p.ClientID == "" {
 		if h, err := os.Hostname(); err == nil {
 			p.ClientID = h
 		}
+	}
+	// client_id is a tag of the statistics point and a field of audit
+	// records: a control character (a newline) cannot be written as line
+	// protocol and emptied every statistics write.
+	if i := strings.IndexFunc(p.ClientID, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("client_id: must not contain control characters (%q at byte %d)", p.ClientID[i], i)
+	}
+	if p.AuditKeyFile != "" {
+		if p.AuditLog == "" {
+			return errors.New("audit_key_file: set without audit_log")
+		}
+		key, err := rotation.ReadAuditKeyFile(p.AuditKeyFile)
+		if err != nil {
+			return fmt.Errorf("audit_key_file: %w", err)
+		}
+		p.auditKey = key
 	}
 	if p.TokenFile != "" && p.Strict {
 		if _, err := rotation.ReadTokenFile(p.TokenFile); err != nil {
@@ -425,11 +449,15 @@ func (p *InfluxDB) Connect() error {
 	}
 
 	if p.AuditLog != "" {
-		a, err := rotation.OpenAuditLog(p.AuditLog)
+		a, err := rotation.OpenAuditLogWith(p.AuditLog, rotation.AuditOptions{Key: p.auditKey})
 		if err != nil {
 			p.closeSource()
 			p.cancel()
 			return fmt.Errorf("audit_log %q: %w", p.AuditLog, err)
+		}
+		if aside := a.Recovered(); aside != "" {
+			p.log().Warnf("audit_log %q ended in a torn record (a crash in the middle of an append); its bytes were moved to %q and the recovery recorded",
+				p.AuditLog, aside)
 		}
 		p.audit = a
 	}

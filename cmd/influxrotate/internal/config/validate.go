@@ -219,7 +219,7 @@ func (t *Target) validate() error {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")
 		}
 		if t.ExecTimeout == 0 {
-			t.ExecTimeout = 30 * time.Second
+			t.ExecTimeout = Duration(30 * time.Second)
 		}
 	}
 	// A file target without a mode keeps the mode of the file it replaces.

@@ -127,10 +127,17 @@ func New(opts Options) (*Controller, error) {
 	if c.client == nil {
 		// InfluxDB never redirects an API call; following one would send
 		// the operator token wherever it points.
-		c.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: rotation.NoRedirect}
+		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
 	c.store = state.NewStore(cfg.StateDir)
-	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
+	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
+	if cfg.AuditKeyFile != "" {
+		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
+		if err != nil {
+			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
+		}
+		c.audit.key = key
+	}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
 		if err != nil {
@@ -141,7 +148,7 @@ func New(opts Options) (*Controller, error) {
 				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
-			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
+			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
 			UserAgent: "influxrotate/" + cfg.ClientID}
 		switch cfg.Backend {

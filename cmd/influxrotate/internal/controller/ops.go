@@ -89,7 +89,7 @@ func (c *Controller) Status() ([]Status, error) {
 		}
 		if !st.Current.Since.IsZero() {
 			s.Age = c.now().Sub(st.Current.Since)
-			s.NextDue = st.Current.Since.Add(cr.MaxAge)
+			s.NextDue = st.Current.Since.Add(time.Duration(cr.MaxAge))
 		}
 		if st.Cycle != nil {
 			s.RotationID = st.Cycle.RotationID
@@ -136,7 +136,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			default:
 				lastErr = res.Err
 				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-				p.backoff = min(max(2*p.backoff, min(max(cr.MaxAge/10, time.Second), 10*time.Minute)), time.Hour)
+				p.backoff = min(max(2*p.backoff, min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute)), time.Hour)
 				p.next, p.due = c.now().Add(p.backoff), false
 			}
 			wake = minTime(wake, p.next)
@@ -156,9 +156,9 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 	st, err := c.store.Load(cr.Name)
 	if err != nil || st.Current.Since.IsZero() {
-		return c.now().Add(min(cr.MaxAge, time.Minute))
+		return c.now().Add(min(time.Duration(cr.MaxAge), time.Minute))
 	}
-	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+	return st.Current.Since.Add(time.Duration(cr.MaxAge) - jitter(time.Duration(cr.Jitter)))
 }
 
 // jitter is a random part of max, to spread rotations of a fleet.

@@ -40,7 +40,7 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	line := fmt.Sprintf("token_rotation,credential=%s,backend=%s rotation_latency_ms=%di,grace_ms=%di,revocation_attempts=%di,outcome=%q %d\n",
 		escapeTag(cr.Name), c.cfg.Backend, latency.Milliseconds(), grace.Milliseconds(), cy.RevocationAttempts, outcome, now.UnixMilli())
 	// A stopping controller still reports the cycle it completed.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(c.cfg.Timeout))
 	defer cancel()
 	if err := c.be.WriteLines(wctx, m.Org, m.Bucket, tok, []byte(line)); err != nil {
 		c.log.Warn("metrics not written", "bucket", m.Bucket, "error", err)

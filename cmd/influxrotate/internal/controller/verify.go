@@ -42,14 +42,15 @@ func (r *cycleRun) verify(ctx context.Context, tok string) (phaseOutcome, error)
 func (r *cycleRun) probe(ctx context.Context, tok string, targets []rotation.Target) error {
 	c, cr, cy := r.c, r.cr, r.st.Cycle
 	prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: c.cfg.URL, Targets: targets, Client: c.client,
-		Timeout: c.cfg.Timeout, Header: map[string][]string{"User-Agent": {"influxrotate"}}})
+		Timeout: time.Duration(c.cfg.Timeout), Header: map[string][]string{"User-Agent": {"influxrotate"}}})
 	if err != nil {
 		return err
 	}
 	cred := rotation.NewCredential(tok, cy.New.ID, "new authorization")
-	activating := time.Now().Add(cr.ActivationTimeout)
+	activating := time.Now().Add(time.Duration(cr.ActivationTimeout))
 	var res rotation.ProbeResult
-	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: c.cfg.Retry.Initial, Max: c.cfg.Retry.Max, For: cr.ActivationTimeout}.
+	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: time.Duration(c.cfg.Retry.Initial), Max: time.Duration(c.cfg.Retry.Max),
+		For: time.Duration(cr.ActivationTimeout)}.
 		Do(ctx, c.log, "verify probe", func(ctx context.Context) error {
 			res = prober.Probe(ctx, cred)
 			switch {
