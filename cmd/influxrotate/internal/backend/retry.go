@@ -47,7 +47,8 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 	until := time.Now().Add(r.For)
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = fn(ctx); err == nil || !Retryable(err) || attempt >= r.Attempts && !time.Now().Before(until) {
+		// A timeout is retried only when it was not ctx's own deadline.
+		if err = fn(ctx); err == nil || !Retryable(err) || ctx.Err() != nil || attempt >= r.Attempts && !time.Now().Before(until) {
 			return err
 		}
 		if r.OnRetry != nil {
