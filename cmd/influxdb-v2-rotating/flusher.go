@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // sender posts serialised line protocol. The plugin's *InfluxDB satisfies
@@ -203,11 +205,8 @@ func groupByBucket(ps []pending) ([]string, map[string][]pending) {
 // backoff doubles from 250ms up to maxBackoff: quick recovery from a blip,
 // no hammering of a server that is down.
 func (f *flusher) backoff() time.Duration {
-	d := 250 * time.Millisecond
-	for i := 1; i < f.attempt && d < f.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, f.maxBackoff)
+	b := rotation.Backoff{Initial: 250 * time.Millisecond, Max: f.maxBackoff, Jitter: rotation.NoJitter}
+	return b.Delay(f.attempt - 1)
 }
 
 func (f *flusher) writeStats(ctx context.Context) {

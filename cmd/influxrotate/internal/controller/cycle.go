@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -817,12 +816,4 @@ func orNone(s string) string {
 
 func escapeTag(s string) string {
 	return strings.NewReplacer(",", `\,`, "=", `\=`, " ", `\ `).Replace(s)
-}
-
-// jitter is a random part of max, to spread rotations of a fleet.
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return rand.N(max)
 }

@@ -218,8 +218,9 @@ func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result
 // a random jitter; a failed rotation is retried with a growing delay.
 func (c *Controller) Run(ctx context.Context) error {
 	type sched struct {
-		next    time.Time
-		backoff time.Duration
+		next time.Time
+		// failures counts the failed rotations since the last success.
+		failures int
 		// due is set when next is a jittered rotation time (not a retry),
 		// which may be before max_age: the rotation is then forced.
 		due bool
@@ -245,13 +246,13 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 			switch res.Outcome {
 			case OutcomeOK, OutcomeNotDue:
-				p.backoff = 0
+				p.failures = 0
 				p.next, p.due = c.scheduleNext(cr), true
 			default:
 				lastErr = res.Err
 				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-				p.backoff = min(max(2*p.backoff, min(max(cr.MaxAge/10, time.Second), 10*time.Minute)), time.Hour)
-				p.next, p.due = c.now().Add(p.backoff), false
+				p.failures++
+				p.next, p.due = c.now().Add(retryBackoff(cr).Delay(p.failures-1)), false
 			}
 			wake = minTime(wake, p.next)
 		}
@@ -272,7 +273,14 @@ func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 	if err != nil || st.Current.Since.IsZero() {
 		return c.now().Add(min(cr.MaxAge, time.Minute))
 	}
-	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+	spread := rotation.Backoff{Initial: cr.Jitter, Jitter: rotation.FullJitter}
+	return st.Current.Since.Add(cr.MaxAge - spread.Delay(0))
+}
+
+// retryBackoff spaces the retries of a failed rotation: a tenth of max_age
+// (between 1s and 10m) doubling up to an hour.
+func retryBackoff(cr *config.Credential) rotation.Backoff {
+	return rotation.Backoff{Initial: min(max(cr.MaxAge/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
 }
 
 func minTime(a, b time.Time) time.Time {
