@@ -315,6 +315,16 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range flushes {
+				if i == flushes-1 {
+					// On a slow machine the batches could all be written
+					// before ten rotations: the last one waits for them.
+					// Current, the first step of every flush, keeps
+					// adopting the new tokens meanwhile.
+					wait.Check(t, time.Minute, "ten rotations while batches are in flight", func() bool {
+						r.rot.Current()
+						return rotated.Load() >= 10
+					})
+				}
 				batch := fmt.Appendf(nil, "m,writer=w%d seq=%di %d\n", w, i, int64(w*flushes+i+1))
 				// The batch stays buffered until accepted: retry at the next
 				// flush, bounded in count.
