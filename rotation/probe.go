@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -238,8 +239,6 @@ func classifyProbe(status int, body []byte) (Verdict, string) {
 	case http.StatusNotFound:
 		return VerdictNotFound, msg
 	}
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
+	msg = cmp.Or(msg, http.StatusText(status))
 	return VerdictUnknown, msg
 }

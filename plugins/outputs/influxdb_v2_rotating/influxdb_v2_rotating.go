@@ -9,6 +9,7 @@ package influxdb_v2_rotating
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -150,7 +151,7 @@ func (*InfluxDB) SampleConfig() string { return sampleConfig }
 // option at fault. It starts nothing: Connect does.
 func (p *InfluxDB) Init() error {
 	if p.UserAgent == "" {
-		p.UserAgent = productToken()
+		p.UserAgent = productToken() // reads the build info: only when needed
 	}
 	if len(p.URLs) == 0 {
 		p.URLs = []string{"http://localhost:8086"}
@@ -234,9 +235,7 @@ func (p *InfluxDB) Init() error {
 	default:
 		return fmt.Errorf("probe: invalid value %q (use %q, %q or %q)", p.Probe, ProbeEmptyWrite, ProbePoint, ProbeNone)
 	}
-	if p.ProbeBucket == "" {
-		p.ProbeBucket = p.Bucket
-	}
+	p.ProbeBucket = cmp.Or(p.ProbeBucket, p.Bucket)
 	if p.ProbeTimeout < 0 {
 		return errors.New("probe_timeout: must not be negative")
 	}
@@ -741,9 +740,7 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 	if err != nil {
 		return err
 	}
-	if bucket == "" {
-		bucket = p.Bucket
-	}
+	bucket = cmp.Or(bucket, p.Bucket)
 	if count <= 0 {
 		count = bytes.Count(lines, newline)
 		if lines[len(lines)-1] != '\n' {

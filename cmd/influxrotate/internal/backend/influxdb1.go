@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -308,9 +309,7 @@ func (v *V1) ProbeTargets(_ context.Context, a *Authorization) ([]rotation.Targe
 
 // WriteLines implements Backend through the v2-compatible write endpoint.
 func (v *V1) WriteLines(ctx context.Context, _, bucket, token string, lines []byte) error {
-	if token == "" {
-		token = v.user + ":" + v.pass
-	}
+	token = cmp.Or(token, v.user+":"+v.pass)
 	w := &V2{opts: v.opts, base: v.base}
 	q := url.Values{"bucket": {bucket}, "precision": {"ms"}}
 	return v.opts.Retry.Do(ctx, v.opts.Logger, "write metrics", func(ctx context.Context) error {

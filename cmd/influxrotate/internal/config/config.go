@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -311,9 +313,7 @@ func (cr *Credential) validate(backend string) error {
 	if cr.AuthorizationID == "" && cr.Description == "" && len(cr.Buckets) == 0 {
 		return errors.New("authorization_id, description or buckets is required to find or create the authorization")
 	}
-	if cr.Description == "" {
-		cr.Description = cr.Name
-	}
+	cr.Description = cmp.Or(cr.Description, cr.Name)
 	if backend == BackendInfluxDB1 && !namePattern.MatchString(cr.Description) {
 		return fmt.Errorf("description %q is the user name prefix with backend influxdb1: letters, digits, '_', '.', '-'", cr.Description)
 	}
@@ -366,7 +366,7 @@ func (t *Target) validate() error {
 		"timeout": t.ExecTimeout != 0,
 	}
 	for k, v := range set {
-		if v && !contains(keys, k) {
+		if v && !slices.Contains(keys, k) {
 			return fmt.Errorf("option %q does not apply to a %s target", k, t.Type)
 		}
 	}
@@ -379,16 +379,12 @@ func (t *Target) validate() error {
 		if t.Dir == "" {
 			return errors.New("dir is required")
 		}
-		if t.Key == "" {
-			t.Key = "token"
-		}
+		t.Key = cmp.Or(t.Key, "token")
 	case TargetKubernetes:
 		if t.Secret == "" || t.Key == "" {
 			return errors.New("secret and key are required")
 		}
-		if t.Namespace == "" {
-			t.Namespace = "default"
-		}
+		t.Namespace = cmp.Or(t.Namespace, "default")
 	case TargetExec:
 		if len(t.Command) == 0 {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")
@@ -401,15 +397,6 @@ func (t *Target) validate() error {
 		t.Mode = DefaultFileMode
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // resolvePaths makes relative paths relative to the configuration file.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 	}
 	if st.Cycle != nil {
 		fmt.Fprintf(c.out, "credential %s: would resume rotation %s at phase %s (old %s, new %s), then continue to done\n",
-			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, orNone(st.Cycle.Old.ID), orNone(st.Cycle.New.ID))
+			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, cmp.Or(st.Cycle.Old.ID, "-"), cmp.Or(st.Cycle.New.ID, "-"))
 		res.RotationID, res.Phase = st.Cycle.RotationID, st.Cycle.Phase
 		return res
 	}
@@ -80,9 +81,7 @@ func (c *Controller) Status() ([]Status, error) {
 			return nil, err
 		}
 		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted()}
-		if s.Current.ID == "" {
-			s.Current.ID = cr.AuthorizationID
-		}
+		s.Current.ID = cmp.Or(s.Current.ID, cr.AuthorizationID)
 		if !st.Current.Since.IsZero() {
 			s.Age = c.now().Sub(st.Current.Since)
 			s.NextDue = st.Current.Since.Add(cr.MaxAge)
