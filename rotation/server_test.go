@@ -347,19 +347,17 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 	wgDone := make(chan struct{})
 	go func() { wg.Wait(); close(wgDone) }()
 	// Let the writers finish, then stop rotating.
-	waitWriters := func() {
-		for {
-			select {
-			case <-wgDone:
-				return
-			case <-time.After(10 * time.Millisecond):
-				if pts := len(r.srv.Points()); pts >= writers*flushes {
-					done.Store(true)
-				}
-			}
+	wait.For(t, 2*time.Minute, "the writers and the rotations to finish", func() bool {
+		if len(r.srv.Points()) >= writers*flushes {
+			done.Store(true)
 		}
-	}
-	waitWriters()
+		select {
+		case <-wgDone:
+			return true
+		default:
+			return false
+		}
+	})
 
 	pts := r.srv.Points()
 	seen := map[string]int{}

@@ -28,6 +28,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/secscan"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // proofRig is one scenario: a 2.x test server, a token file, the plugin
@@ -159,15 +160,16 @@ func (r *proofRig) flush() error {
 // because Write refuses to send while one runs.
 func (r *proofRig) drain(within time.Duration) {
 	r.t.Helper()
-	deadline := time.Now().Add(within)
 	var last error
-	for r.ro.BufferLength() > 0 {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%d metrics still buffered after %s; last error: %v", r.ro.BufferLength(), within, last)
+	drained := wait.Check(r.t, within, "an empty buffer", func() bool {
+		if r.ro.BufferLength() == 0 {
+			return true
 		}
-		if last = r.flush(); last != nil {
-			time.Sleep(20 * time.Millisecond)
-		}
+		last = r.flush()
+		return r.ro.BufferLength() == 0
+	})
+	if !drained {
+		r.t.Fatalf("%d metrics still buffered after %s; last error: %v", r.ro.BufferLength(), within, last)
 	}
 }
 
@@ -232,13 +234,7 @@ func (r *proofRig) stat(name string) int64 {
 // waitFor polls cond for at most 10s.
 func (r *proofRig) waitFor(what string, cond func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(r.t, 10*time.Second, what, cond)
 }
 
 func (r *proofRig) waitActive(tok string) {
