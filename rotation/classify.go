@@ -60,9 +60,11 @@ type Decision struct {
 const MaxRetryAfter = 10 * time.Minute
 
 // Classify decides what a write answer means. It is the one place in the
-// project that maps a status code to an action; the plugin, the execd binary
-// and the controller all use it. body is the start of the response body
-// (a few KiB are plenty); header may be nil.
+// project that maps a status code to an action: the plugin decides every
+// write with it (and so the execd binary, which writes through the plugin),
+// and the controller's API client retries exactly the answers it says to
+// retry or throttle. body is the start of the response body (a few KiB are
+// plenty); header may be nil.
 func Classify(status int, header http.Header, body []byte) Decision {
 	d := Decision{Status: status}
 	switch {

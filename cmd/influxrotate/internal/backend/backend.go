@@ -77,7 +77,8 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.Op, e.Status, e.Message)
 }
 
-// Retryable reports whether err is worth retrying: 429, 5xx or a network
+// Retryable reports whether err is worth retrying: an answer that
+// rotation.Classify says to retry or throttle (429, 5xx), or a network
 // error. A context error is not.
 func Retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -85,7 +86,8 @@ func Retryable(err error) bool {
 	}
 	var he *HTTPError
 	if errors.As(err, &he) {
-		return he.Status == http.StatusTooManyRequests || he.Status >= 500
+		a := rotation.Classify(he.Status, nil, nil).Action
+		return a == rotation.ActionRetry || a == rotation.ActionThrottle
 	}
 	var pe *permanentError
 	return !errors.As(err, &pe)
