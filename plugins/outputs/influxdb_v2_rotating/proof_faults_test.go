@@ -206,18 +206,25 @@ func (r *proofRig) nothingLost() int {
 // logged fails unless one captured line contains every part.
 func (r *proofRig) logged(parts ...string) {
 	r.t.Helper()
-	msgs := r.log.Messages()
-	for _, m := range msgs {
-		ok := true
-		for _, p := range parts {
-			ok = ok && strings.Contains(m.Text, p)
+	// A log line may follow the counter or error a test waited for (the
+	// source counts a failure, then logs it): wait for the line itself.
+	found := wait.Check(r.t, 10*time.Second, fmt.Sprintf("a log line containing %q", parts), func() bool {
+		for _, m := range r.log.Messages() {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(m.Text, p)
+			}
+			if ok {
+				return true
+			}
 		}
-		if ok {
-			return
-		}
+		return false
+	})
+	if found {
+		return
 	}
 	var all []string
-	for _, m := range msgs {
+	for _, m := range r.log.Messages() {
 		all = append(all, m.String())
 	}
 	r.t.Fatalf("no log line contains %q; log:\n%s", parts, strings.Join(all, "\n"))
