@@ -8,6 +8,7 @@ package influxdb_v2_rotating
 // summarises them.
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/http"
@@ -99,7 +100,7 @@ func (r *proofRig) publish(content string) {
 func (r *proofRig) start(url string, mutate func(*InfluxDB)) {
 	r.t.Helper()
 	p := New()
-	p.URLs = []string{cmpOr2(url, r.srv.URL())}
+	p.URLs = []string{cmp.Or(url, r.srv.URL())}
 	p.Organization = r.org
 	p.Bucket = r.bucket
 	p.TokenFile = r.path
@@ -121,13 +122,6 @@ func (r *proofRig) start(url string, mutate func(*InfluxDB)) {
 	}
 	r.t.Cleanup(ro.Close)
 	r.p, r.ro = p, ro
-}
-
-func cmpOr2(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // add queues n new metrics in the agent's buffer.
