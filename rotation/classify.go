@@ -24,7 +24,8 @@ const (
 	ActionThrottle
 	// ActionSplit: the body is too large (413); split the batch and retry.
 	ActionSplit
-	// ActionAuth: the token was refused (401, 403); ask the Rotator.
+	// ActionAuth: the token was refused (401, 403, or InfluxDB 3's 400 for
+	// an Authorization header it cannot read); ask the Rotator.
 	ActionAuth
 )
 
@@ -65,13 +66,23 @@ const MaxRetryAfter = 10 * time.Minute
 // and the controller's API client retries exactly the answers it says to
 // retry or throttle. body is the start of the response body (a few KiB are
 // plenty); header may be nil.
+//
+// InfluxDB 3 answers an expired token like a deleted one (401 "the request
+// was not authenticated"), a resource token without the database 403, and an
+// Authorization header it cannot parse 400 "Authorization header was
+// malformed": the batch is not at fault there, so that 400 is ActionAuth
+// (the batch stays buffered) rather than ActionDrop.
 func Classify(status int, header http.Header, body []byte) Decision {
 	d := Decision{Status: status}
-	switch {
-	case status >= 200 && status < 300:
+	if status >= 200 && status < 300 {
 		d.Action = ActionAccept
 		return d
+	}
+	d.Message = ServerMessage(body)
+	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		d.Action = ActionAuth
+	case status == http.StatusBadRequest && strings.HasPrefix(d.Message, malformedAuthorization):
 		d.Action = ActionAuth
 	case status == http.StatusRequestEntityTooLarge:
 		d.Action = ActionSplit
@@ -84,9 +95,12 @@ func Classify(status int, header http.Header, body []byte) Decision {
 	default:
 		d.Action = ActionDrop
 	}
-	d.Message = ServerMessage(body)
 	return d
 }
+
+// malformedAuthorization starts InfluxDB 3's 400 answer to an Authorization
+// header that is not exactly "Bearer <t>", "Token <t>" or "Basic <b64>".
+const malformedAuthorization = "Authorization header was malformed"
 
 // RetryAfter reads a Retry-After header in seconds or as an HTTP date,
 // capped at MaxRetryAfter. It returns 0 when there is none or it is invalid.

@@ -16,5 +16,8 @@
 //     previous credentials, promotes a validated candidate between flushes,
 //     and decides what to do when a write is refused.
 //   - Classify is the one place that decides what a write response means.
+//   - AdoptionReporter tells the controller which token a writer writes
+//     with: a small point, written with that token, at start, after each
+//     change and every few minutes.
 //   - Stats and AuditLog record what happened, never the token itself.
 package rotation

@@ -23,7 +23,9 @@ const (
 	VerdictUnknown Verdict = iota
 	// VerdictValid: the token may write to every probed bucket.
 	VerdictValid
-	// VerdictRefused: 401, the server does not know the token.
+	// VerdictRefused: 401, the server does not know the token (InfluxDB 3:
+	// or it has expired), or 400, InfluxDB 3 cannot read the Authorization
+	// header it came in.
 	VerdictRefused
 	// VerdictForbidden: 403, the token lacks write permission or is inactive.
 	VerdictForbidden
@@ -219,26 +221,30 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	return res
 }
 
-// classifyProbe maps a probe answer to a verdict. Only 401 and 403 say
-// something about the token; a server that cannot answer (429, 5xx) is
-// never taken to have refused it.
+// classifyProbe maps a probe answer to a verdict on top of Classify, the
+// one place that reads a status: what Classify calls a refused token is
+// refused (forbidden for 403), and of the answers it would drop a write for,
+// the empty write's 400 means the token passed and 404 names a missing
+// org or bucket. A server that cannot answer (429, 5xx) is never taken to
+// have refused the token.
 func classifyProbe(status int, body []byte) (Verdict, string) {
-	if status >= 200 && status < 300 {
+	d := Classify(status, nil, body)
+	switch d.Action {
+	case ActionAccept:
 		return VerdictValid, ""
-	}
-	msg := ServerMessage(body)
-	switch status {
-	case http.StatusBadRequest:
-		if slices.ContainsFunc(emptyWriteMessages, func(m string) bool { return strings.Contains(msg, m) }) {
-			return VerdictValid, msg
+	case ActionAuth:
+		if status == http.StatusForbidden {
+			return VerdictForbidden, d.Message
 		}
-	case http.StatusUnauthorized:
-		return VerdictRefused, msg
-	case http.StatusForbidden:
-		return VerdictForbidden, msg
-	case http.StatusNotFound:
-		return VerdictNotFound, msg
+		return VerdictRefused, d.Message
+	case ActionDrop:
+		switch {
+		case status == http.StatusBadRequest &&
+			slices.ContainsFunc(emptyWriteMessages, func(m string) bool { return strings.Contains(d.Message, m) }):
+			return VerdictValid, d.Message
+		case status == http.StatusNotFound:
+			return VerdictNotFound, d.Message
+		}
 	}
-	msg = cmp.Or(msg, http.StatusText(status))
-	return VerdictUnknown, msg
+	return VerdictUnknown, cmp.Or(d.Message, http.StatusText(status))
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // TestE2EProofSecurityRealTelegraf is the security scan with a real
-// Telegraf 1.37.2: inputs.mock into outputs.execd running our binary (and
+// stock Telegraf (.tools/bin/telegraf, the newest supported version): inputs.mock into outputs.execd running our binary (and
 // outputs.file as a witness of what was gathered), three rotations by the
 // influxrotate binary with the old token deleted after each, Telegraf's
 // whole log at debug level (the binary's stderr included) scanned for every

@@ -1,48 +1,60 @@
 package fsutil
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
-func TestSyncDir(t *testing.T) {
-	if err := SyncDir(t.TempDir()); err != nil {
+func TestWriteFileAtomicReplacesContentAndMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := SyncDir(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("SyncDir of a missing directory: %v, want ErrNotExist", err)
+	if err := WriteFileAtomic(path, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "new" {
+		t.Fatalf("content %q, %v; want \"new\"", got, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %04o, want 0600", fi.Mode().Perm())
+	}
+	assertOnly(t, dir, "token")
 }
 
-// TestTryLockExcludesASecondHolder: flock locks belong to the open file, so
-// a second open in the same process is refused just as another process is.
-func TestTryLockExcludesASecondHolder(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no flock")
+func TestWriteFileAtomicLeavesNoTempFileOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	// Renaming a file over a directory fails after the temp file is written.
+	if err := os.Mkdir(filepath.Join(dir, "taken"), 0o700); err != nil {
+		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "x.lock")
-	l, err := TryLock(path)
+	if err := os.WriteFile(filepath.Join(dir, "taken", "x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "taken"), []byte("data"), 0o600); err == nil {
+		t.Fatal("writing over a non-empty directory succeeded")
+	}
+	assertOnly(t, dir, "taken")
+}
+
+func assertOnly(t *testing.T, dir, name string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TryLock(path); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second TryLock: %v, want ErrLocked", err)
-	}
-	if err := l.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Unlock(); err != nil {
-		t.Fatalf("second Unlock: %v", err)
-	}
-	l2, err := WaitLock(path)
-	if err != nil {
-		t.Fatalf("WaitLock after Unlock: %v", err)
-	}
-	defer l2.Unlock()
-	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("lock file mode %v (%v), want 0600", info.Mode().Perm(), err)
+	if len(entries) != 1 || entries[0].Name() != name {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory holds %v, want only %s", names, name)
 	}
 }

@@ -1,5 +1,3 @@
-// Package fsutil holds the file-system steps that durable writes and
-// single-owner directories share: fsync a directory, take an flock.
 package fsutil
 
 import "os"

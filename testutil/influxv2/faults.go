@@ -32,6 +32,10 @@ type Fault struct {
 	Delay time.Duration
 	// ResetConnection closes the TCP connection with a reset instead of answering.
 	ResetConnection bool
+	// LoseAnswer processes the request normally (a create creates), then resets
+	// the connection instead of sending the answer: the client cannot know what
+	// happened and a retry meets what the first attempt did.
+	LoseAnswer bool
 	// SlowBody sends the status and headers, then the body one byte every 50ms (a
 	// body of at least 64 bytes is used), so a client's response timeout fires.
 	// It shapes forced answers only: it needs a Status.
@@ -51,6 +55,13 @@ func (s *Server) PendingFaults() int {
 	defer s.mu.Unlock()
 	return len(s.faults)
 }
+
+// discardWriter is the ResponseWriter of an answer nobody will receive.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
 
 func (s *Server) takeFault(path string) (Fault, bool) {
 	s.mu.Lock()

@@ -62,7 +62,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
-	if tok, ok := tokenFromHeader(r.Header.Get("Authorization")); ok {
+	if s.v3 != nil {
+		entry.Fingerprint, entry.AuthID = s.v3Identify(r.Header.Get("Authorization"))
+	} else if tok, ok := tokenFromHeader(r.Header.Get("Authorization")); ok {
 		entry.Fingerprint = fingerprint(tok)
 		s.mu.Lock()
 		if a := s.byToken[tok]; a != nil {
@@ -70,7 +72,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}
-	defer func() {
+	recorded := false
+	record := func() {
+		recorded = true
 		entry.Status = rec.status
 		entry.BodySize = body.n.Load()
 		s.mu.Lock()
@@ -78,9 +82,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.log.Debug("influxv2 request", "method", entry.Method, "path", entry.Path,
 			"status", entry.Status, "token", entry.Fingerprint, "auth_id", entry.AuthID, "faulted", entry.Faulted)
+	}
+	defer func() {
+		if !recorded {
+			record()
+		}
 	}()
 
-	if c := s.opts.Contract; c != nil {
+	// The contract is InfluxDB 2.x's OSS API: it describes neither the v1
+	// compatibility API (/query) nor an InfluxDB 3 server.
+	if c := s.opts.Contract; c != nil && s.v3 == nil && r.URL.Path != "/query" {
 		if err := s.checkContract(c, r); err != nil {
 			s.mu.Lock()
 			s.violations = append(s.violations, err)
@@ -90,12 +101,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if f, ok := s.takeFault(r.URL.Path); ok {
+		if f.LoseAnswer {
+			// Recorded before the reset, so a client that retries at once
+			// finds the lost request ahead of its retry in Requests.
+			entry.Faulted = true
+			s.route(&discardWriter{header: http.Header{}}, r)
+			record()
+			resetConnection(rec)
+			return
+		}
 		entry.Faulted = s.serveFault(rec, r, f)
 		if entry.Faulted {
 			return
 		}
 	}
 	s.route(rec, r)
+}
+
+// route answers like InfluxDB 2.x, or like InfluxDB 3 on a server made for it.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.v3 != nil {
+		s.routeV3(w, r)
+		return
+	}
+	s.routeV2(w, r)
 }
 
 // redactQuery encodes the query with token= values replaced by their fingerprint: 2.x
@@ -123,13 +152,15 @@ func (s *Server) checkContract(c *Contract, r *http.Request) error {
 	return c.Validate(r, body)
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+func (s *Server) routeV2(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/ping":
 		onlyMethods(w, r, s.handlePing, http.MethodGet, http.MethodHead)
 	case p == "/health":
 		onlyMethods(w, r, s.handleHealth, http.MethodGet)
+	case p == "/query":
+		onlyMethods(w, r, s.authenticated(s.handleQuery), http.MethodGet, http.MethodPost)
 	case p == "/api/v2/write":
 		onlyMethods(w, r, s.authenticated(s.handleWrite), http.MethodPost)
 	case p == "/api/v2/authorizations":

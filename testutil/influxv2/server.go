@@ -52,6 +52,11 @@ type Options struct {
 	Contract *Contract
 	// Addr is the address to listen on; "" is 127.0.0.1 on a free port.
 	Addr string
+	// InfluxDB3, when set, makes the server answer like InfluxDB 3 Core or
+	// Enterprise instead of 2.x (see v3.go). The 2.x contract is not checked then.
+	InfluxDB3 Edition
+	// Now is the server's clock, for token expiry; nil is time.Now.
+	Now func() time.Time
 }
 
 // Permission is an InfluxDB 2.x permission: an action on a resource.
@@ -189,6 +194,7 @@ type Server struct {
 	faults     []Fault
 	requests   []Request
 	violations []error
+	v3         *v3State // nil for a 2.x server
 }
 
 // New starts a server (on 127.0.0.1 and a free port unless Options.Addr says
@@ -214,6 +220,13 @@ func New(opts Options) (*Server, error) {
 		served:   make(chan struct{}),
 		byToken:  map[string]*authorization{},
 		stored:   make(chan struct{}),
+	}
+	if opts.InfluxDB3 != "" {
+		if opts.InfluxDB3 != Core && opts.InfluxDB3 != Enterprise {
+			_ = ln.Close()
+			return nil, fmt.Errorf("influxv2: Options.InfluxDB3 %q: want %q or %q", opts.InfluxDB3, Core, Enterprise)
+		}
+		s.v3 = newV3State(opts.InfluxDB3)
 	}
 	admin := &user{id: newID(), name: "admin", active: true}
 	s.users = append(s.users, admin)
@@ -268,8 +281,12 @@ var resourceTypes = []string{
 func validResourceType(t string) bool { return slices.Contains(resourceTypes, t) }
 
 // OperatorToken is the all-access token created with the server, like the token of
-// `influx setup`.
+// `influx setup`. On an InfluxDB 3 server it is the operator token `_admin`, created
+// on first use like `influxdb3 create token --admin` (see V3OperatorToken).
 func (s *Server) OperatorToken() string {
+	if s.v3 != nil {
+		return s.V3OperatorToken().Token
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.operator.token

@@ -268,7 +268,11 @@ func checkBucketWrite(a *authorization, orgID, bucketID string) *apiError {
 // 2.x points.Parser: 413 when too large, 400 for a bad gzip header or checksum, 500
 // for anything else, all prefixed "unable to read data: ".
 func (s *Server) readWriteBody(body io.Reader) ([]byte, error) {
-	limit := s.opts.MaxBodySize
+	return readLimited(body, s.opts.MaxBodySize)
+}
+
+// readLimited reads body, 413 when it is larger than limit (no limit when limit <= 0).
+func readLimited(body io.Reader, limit int64) ([]byte, error) {
 	if limit <= 0 {
 		b, err := io.ReadAll(body)
 		if err != nil {

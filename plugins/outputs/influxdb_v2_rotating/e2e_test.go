@@ -27,21 +27,31 @@ import (
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
-// The end-to-end tests run bin/telegraf, the real Telegraf 1.37.2 with this
-// plugin compiled in, built by `make telegraf` (make e2e builds it first).
+// The end-to-end tests run bin/telegraf, a real Telegraf (the Makefile's
+// TELEGRAF_VERSION) with this plugin compiled in, built by `make telegraf`
+// (make e2e builds it first). `make compat` points them at each supported
+// version through TelegrafEnv.
 
-// customTelegraf returns the path of bin/telegraf, skipping the test when
-// it is missing (failing under make e2e, which sets RequireToolsEnv).
+// TelegrafEnv names a Telegraf binary with this plugin compiled in to run
+// instead of bin/telegraf.
+const TelegrafEnv = "INFLUXROTATE_TELEGRAF"
+
+// customTelegraf returns the path of bin/telegraf (or of TelegrafEnv),
+// skipping the test when it is missing (failing under make e2e, which sets
+// RequireToolsEnv).
 func customTelegraf(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	root, err := realtools.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
+	bin := os.Getenv(TelegrafEnv)
+	if bin == "" {
+		root, err := realtools.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin = filepath.Join(root, "bin", "telegraf")
 	}
-	bin := filepath.Join(root, "bin", "telegraf")
 	if fi, err := os.Stat(bin); err != nil || fi.Mode().Perm()&0o111 == 0 {
 		msg := fmt.Sprintf("%s not found: run `make telegraf` to build Telegraf with this plugin", bin)
 		if os.Getenv(realtools.RequireToolsEnv) == "1" {

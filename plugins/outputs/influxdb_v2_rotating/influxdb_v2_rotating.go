@@ -88,6 +88,13 @@ type InfluxDB struct {
 	ClientID            string          `toml:"client_id"`
 	Strict              bool            `toml:"strict"`
 
+	// Adoption reports, see rotation.AdoptionReporter. AdoptionReport is
+	// nil when not set: on with token_file or token_env, off otherwise.
+	AdoptionReport         *bool           `toml:"adoption_report"`
+	AdoptionReportInterval config.Duration `toml:"adoption_report_interval"`
+	AdoptionMeasurement    string          `toml:"adoption_measurement"`
+	AdoptionBucket         string          `toml:"adoption_bucket"`
+
 	Log        telegraf.Logger     `toml:"-"`
 	Statistics *selfstat.Collector `toml:"-"`
 
@@ -101,8 +108,10 @@ type InfluxDB struct {
 	rotator *rotation.Rotator
 	audit   *rotation.AuditLog
 	stats   *rotation.Stats
-	cancel  context.CancelFunc
-	ctx     context.Context
+	// adoption is nil when adoption reports are off.
+	adoption *rotation.AdoptionReporter
+	cancel   context.CancelFunc
+	ctx      context.Context
 
 	queue         atomic.Int64 // write_queue_depth
 	retryAt       atomic.Int64 // Unix ns before which the server asked us not to write
@@ -111,8 +120,12 @@ type InfluxDB struct {
 	// 504); writeTransportErrors counts requests without an answer.
 	writeThrottled       atomic.Int64
 	writeTransportErrors atomic.Int64
-	selfStats            map[string]selfstat.Stat
-	statsMu              sync.Mutex
+	// adoptionReports and adoptionReportFailures count adoption reports
+	// stored and not stored.
+	adoptionReports        atomic.Int64
+	adoptionReportFailures atomic.Int64
+	selfStats              map[string]selfstat.Stat
+	statsMu                sync.Mutex
 }
 
 // RateLimitConfig is ratelimiter.RateLimitConfig with the same option
@@ -263,10 +276,56 @@ func (p *InfluxDB) Init() error {
 		}
 	}
 
+	if err := p.initAdoption(); err != nil {
+		return err
+	}
+
 	p.ser = serializer{uintSupport: p.UintSupport, omitTimestamp: p.OmitTimestamp}
 	if p.ExcludeBucketTag {
 		p.ser.excludeTag = p.BucketTag
 	}
+	return nil
+}
+
+// initAdoption validates the adoption_* options and builds the reporter
+// when reports are on: by default with a token that can change (token_file,
+// token_env), never with a fixed token unless asked, so that a renamed stock
+// configuration writes exactly what the stock plugin writes.
+func (p *InfluxDB) initAdoption() error {
+	on := p.TokenFile != "" || p.TokenEnv != ""
+	if p.AdoptionReport != nil {
+		on = *p.AdoptionReport
+	}
+	if !on {
+		p.adoption = nil
+		return nil
+	}
+	if p.AdoptionReportInterval < 0 {
+		return fmt.Errorf("adoption_report_interval: must be positive, got %s", time.Duration(p.AdoptionReportInterval))
+	}
+	if p.AdoptionBucket == "" {
+		// With neither bucket nor bucket_tag the configuration is as
+		// incomplete as the stock sample's, and the metrics fail with the
+		// same 404 as the report.
+		if p.Bucket == "" && p.BucketTag != "" {
+			return errors.New("adoption_bucket: required when bucket is empty (bucket_tag only) and adoption_report is on; " +
+				"name the bucket the controller reads, or set adoption_report = false")
+		}
+		p.AdoptionBucket = p.Bucket
+	}
+	if p.ClientID == "" {
+		return errors.New("client_id: required with adoption_report (the host name could not be read)")
+	}
+	a, err := rotation.NewAdoptionReporter(rotation.AdoptionConfig{
+		Measurement: p.AdoptionMeasurement,
+		ClientID:    p.ClientID,
+		Interval:    time.Duration(p.AdoptionReportInterval),
+		Logger:      newSlogLogger(p.log()),
+	})
+	if err != nil {
+		return fmt.Errorf("adoption_measurement, client_id: %w", err)
+	}
+	p.adoption = a
 	return nil
 }
 
@@ -610,6 +669,7 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		results = p.sendAll(f, w, chunks, now)
 		keepBuffers = keepBuffers || f.keepBuffers.Load()
 		if reachedAny(results) || len(chunks) == 0 {
+			p.reportAdoption(p.ctx, f, w, results)
 			break
 		}
 		lastErr = firstErr(results)
@@ -756,6 +816,7 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 			p.log().Errorf("When writing to [%s]: %v", w, lastErr)
 			continue
 		}
+		p.reportAdoption(ctx, f, w, results)
 		var keep, drop *WriteError
 		for _, r := range results {
 			switch {
@@ -786,6 +847,53 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 }
 
 var newline = []byte{'\n'}
+
+// reportAdoption writes the adoption report when one is due, after a flush
+// that stored metrics on w, with the credential that stored them. It is
+// posted on its own so that it can neither hold back nor fail the metrics,
+// and without the refusal handling of send: a report the server refuses
+// (no write permission on adoption_bucket) says nothing about the token's
+// right to write metrics and must not make the Rotator fall back. A report
+// that fails stays due and goes out after the next flush.
+func (p *InfluxDB) reportAdoption(ctx context.Context, f *flush, w *httpWriter, results []outcome) {
+	if p.adoption == nil || f.throttled.Load() || !storedAny(results) {
+		return
+	}
+	cred := f.current()
+	rep, line, ok := p.adoption.Due(cred, p.stats.Rotations.Load())
+	if !ok {
+		return
+	}
+	d, _, err := w.post(ctx, p.AdoptionBucket, line, cred)
+	switch {
+	case err != nil:
+		if te := (*transportError)(nil); errors.As(err, &te) {
+			p.writeTransportErrors.Add(1)
+		}
+	case d.Action == rotation.ActionAccept:
+	case d.Action == rotation.ActionThrottle:
+		p.writeThrottled.Add(1)
+		p.throttle(d.RetryAfter)
+		err = newDecisionError(p.AdoptionBucket, d, cred)
+	default:
+		err = newDecisionError(p.AdoptionBucket, d, cred)
+	}
+	if err != nil {
+		p.adoptionReportFailures.Add(1)
+	} else {
+		p.adoptionReports.Add(1)
+	}
+	p.adoption.Done(rep, err)
+}
+
+func storedAny(results []outcome) bool {
+	for _, r := range results {
+		if r.err == nil {
+			return true
+		}
+	}
+	return false
+}
 
 // Rotator returns the plugin's Rotator (nil before Connect), for a SIGHUP
 // Reload and for statistics.

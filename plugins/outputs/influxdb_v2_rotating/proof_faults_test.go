@@ -107,6 +107,7 @@ func (r *proofRig) start(url string, mutate func(*InfluxDB)) {
 	p.ContentEncoding = "identity"
 	p.TokenDebounce = config.Duration(5 * time.Millisecond)
 	p.Timeout = config.Duration(2 * time.Second)
+	p.AdoptionReport = new(bool) // the proofs count metrics only
 	if mutate != nil {
 		mutate(p)
 	}

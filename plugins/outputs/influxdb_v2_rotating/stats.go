@@ -50,7 +50,8 @@ func (p *InfluxDB) updateStatsLocked() {
 // StatsFields returns the rotation statistics (rotation.Stats.Fields),
 // write_queue_depth (writes in flight or waiting), write_throttled (answers
 // 429, 502, 503 or 504) and write_transport_errors (requests that got no
-// answer: refused or reset connections, timeouts, DNS failures). It holds
+// answer: refused or reset connections, timeouts, DNS failures) and the
+// adoption reports stored and failed. It holds
 // counts and durations only, never a token or fingerprint.
 func (p *InfluxDB) StatsFields() map[string]int64 {
 	stats := p.stats
@@ -61,5 +62,7 @@ func (p *InfluxDB) StatsFields() map[string]int64 {
 	fields["write_queue_depth"] = p.queue.Load()
 	fields["write_throttled"] = p.writeThrottled.Load()
 	fields["write_transport_errors"] = p.writeTransportErrors.Load()
+	fields["adoption_reports"] = p.adoptionReports.Load()
+	fields["adoption_report_failures"] = p.adoptionReportFailures.Load()
 	return fields
 }

@@ -1,6 +1,7 @@
 // Package backend manages authorizations on an InfluxDB server for the
-// controller: InfluxDB 2.x authorizations through /api/v2/authorizations and
-// InfluxDB 1.8+ users (token "user:password") through InfluxQL. Every call
+// controller: InfluxDB 2.x authorizations through /api/v2/authorizations,
+// InfluxDB 1.8+ users (token "user:password") through InfluxQL and InfluxDB 3
+// tokens through /api/v3/configure/token and system.tokens. Every call
 // is retried on 429, 5xx and network errors with a bounded exponential
 // backoff; errors never carry a token.
 package backend
@@ -14,7 +15,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -27,8 +27,44 @@ type Authorization struct {
 	Active      bool
 	OrgID       string
 	Org         string
-	Permissions []state.Permission
+	Permissions []Permission
 	CreatedAt   time.Time
+	// ExpiresAt is when the server stops accepting the token by itself; zero
+	// for never (always zero where Capabilities().Expiry is false).
+	ExpiresAt time.Time
+}
+
+// Capabilities say which parts of the rotation cycle a backend's server has.
+type Capabilities struct {
+	// Inactive: an authorization can be deactivated and activated again
+	// (SetActive), so the cycle can deactivate the old token, observe, and
+	// only then delete it, and a rollback can re-activate it. True for
+	// InfluxDB 1.x and 2.x. Without it (InfluxDB 3) a token is valid until
+	// it is deleted or expires: the cycle is provision → publish → verify →
+	// wait (grace, or the adoption gate) → delete; SetActive(false) fails
+	// with ErrNoInactiveState and SetActive(true) only checks that the token
+	// still exists; a rollback before the delete keeps both tokens valid,
+	// after it nothing can be undone.
+	Inactive bool
+	// Expiry: Create gives every token a server-side expiry (reported in
+	// Authorization.ExpiresAt), so an old token the controller failed to
+	// delete still stops working on its own.
+	Expiry bool
+}
+
+// ErrNoInactiveState is SetActive(false) on a server without an inactive
+// state (Capabilities.Inactive false).
+var ErrNoInactiveState = errors.New("this server has no inactive state: a token is valid until it is deleted or expires")
+
+// Permission is one grant of an authorization. The controller's journal
+// stores it so that a deactivated 1.x user can be re-granted on rollback
+// and so that comparing permission sets survives a restart.
+type Permission struct {
+	Action string `json:"action"`
+	Type   string `json:"type"`
+	OrgID  string `json:"org_id,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name,omitempty"`
 }
 
 // Label marks an authorization as made by the controller for a credential
@@ -49,7 +85,7 @@ type Backend interface {
 	// List returns the authorizations of org (1.x: every user).
 	List(ctx context.Context, org string) ([]*Authorization, error)
 	// Create makes an active authorization with exactly perms.
-	Create(ctx context.Context, org string, label Label, perms []state.Permission) (*Authorization, error)
+	Create(ctx context.Context, org string, label Label, perms []Permission) (*Authorization, error)
 	// SetActive activates or deactivates a; a deleted one is ErrNotFound.
 	SetActive(ctx context.Context, a *Authorization, active bool) error
 	// Delete removes an authorization; one already gone counts as deleted.
@@ -57,11 +93,13 @@ type Backend interface {
 	// LabelOf reads the label of a, if it has one.
 	LabelOf(a *Authorization) (Label, bool)
 	// BucketPermissions returns write permissions on the named buckets.
-	BucketPermissions(ctx context.Context, org string, buckets []string) ([]state.Permission, error)
+	BucketPermissions(ctx context.Context, org string, buckets []string) ([]Permission, error)
 	// ProbeTargets lists the buckets a may write, for the verify probe.
 	ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Target, error)
 	// WriteLines writes line protocol with the operator token (or token).
 	WriteLines(ctx context.Context, org, bucket, token string, lines []byte) error
+	// Capabilities say which phases of the cycle the server supports.
+	Capabilities() Capabilities
 }
 
 // HTTPError is a non-success API answer.
@@ -77,22 +115,6 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.Op, e.Status, e.Message)
 }
 
-// Retryable reports whether err is worth retrying: an answer that
-// rotation.Classify says to retry or throttle (429, 5xx), or a network
-// error. A context error is not.
-func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var he *HTTPError
-	if errors.As(err, &he) {
-		a := rotation.Classify(he.Status, nil, nil).Action
-		return a == rotation.ActionRetry || a == rotation.ActionThrottle
-	}
-	var pe *permanentError
-	return !errors.As(err, &pe)
-}
-
 // permanentError marks an error that retrying cannot fix (a bad answer body).
 type permanentError struct{ err error }
 
@@ -105,15 +127,6 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err}
-}
-
-// StatusOf returns the HTTP status of err, or 0.
-func StatusOf(err error) int {
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
 }
 
 // Options configure a backend.

@@ -4,15 +4,12 @@
 package config
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +21,17 @@ import (
 const (
 	BackendInfluxDB2 = "influxdb2"
 	BackendInfluxDB1 = "influxdb1"
+	BackendInfluxDB3 = "influxdb3"
 )
+
+// InfluxDB 3 editions (option edition).
+const (
+	EditionCore       = "core"
+	EditionEnterprise = "enterprise"
+)
+
+// V3OperatorToken is the name of InfluxDB 3's operator token, never rotated.
+const V3OperatorToken = "_admin"
 
 // Target types.
 const (
@@ -46,12 +53,18 @@ const (
 	DefaultRetryInitial = 200 * time.Millisecond
 	DefaultRetryMax     = 10 * time.Second
 	DefaultFileMode     = FileMode(0o600)
+	// DefaultExpiryMargin is how long an InfluxDB 3 token outlives its planned
+	// end (max_age + grace): a week for the controller to be down or failing
+	// before the writers' token dies by itself.
+	DefaultExpiryMargin = 7 * 24 * time.Hour
 )
 
 // Config is the whole configuration file.
 type Config struct {
-	URL               string        `toml:"url"`
-	Backend           string        `toml:"backend"`
+	URL     string `toml:"url"`
+	Backend string `toml:"backend"`
+	// Edition is "core" or "enterprise", with backend influxdb3 only.
+	Edition           string        `toml:"edition"`
 	OperatorTokenFile string        `toml:"operator_token_file"`
 	StateDir          string        `toml:"state_dir"`
 	AuditLog          string        `toml:"audit_log"`
@@ -97,7 +110,24 @@ type Credential struct {
 	Jitter  time.Duration `toml:"jitter"`
 	Grace   time.Duration `toml:"grace"`
 	Observe time.Duration `toml:"observe"`
-	Targets []Target      `toml:"target"`
+	// ExpiryMargin (influxdb3 only) is added to max_age + grace to make the
+	// expiry every new token gets (TokenExpiry).
+	ExpiryMargin time.Duration `toml:"expiry_margin"`
+	Targets      []Target      `toml:"target"`
+}
+
+// TokenExpiry is the lifetime an InfluxDB 3 token of this credential gets:
+// max_age + grace + expiry_margin, so a token the controller failed to
+// delete still stops working on its own.
+func (cr *Credential) TokenExpiry() time.Duration { return cr.MaxAge + cr.Grace + cr.ExpiryMargin }
+
+// TokenExpiries is TokenExpiry of each credential by name, for backend influxdb3.
+func (c *Config) TokenExpiries() map[string]time.Duration {
+	out := make(map[string]time.Duration, len(c.Credentials))
+	for i := range c.Credentials {
+		out[c.Credentials[i].Name] = c.Credentials[i].TokenExpiry()
+	}
+	return out
 }
 
 // Target is one place the token is published to.
@@ -228,176 +258,6 @@ func ExpandEnv(s string) (string, error) {
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
-func (c *Config) validate() error {
-	if c.URL == "" {
-		return errors.New("url is required")
-	}
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("url %q must be http(s)://host[:port]", c.URL)
-	}
-	if u.Scheme == "http" && !c.AllowInsecureHTTP && !IsLoopback(u.Hostname()) {
-		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", c.URL)
-	}
-	switch c.Backend {
-	case "":
-		c.Backend = BackendInfluxDB2
-	case BackendInfluxDB2, BackendInfluxDB1:
-	default:
-		return fmt.Errorf("backend %q: must be %q or %q", c.Backend, BackendInfluxDB2, BackendInfluxDB1)
-	}
-	if c.OperatorTokenFile == "" {
-		return errors.New("operator_token_file is required")
-	}
-	if c.StateDir == "" {
-		return errors.New("state_dir is required")
-	}
-	if c.AuditLog == "" {
-		return errors.New("audit_log is required")
-	}
-	if c.ClientID == "" {
-		host, _ := os.Hostname()
-		c.ClientID = "influxrotate@" + host
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.Timeout < 0 {
-		return errors.New("timeout must be positive")
-	}
-	if c.Retry.Attempts == 0 {
-		c.Retry.Attempts = DefaultRetries
-	}
-	if c.Retry.Initial == 0 {
-		c.Retry.Initial = DefaultRetryInitial
-	}
-	if c.Retry.Max == 0 {
-		c.Retry.Max = DefaultRetryMax
-	}
-	if c.Retry.Attempts < 1 || c.Retry.Initial < 0 || c.Retry.Max < c.Retry.Initial {
-		return errors.New("retry: attempts must be >= 1 and 0 <= initial <= max")
-	}
-	if m := c.Metrics; m != nil {
-		if m.Bucket == "" {
-			return errors.New("metrics.bucket is required when [metrics] is present")
-		}
-		if m.Org == "" && c.Backend == BackendInfluxDB2 {
-			return errors.New("metrics.org is required with backend influxdb2")
-		}
-	}
-	if len(c.Credentials) == 0 {
-		return errors.New("at least one [[credential]] is required")
-	}
-	seen := map[string]bool{}
-	for i := range c.Credentials {
-		cr := &c.Credentials[i]
-		if err := cr.validate(c.Backend); err != nil {
-			return fmt.Errorf("credential %d (%q): %w", i+1, cr.Name, err)
-		}
-		if seen[cr.Name] {
-			return fmt.Errorf("credential %q is defined twice", cr.Name)
-		}
-		seen[cr.Name] = true
-	}
-	return nil
-}
-
-func (cr *Credential) validate(backend string) error {
-	if !namePattern.MatchString(cr.Name) {
-		return errors.New("name is required: letters, digits, '_', '.', '-'")
-	}
-	if backend == BackendInfluxDB2 && cr.Org == "" {
-		return errors.New("org is required with backend influxdb2")
-	}
-	if cr.AuthorizationID == "" && cr.Description == "" && len(cr.Buckets) == 0 {
-		return errors.New("authorization_id, description or buckets is required to find or create the authorization")
-	}
-	cr.Description = cmp.Or(cr.Description, cr.Name)
-	if backend == BackendInfluxDB1 && !namePattern.MatchString(cr.Description) {
-		return fmt.Errorf("description %q is the user name prefix with backend influxdb1: letters, digits, '_', '.', '-'", cr.Description)
-	}
-	for _, b := range cr.Buckets {
-		if b == "" {
-			return errors.New("buckets: empty bucket name")
-		}
-	}
-	if cr.MaxAge == 0 {
-		cr.MaxAge = DefaultMaxAge
-	}
-	if cr.Grace == 0 {
-		cr.Grace = DefaultGrace
-	}
-	if cr.Observe == 0 {
-		cr.Observe = DefaultObserve
-	}
-	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 {
-		return errors.New("max_age, jitter, grace and observe must be positive")
-	}
-	if cr.Jitter >= cr.MaxAge {
-		return errors.New("jitter must be less than max_age")
-	}
-	if len(cr.Targets) == 0 {
-		return errors.New("at least one [[credential.target]] is required")
-	}
-	for i := range cr.Targets {
-		if err := cr.Targets[i].validate(); err != nil {
-			return fmt.Errorf("target %d (%s): %w", i+1, cr.Targets[i].Type, err)
-		}
-	}
-	return nil
-}
-
-func (t *Target) validate() error {
-	allowed := map[string][]string{
-		TargetFile:       {"path", "mode"},
-		TargetSecretDir:  {"dir", "key", "mode"},
-		TargetKubernetes: {"namespace", "secret", "key", "kubeconfig", "context"},
-		TargetExec:       {"command", "read_command", "timeout"},
-	}
-	keys, ok := allowed[t.Type]
-	if !ok {
-		return fmt.Errorf("type %q: must be file, secret-dir, kubernetes or exec", t.Type)
-	}
-	set := map[string]bool{
-		"path": t.Path != "", "mode": t.Mode != 0, "dir": t.Dir != "", "key": t.Key != "",
-		"namespace": t.Namespace != "", "secret": t.Secret != "", "kubeconfig": t.Kubeconfig != "",
-		"context": t.Context != "", "command": len(t.Command) > 0, "read_command": len(t.ReadCommand) > 0,
-		"timeout": t.ExecTimeout != 0,
-	}
-	for k, v := range set {
-		if v && !slices.Contains(keys, k) {
-			return fmt.Errorf("option %q does not apply to a %s target", k, t.Type)
-		}
-	}
-	switch t.Type {
-	case TargetFile:
-		if t.Path == "" {
-			return errors.New("path is required")
-		}
-	case TargetSecretDir:
-		if t.Dir == "" {
-			return errors.New("dir is required")
-		}
-		t.Key = cmp.Or(t.Key, "token")
-	case TargetKubernetes:
-		if t.Secret == "" || t.Key == "" {
-			return errors.New("secret and key are required")
-		}
-		t.Namespace = cmp.Or(t.Namespace, "default")
-	case TargetExec:
-		if len(t.Command) == 0 {
-			return errors.New("command is required (an argv list; the token arrives on stdin)")
-		}
-		if t.ExecTimeout == 0 {
-			t.ExecTimeout = 30 * time.Second
-		}
-	}
-	if t.Mode == 0 && (t.Type == TargetFile || t.Type == TargetSecretDir) {
-		t.Mode = DefaultFileMode
-	}
-	return nil
-}
 
 // resolvePaths makes relative paths relative to the configuration file.
 func (c *Config) resolvePaths(base string) {

@@ -48,7 +48,7 @@ func TestRejects(t *testing.T) {
 		"unknown key":          {`gracee = "1s"`, "unknown option(s): gracee"},
 		"unknown nested key":   {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
 		"plain http remote":    {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
-		"bad backend":          {`backend = "influxdb3"`, `backend "influxdb3"`},
+		"bad backend":          {`backend = "influxdb4"`, `backend "influxdb4"`},
 		"bad target type":      {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
 		"option of other type": {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
 		"bad mode":             {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},

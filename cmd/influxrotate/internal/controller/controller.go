@@ -76,6 +76,8 @@ type Controller struct {
 	hook    func(string)
 	now     func() time.Time
 	retries atomic.Int64
+	// phases is the rotation cycle for this backend, in order.
+	phases []phaseStep
 
 	mu sync.Mutex
 	// tokens holds the tokens this process knows, by authorization ID. They
@@ -107,7 +109,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{}}
 	if c.out == nil {
 		c.out = io.Discard
 	}
@@ -145,8 +147,19 @@ func New(opts Options) (*Controller, error) {
 				return nil, &config.Error{Err: err}
 			}
 			c.be = be
+		case config.BackendInfluxDB3:
+			be, err := backend.NewV3(bopts, backend.V3Options{Edition: cfg.Edition, Expiry: cfg.TokenExpiries()})
+			if err != nil {
+				return nil, &config.Error{Err: err}
+			}
+			c.be = be
 		default:
 			c.be = backend.NewV2(bopts)
+		}
+		// The cycle deactivates the old token before it deletes it; on a
+		// server without that state it would stop half-way.
+		if !c.be.Capabilities().Inactive {
+			return nil, &config.Error{Err: fmt.Errorf("backend %s: the rotation cycle does not run yet on a server without an inactive state", cfg.Backend)}
 		}
 	}
 	if opts.WrapBackend != nil {
