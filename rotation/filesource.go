@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -166,65 +164,13 @@ func (s *FileSource) load() (c *Credential, resolved string, err error) {
 	return nil, "", err
 }
 
-// loadOnce resolves the path and reads the token, reading at most a little
-// more than MaxTokenSize so a wrong large file costs nothing.
+// loadOnce reads the token through ReadTokenFile's reader.
 func (s *FileSource) loadOnce() (*Credential, string, error) {
-	resolved, err := filepath.EvalSymlinks(s.path)
-	if err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	}
-	// Non-blocking open, then a check on the opened file itself: a named
-	// pipe put where the token belongs would otherwise block this goroutine
-	// in open(2) until some writer appears, and a stat before the open
-	// would leave a window for a rename to swap one in.
-	f, err := os.OpenFile(resolved, openTokenFlags, 0)
-	if err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	}
-	defer f.Close()
-	if info, err := f.Stat(); err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	} else if !info.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("token file %q: %w (%s)", s.path, ErrNotRegularFile, fileKind(info.Mode()))
-	}
-	content, err := io.ReadAll(io.LimitReader(f, MaxTokenSize+65))
-	if err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	}
-	tok, err := ParseToken(content)
+	tok, resolved, err := readTokenFile(s.path)
 	if err != nil {
 		return nil, "", fmt.Errorf("token file %q: %w", s.path, err)
 	}
 	return NewCredential(tok, "", s.Name()), resolved, nil
-}
-
-// ErrNotRegularFile is returned for a token path that is a directory, a
-// named pipe, a socket or a device rather than a file.
-var ErrNotRegularFile = errors.New("not a regular file")
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "type " + m.Type().String()
-}
-
-// unwrapPathError keeps the cause of a *fs.PathError (which errors.Is still
-// matches) without repeating a resolved path such as a kubelet timestamped
-// directory.
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // failed counts a failed read and logs it unless it is the failure already

@@ -83,8 +83,15 @@ type ProberConfig struct {
 	ProbeBucket string
 	ProbeOrg    string
 	// Client sends the probes; it should be the writer's own client so that
-	// TLS, proxy and local address settings apply. Default http.DefaultClient.
+	// TLS, proxy and local address settings apply. Default: a client that
+	// follows no redirect (NoRedirect).
 	Client *http.Client
+	// NewRequest, when set, builds each probe request in place of URL and
+	// Header: a writer passes its own request builder, so that a probe
+	// carries exactly what its writes carry (path, query, headers, the
+	// Authorization for c). body is empty or the point line; t.Org is
+	// ProbeOrg or the target's org.
+	NewRequest func(ctx context.Context, t Target, body []byte, c *Credential) (*http.Request, error)
 	// Timeout bounds each probe request. Default 5s.
 	Timeout time.Duration
 	// Header is added to every probe (User-Agent, http_headers).
@@ -125,9 +132,13 @@ type HTTPProber struct {
 
 // NewHTTPProber checks cfg. Errors name the option at fault.
 func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", cfg.URL)
+	var u *url.URL
+	if cfg.NewRequest == nil {
+		var err error
+		u, err = url.Parse(cfg.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", cfg.URL)
+		}
 	}
 	switch cfg.Mode {
 	case ProbeEmptyWrite:
@@ -152,7 +163,7 @@ func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{CheckRedirect: NoRedirect}
 	}
 	return &HTTPProber{cfg: cfg, base: u, client: client}, nil
 }
@@ -189,25 +200,11 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	u := p.base.JoinPath("api", "v2", "write")
-	q := url.Values{}
-	if t.Org != "" {
-		q.Set("org", t.Org)
-	}
-	q.Set("bucket", t.Bucket)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+	req, err := p.request(ctx, t, body, c)
 	if err != nil {
 		res.Message = err.Error()
 		return res
 	}
-	for k, vs := range p.cfg.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	req.Header.Set("Authorization", c.AuthorizationHeader())
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp, err := p.client.Do(req)
 	if err != nil {
 		res.Message = err.Error()
@@ -219,6 +216,32 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	res.Status = resp.StatusCode
 	res.Verdict, res.Message = classifyProbe(resp.StatusCode, msg)
 	return res
+}
+
+// request builds one probe request, with ProberConfig.NewRequest when set.
+func (p *HTTPProber) request(ctx context.Context, t Target, body string, c *Credential) (*http.Request, error) {
+	if p.cfg.NewRequest != nil {
+		return p.cfg.NewRequest(ctx, t, []byte(body), c)
+	}
+	u := p.base.JoinPath("api", "v2", "write")
+	q := url.Values{}
+	if t.Org != "" {
+		q.Set("org", t.Org)
+	}
+	q.Set("bucket", t.Bucket)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range p.cfg.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Authorization", c.AuthorizationHeader())
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	return req, nil
 }
 
 // classifyProbe maps a probe answer to a verdict on top of Classify, the

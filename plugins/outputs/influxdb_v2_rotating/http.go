@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,7 +37,8 @@ const maxAuthRetries = 2
 // configured once and shared by every request; only the Authorization header
 // changes between requests.
 type httpWriter struct {
-	base            *url.URL // the server's write endpoint, without query
+	base            *url.URL   // the server's write endpoint, without query
+	params          url.Values // the query of the configured URL, kept on every request as the stock plugin does
 	org             string
 	client          *http.Client
 	transport       *http.Transport
@@ -104,9 +106,12 @@ func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 	}
 	base.RawQuery = ""
 	return &httpWriter{
-		base:      &base,
-		org:       cfg.org,
-		client:    &http.Client{Timeout: cfg.timeout, Transport: transport},
+		base:   &base,
+		params: u.Query(),
+		org:    cfg.org,
+		// InfluxDB never redirects a write: a redirect would only carry
+		// the token somewhere else.
+		client:    &http.Client{Timeout: cfg.timeout, Transport: transport, CheckRedirect: rotation.NoRedirect},
 		transport: transport,
 		gzip:      cfg.gzip,
 		userAgent: cfg.userAgent,
@@ -122,7 +127,10 @@ func (w *httpWriter) writeURL(bucket string) *url.URL {
 		return u.(*url.URL)
 	}
 	u := *w.base
-	q := url.Values{}
+	q := maps.Clone(w.params)
+	if q == nil {
+		q = url.Values{}
+	}
 	q.Set("org", w.org)
 	q.Set("bucket", bucket)
 	u.RawQuery = q.Encode()
@@ -192,33 +200,17 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 		}
 	}()
 
-	u := w.writeURL(bucket)
-	header := make(http.Header, 6)
-	header["Authorization"] = []string{cred.AuthorizationHeader()}
-	header["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	if w.gzip {
-		header["Content-Encoding"] = []string{"gzip"}
-	}
-	header["User-Agent"] = []string{w.userAgent}
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           u,
-		Host:          u.Host,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          sent,
-		ContentLength: int64(len(payload)),
-		GetBody: func() (io.ReadCloser, error) {
-			// A redirect or an HTTP/2 retry: this copy is not tracked.
-			replayed.Store(true)
-			return io.NopCloser(bytes.NewReader(payload)), nil
-		},
-	}
-	if err := w.addHeaders(req); err != nil {
+	req, err := w.request(bucket, cred, w.gzip)
+	if err != nil {
 		_ = sent.Close()
 		return rotation.Decision{}, true, err
+	}
+	req.Body = sent
+	req.ContentLength = int64(len(payload))
+	req.GetBody = func() (io.ReadCloser, error) {
+		// An HTTP/2 retry: this copy is not tracked.
+		replayed.Store(true)
+		return io.NopCloser(bytes.NewReader(payload)), nil
 	}
 	resp, err := w.client.Do(req.WithContext(ctx))
 	if err != nil {
@@ -242,6 +234,51 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 		}
 	}
 	return d, false, nil
+}
+
+// request builds a write request to bucket, without body or context, the
+// one way every request to this server is built: the write URL with the
+// configured query, the credential, User-Agent and http_headers. Probes go
+// through it too, so a probe carries exactly what a write carries.
+func (w *httpWriter) request(bucket string, cred *rotation.Credential, gzipped bool) (*http.Request, error) {
+	u := w.writeURL(bucket)
+	header := make(http.Header, 6)
+	header["Authorization"] = []string{cred.AuthorizationHeader()}
+	header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	if gzipped {
+		header["Content-Encoding"] = []string{"gzip"}
+	}
+	header["User-Agent"] = []string{w.userAgent}
+	req := &http.Request{
+		Method:     http.MethodPost,
+		URL:        u,
+		Host:       u.Host,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+	}
+	if err := w.addHeaders(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// probeRequest is the rotation.ProberConfig.NewRequest of this writer: a
+// write request with an uncompressed body. The writer has one org, which
+// every probe target of the plugin shares.
+func (w *httpWriter) probeRequest(ctx context.Context, t rotation.Target, body []byte, cred *rotation.Credential) (*http.Request, error) {
+	req, err := w.request(t.Bucket, cred, false)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(body))
+	req.Body = http.NoBody
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return req.WithContext(ctx), nil
 }
 
 func waitClosed(closed <-chan struct{}) bool {

@@ -298,26 +298,28 @@ func TestProofBadTokenFileAtStartup(t *testing.T) {
 	r.nothingLost()
 }
 
-// Configurations an operator gets wrong: each fails before anything starts,
-// with the option's name in the error.
+// Configurations an operator gets wrong: each fails before anything is
+// written, with the option's name in the error. A bad URL fails at Connect,
+// as in the stock plugin, the rest at load or Init.
 func TestProofBadConfigs(t *testing.T) {
 	cases := []struct {
-		name string
-		toml string
-		want string
+		name      string
+		toml      string
+		want      string
+		atConnect bool
 	}{
-		{"token and token_file", `token = "x"` + "\n" + `token_file = "/tmp/t"`, `"token" and "token_file"`},
-		{"neither", ``, "no token configured"},
-		{"bad URL", `token = "x"` + "\n" + `urls = ["http://[::1"]`, "urls"},
-		{"URL scheme", `token = "x"` + "\n" + `urls = ["ftp://influx:8086"]`, `unsupported scheme "ftp"`},
-		{"unknown option", `token = "x"` + "\n" + `tokn_file = "/tmp/t"`, "tokn_file"},
-		{"negative probe_timeout", `token = "x"` + "\n" + `probe_timeout = "-1s"`, "probe_timeout"},
-		{"negative token_debounce", `token = "x"` + "\n" + `token_debounce = "-5s"`, "token_debounce"},
+		{"token and token_file", `token = "x"` + "\n" + `token_file = "/tmp/t"`, `"token" and "token_file"`, false},
+		{"neither", ``, "no token configured", false},
+		{"bad URL", `token = "x"` + "\n" + `urls = ["http://[::1"]`, "urls", true},
+		{"URL scheme", `token = "x"` + "\n" + `urls = ["ftp://influx:8086"]`, `unsupported scheme "ftp"`, true},
+		{"unknown option", `token = "x"` + "\n" + `tokn_file = "/tmp/t"`, "tokn_file", false},
+		{"negative probe_timeout", `token = "x"` + "\n" + `probe_timeout = "-1s"`, "probe_timeout", false},
+		{"negative token_debounce", `token = "x"` + "\n" + `token_debounce = "-5s"`, "token_debounce", false},
 		// The stock plugin accepts this: http.Client treats a negative
 		// Timeout as none at all, so a hung server would hold a flush forever.
-		{"negative timeout", `token = "x"` + "\n" + `timeout = "-5s"`, "timeout"},
-		{"bad probe", `token = "x"` + "\n" + `probe = "maybe"`, "probe"},
-		{"bad content_encoding", `token = "x"` + "\n" + `content_encoding = "br"`, "content_encoding"},
+		{"negative timeout", `token = "x"` + "\n" + `timeout = "-5s"`, "timeout", false},
+		{"bad probe", `token = "x"` + "\n" + `probe = "maybe"`, "probe", false},
+		{"bad content_encoding", `token = "x"` + "\n" + `content_encoding = "br"`, "content_encoding", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -329,6 +331,13 @@ func TestProofBadConfigs(t *testing.T) {
 					t.Fatalf("%d outputs loaded", len(cfg.Outputs))
 				}
 				err = initOutput(cfg.Outputs[0])
+				if c.atConnect {
+					if err != nil {
+						t.Fatalf("Init: %v; a bad URL fails at Connect, as in the stock plugin", err)
+					}
+					err = cfg.Outputs[0].Connect()
+					cfg.Outputs[0].Close()
+				}
 			}
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("config\n%s\ngave %v, want an error containing %q", data, err, c.want)

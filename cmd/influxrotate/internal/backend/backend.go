@@ -141,7 +141,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+		o.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: rotation.NoRedirect}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

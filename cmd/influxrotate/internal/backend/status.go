@@ -36,6 +36,10 @@ func Retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if errors.Is(err, rotation.ErrRedirectRefused) {
+		// A wrong URL or a proxy in between: the next attempt gets the same.
+		return false
+	}
 	var he *HTTPError
 	if errors.As(err, &he) {
 		switch rotation.Classify(he.Status, nil, nil).Action {

@@ -33,7 +33,7 @@ func TestInfluxDB3Defaults(t *testing.T) {
 	if cfg.Backend != BackendInfluxDB3 || cfg.Edition != EditionEnterprise || cr.ExpiryMargin != DefaultExpiryMargin {
 		t.Fatalf("%+v %+v", cfg, cr)
 	}
-	want := 720*time.Hour + 2*time.Minute + DefaultExpiryMargin
+	want := 720*time.Hour + 2*time.Minute + time.Duration(DefaultExpiryMargin)
 	if got := cr.TokenExpiry(); got != want {
 		t.Errorf("token expiry %v, want max_age + grace + margin = %v", got, want)
 	}

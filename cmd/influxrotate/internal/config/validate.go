@@ -169,7 +169,7 @@ func (cr *Credential) validateV3(backend, edition string) error {
 
 func (t *Target) validate() error {
 	allowed := map[string][]string{
-		TargetFile:       {"path", "mode"},
+		TargetFile:       {"path", "mode", "owner", "group"},
 		TargetSecretDir:  {"dir", "key", "mode"},
 		TargetKubernetes: {"namespace", "secret", "key", "kubeconfig", "context"},
 		TargetExec:       {"command", "read_command", "timeout"},
@@ -179,7 +179,8 @@ func (t *Target) validate() error {
 		return fmt.Errorf("type %q: must be file, secret-dir, kubernetes or exec", t.Type)
 	}
 	set := map[string]bool{
-		"path": t.Path != "", "mode": t.Mode != 0, "dir": t.Dir != "", "key": t.Key != "",
+		"path": t.Path != "", "mode": t.Mode != 0, "owner": t.Owner != "", "group": t.Group != "",
+		"dir": t.Dir != "", "key": t.Key != "",
 		"namespace": t.Namespace != "", "secret": t.Secret != "", "kubeconfig": t.Kubeconfig != "",
 		"context": t.Context != "", "command": len(t.Command) > 0, "read_command": len(t.ReadCommand) > 0,
 		"timeout": t.ExecTimeout != 0,
@@ -209,10 +210,11 @@ func (t *Target) validate() error {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")
 		}
 		if t.ExecTimeout == 0 {
-			t.ExecTimeout = 30 * time.Second
+			t.ExecTimeout = Duration(30 * time.Second)
 		}
 	}
-	if t.Mode == 0 && (t.Type == TargetFile || t.Type == TargetSecretDir) {
+	// A file target without a mode keeps the mode of the file it replaces.
+	if t.Mode == 0 && t.Type == TargetSecretDir {
 		t.Mode = DefaultFileMode
 	}
 	return nil

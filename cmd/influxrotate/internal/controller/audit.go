@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +18,9 @@ type auditor struct {
 	mu       sync.Mutex
 	path     string
 	clientID string
+	// key keys the chain (audit_key_file); nil for a plain chain.
+	key []byte
+	log *slog.Logger
 }
 
 func (a *auditor) append(rec rotation.AuditRecord) error {
@@ -31,9 +35,13 @@ func (a *auditor) append(rec rotation.AuditRecord) error {
 		return fmt.Errorf("audit_log lock: %w", err)
 	}
 	defer lock.Unlock() //nolint:errcheck // nothing was written through it
-	l, err := rotation.OpenAuditLog(a.path)
+	l, err := rotation.OpenAuditLogWith(a.path, rotation.AuditOptions{Key: a.key})
 	if err != nil {
 		return err
+	}
+	if aside := l.Recovered(); aside != "" {
+		a.log.Warn("audit_log ended in a torn record (a crash in the middle of an append); its bytes were moved aside and the recovery recorded",
+			"path", a.path, "moved_to", aside)
 	}
 	if err := l.Append(rec); err != nil {
 		_ = l.Close()

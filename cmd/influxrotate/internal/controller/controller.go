@@ -53,7 +53,7 @@ type Options struct {
 	// Kube replaces the Kubernetes client of kubernetes targets.
 	Kube kubernetes.Interface
 	// HTTPClient is used for API calls and probes. Default: one client with
-	// the configured timeout.
+	// the configured timeout that follows no redirect (rotation.NoRedirect).
 	HTTPClient *http.Client
 	// Hook, when set, is called at each phase boundary and at points inside
 	// phases ("provision:created", "publish:target-0", ...). The CLI wires it
@@ -123,10 +123,19 @@ func New(opts Options) (*Controller, error) {
 		c.now = time.Now
 	}
 	if c.client == nil {
-		c.client = &http.Client{Timeout: cfg.Timeout}
+		// InfluxDB never redirects an API call; following one would send
+		// the operator token wherever it points.
+		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
 	c.store = state.NewStore(cfg.StateDir)
-	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
+	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
+	if cfg.AuditKeyFile != "" {
+		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
+		if err != nil {
+			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
+		}
+		c.audit.key = key
+	}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
 		if err != nil {
@@ -137,7 +146,7 @@ func New(opts Options) (*Controller, error) {
 				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
-			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
+			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
 			UserAgent: "influxrotate/" + cfg.ClientID}
 		switch cfg.Backend {
@@ -179,11 +188,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 func readTokenFile(option, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", &config.Error{Err: fmt.Errorf("%s: %w", option, err)}
-	}
-	tok, err := rotation.ParseToken(data)
+	tok, err := rotation.ReadTokenFile(path)
 	if err != nil {
 		return "", &config.Error{Err: fmt.Errorf("%s %q: %w", option, path, err)}
 	}

@@ -102,7 +102,7 @@ func (c *Controller) nextDue(cr *config.Credential, st *state.State, cur *backen
 	if since.IsZero() {
 		return time.Time{}, false
 	}
-	return since.Add(cr.MaxAge), true
+	return since.Add(time.Duration(cr.MaxAge)), true
 }
 
 // start journals a new cycle.

@@ -82,7 +82,7 @@ func (c *Controller) Status() ([]Status, error) {
 		s.Current.ID = cmp.Or(s.Current.ID, cr.AuthorizationID)
 		if !st.Current.Since.IsZero() {
 			s.Age = c.now().Sub(st.Current.Since)
-			s.NextDue = st.Current.Since.Add(cr.MaxAge)
+			s.NextDue = st.Current.Since.Add(time.Duration(cr.MaxAge))
 		}
 		if st.Cycle != nil {
 			s.RotationID = st.Cycle.RotationID
@@ -150,16 +150,16 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 	st, err := c.store.Load(cr.Name)
 	if err != nil || st.Current.Since.IsZero() {
-		return c.now().Add(min(cr.MaxAge, time.Minute))
+		return c.now().Add(min(time.Duration(cr.MaxAge), time.Minute))
 	}
-	spread := rotation.Backoff{Initial: cr.Jitter, Jitter: rotation.FullJitter}
-	return st.Current.Since.Add(cr.MaxAge - spread.Delay(0))
+	spread := rotation.Backoff{Initial: time.Duration(cr.Jitter), Jitter: rotation.FullJitter}
+	return st.Current.Since.Add(time.Duration(cr.MaxAge) - spread.Delay(0))
 }
 
 // retryBackoff spaces the retries of a failed rotation: a tenth of max_age
 // (between 1s and 10m) doubling up to an hour.
 func retryBackoff(cr *config.Credential) rotation.Backoff {
-	return rotation.Backoff{Initial: min(max(cr.MaxAge/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
+	return rotation.Backoff{Initial: min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -45,7 +45,7 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 		return
 	}
 	// A stopping controller still reports the cycle it completed.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(c.cfg.Timeout))
 	defer cancel()
 	if err := c.be.WriteLines(wctx, m.Org, m.Bucket, tok, line); err != nil {
 		c.log.Warn("metrics not written", "bucket", m.Bucket, "error", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/rotation"
@@ -38,13 +39,13 @@ func (r *cycleRun) verify(ctx context.Context, tok string) (phaseOutcome, error)
 func (r *cycleRun) probe(ctx context.Context, tok string, targets []rotation.Target) error {
 	c, cy := r.c, r.st.Cycle
 	prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: c.cfg.URL, Targets: targets, Client: c.client,
-		Timeout: c.cfg.Timeout, Header: map[string][]string{"User-Agent": {"influxrotate"}}})
+		Timeout: time.Duration(c.cfg.Timeout), Header: map[string][]string{"User-Agent": {"influxrotate"}}})
 	if err != nil {
 		return err
 	}
 	cred := rotation.NewCredential(tok, cy.New.ID, "new authorization")
 	var res rotation.ProbeResult
-	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: c.cfg.Retry.Initial, Max: c.cfg.Retry.Max}.
+	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: time.Duration(c.cfg.Retry.Initial), Max: time.Duration(c.cfg.Retry.Max)}.
 		Do(ctx, c.log, "verify probe", func(ctx context.Context) error {
 			res = prober.Probe(ctx, cred)
 			if res.Verdict == rotation.VerdictUnknown {
