@@ -98,8 +98,8 @@ func TestRetryAfterAsHTTPDate(t *testing.T) {
 	}
 }
 
-func TestServerMessageIsBounded(t *testing.T) {
-	m := ServerMessage([]byte(strings.Repeat("é", 1000)))
+func TestTruncateMessageKeepsCharactersWhole(t *testing.T) {
+	m := truncateMessage(strings.Repeat("é", 1000))
 	if !strings.HasSuffix(m, "…") || len(m) > maxMessage+len("…") || !strings.HasPrefix(m, "é") {
 		t.Fatalf("message of %d bytes: %q", len(m), m)
 	}

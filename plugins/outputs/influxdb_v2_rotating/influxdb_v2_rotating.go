@@ -331,7 +331,7 @@ func (p *InfluxDB) initAdoption() error {
 func (p *InfluxDB) networkOptions() (proxy *url.URL, local *net.TCPAddr, err error) {
 	if p.HTTPProxy != "" {
 		if proxy, err = url.Parse(p.HTTPProxy); err != nil {
-			return nil, nil, fmt.Errorf("http_proxy: error parsing %q: %w", p.HTTPProxy, err)
+			return nil, nil, fmt.Errorf("http_proxy: error parsing %q: %w", rotation.RedactURL(p.HTTPProxy), rotation.URLParseError(err))
 		}
 	}
 	if p.LocalAddr != "" {
@@ -399,6 +399,9 @@ func (p *InfluxDB) Connect() error {
 	}
 	// The agent may call Connect again after a failed attempt.
 	p.writers = p.writers[:0]
+	// One Scrubber for the writers, the prober and the Rotator, which
+	// registers each token with it before it is used.
+	scrub := rotation.NewScrubber()
 	for _, u := range p.URLs {
 		w, err := newHTTPWriter(writerConfig{
 			url:             u,
@@ -412,6 +415,7 @@ func (p *InfluxDB) Connect() error {
 			gzip:            p.ContentEncoding == "gzip",
 			userAgent:       p.UserAgent,
 			headers:         p.HTTPHeaders,
+			scrub:           scrub,
 		})
 		if err != nil {
 			return err
@@ -468,6 +472,7 @@ func (p *InfluxDB) Connect() error {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
+		Scrubber:  scrub,
 	})
 	if err != nil {
 		p.closeSource()

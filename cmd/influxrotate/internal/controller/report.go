@@ -19,8 +19,10 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	if !cy.VerifiedAt.IsZero() {
 		latency = cy.VerifiedAt.Sub(cy.ProvisionedAt)
 	}
-	if !cy.DeactivatedAt.IsZero() {
-		grace = cy.DeactivatedAt.Sub(cy.PublishedAt)
+	// The writers' grace ends when the old token stops working: deactivated,
+	// or deleted where there is no inactive state.
+	if end := cmp.Or(cy.DeactivatedAt, cy.DeletedAt); !end.IsZero() {
+		grace = end.Sub(cy.PublishedAt)
 	}
 	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s revocation_attempts=%d duration=%s\n",
 		cr.Name, cy.RotationID, outcome, cmp.Or(cy.Old.ID, "-"), cmp.Or(cy.Old.Fingerprint, "-"), cmp.Or(cy.New.ID, "-"), cmp.Or(cy.New.Fingerprint, "-"),
