@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -443,16 +442,16 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 	}
 }
 
-// Back-off when the server gives no Retry-After: the stock plugin's
-// (count²)/40 seconds, capped at a minute.
-const maxThrottleBackoff = 60 * time.Second
+// throttleBackoff applies when the server gives no Retry-After: the stock
+// plugin's (count²)/40 seconds, capped at a minute, without jitter.
+var throttleBackoff = rotation.Backoff{Initial: 25 * time.Millisecond, Max: time.Minute,
+	Growth: rotation.Quadratic, Jitter: rotation.NoJitter}
 
 // throttle records that the server asked to slow down and returns how long
 // to wait: the server's Retry-After or our own back-off, whichever is longer.
 func (p *InfluxDB) throttle(retryAfter time.Duration) time.Duration {
 	n := p.throttleCount.Add(1)
-	backoff := time.Duration(math.Min(float64(n*n)/40, maxThrottleBackoff.Seconds()) * float64(time.Second))
-	wait := max(retryAfter, backoff)
+	wait := max(retryAfter, throttleBackoff.Delay(int(n-1)))
 	until := time.Now().Add(wait).UnixNano()
 	for {
 		cur := p.retryAt.Load()

@@ -1,5 +1,3 @@
-//go:generate ../../../tools/readme_config_includer/generator
-
 // Package influxdb_v2_rotating is Telegraf's outputs.influxdb_v2 with token
 // rotation: the same options with the same names and defaults, plus a
 // token_file that is watched, validated before use and swapped between
@@ -168,7 +166,7 @@ func (*InfluxDB) SampleConfig() string { return sampleConfig }
 // option at fault. It starts nothing: Connect does.
 func (p *InfluxDB) Init() error {
 	if p.UserAgent == "" {
-		p.UserAgent = productToken()
+		p.UserAgent = productToken() // reads the build info: only when needed
 	}
 	if len(p.URLs) == 0 {
 		p.URLs = []string{"http://localhost:8086"}
@@ -880,9 +878,7 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 	if err != nil {
 		return err
 	}
-	if bucket == "" {
-		bucket = p.Bucket
-	}
+	bucket = cmp.Or(bucket, p.Bucket)
 	if count <= 0 {
 		count = bytes.Count(lines, newline)
 		if lines[len(lines)-1] != '\n' {
