@@ -15,6 +15,7 @@ import (
 
 	"github.com/influxdata/telegraf/config"
 
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -61,10 +62,7 @@ func (p *InfluxDB) Init() error {
 			return err
 		}
 	}
-	p.ser = serializer{uintSupport: p.UintSupport, omitTimestamp: p.OmitTimestamp}
-	if p.ExcludeBucketTag {
-		p.ser.excludeTag = p.BucketTag
-	}
+	p.ser = serializer{lines: lineproto.NewSerializer(p.lineOptions())}
 	p.initialized = true
 	return nil
 }
@@ -203,6 +201,16 @@ func (p *InfluxDB) checkStrict() error {
 		}
 	}
 	return nil
+}
+
+// lineOptions are the options that change what a line says.
+func (p *InfluxDB) lineOptions() lineproto.Options {
+	return lineproto.Options{
+		BucketTag:        p.BucketTag,
+		ExcludeBucketTag: p.ExcludeBucketTag,
+		UintSupport:      p.UintSupport,
+		OmitTimestamp:    p.OmitTimestamp,
+	}
 }
 
 // initAdoption validates the adoption_* options and builds the reporter
