@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
 // benchInput is 10,000 lines shaped like Telegraf's cpu and mem metrics.
@@ -24,7 +26,7 @@ func benchLines(b *testing.B, rewrite bool) {
 	for _, l := range lines {
 		size += len(l) + 1
 	}
-	h := newLineHandler(lineOptions{DefaultBucket: "b", UintSupport: true}, discard())
+	h := newLineHandler(lineOptions{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, discard())
 	out := make([]byte, 0, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -71,7 +73,7 @@ func BenchmarkLineReader(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		h := newLineHandler(lineOptions{DefaultBucket: "b", UintSupport: true}, discard())
+		h := newLineHandler(lineOptions{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, discard())
 		lr := newLineReader(bytes.NewReader(data), h)
 		n := 0
 		for {

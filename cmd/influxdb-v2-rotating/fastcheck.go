@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
 // The fast check exists because decoding every stdin line with a fresh
@@ -17,45 +19,11 @@ import (
 // accepts is accepted by the full decoder with the same bucket and the same
 // rewrite decision (FuzzFastCheckAgreesWithDecoder checks that).
 //
-// The byte sets are the decoder's own (lineprotocol/decoder.go, v2.2.1)
-// minus the backslash, so that no token needs unescaping and the raw bytes
-// are the decoded ones; values are parsed by the same strconv calls the
-// decoder makes. One rule is stricter than the decoder, in both paths:
+// The byte sets are lineproto.Class, the decoder's own minus the
+// backslash, so that no token needs unescaping and the raw bytes are the
+// decoded ones; values are parsed by the same strconv calls the decoder
+// makes. One rule is stricter than the decoder, in both paths:
 // hexadecimal floats, which InfluxDB's parser refuses, are refused.
-
-// Byte classes, as bits of fastClass.
-const (
-	// measurement name byte: not ',', ' ', '\\' or non-printable.
-	fcMeasurement = 1 << iota
-	// tag key, tag value or field key byte: not ',', '=', ' ', '\\' or
-	// non-printable (the decoder's tagKeyChars, tagValChars and
-	// fieldKeyChars, which are equal).
-	fcKey
-	// string field value byte: not '"' or '\\'.
-	fcString
-	// bool or number field value byte: not ',', ' ', '\r' or '\n'.
-	fcValue
-)
-
-var fastClass = func() (t [256]uint8) {
-	for c := range 256 {
-		b := byte(c)
-		printable := b >= 0x20 && b != 0x7f
-		if printable && b != ',' && b != ' ' && b != '\\' {
-			t[c] |= fcMeasurement
-			if b != '=' {
-				t[c] |= fcKey
-			}
-		}
-		if b != '"' && b != '\\' {
-			t[c] |= fcString
-		}
-		if b != ',' && b != ' ' && b != '\r' && b != '\n' {
-			t[c] |= fcValue
-		}
-	}
-	return t
-}()
 
 // bytesString views b as a string for the strconv parsers, which do not
 // retain it; the decoder does the same (unsafeBytesToString).
@@ -78,7 +46,7 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 		return "", false, false
 	}
 	i := 0
-	for i < n && fastClass[line[i]]&fcMeasurement != 0 {
+	for i < n && lineproto.Class[line[i]]&lineproto.InMeasurement != 0 {
 		i++
 	}
 	if i == 0 || i == n {
@@ -89,7 +57,7 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 	for line[i] == ',' {
 		i++
 		k0 := i
-		for i < n && fastClass[line[i]]&fcKey != 0 {
+		for i < n && lineproto.Class[line[i]]&lineproto.InKey != 0 {
 			i++
 		}
 		if i == k0 || i == n || line[i] != '=' {
@@ -98,17 +66,15 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 		key := line[k0:i]
 		i++
 		v0 := i
-		for i < n && fastClass[line[i]]&fcKey != 0 {
+		for i < n && lineproto.Class[line[i]]&lineproto.InKey != 0 {
 			i++
 		}
 		if i == v0 || i == n {
 			return "", false, false
 		}
-		if h.opts.BucketTag != "" && string(key) == h.opts.BucketTag {
+		if h.opts.IsBucketTag(key) {
 			bucket = h.bucketName(line[v0:i])
-			if h.opts.ExcludeBucketTag {
-				rewrite = true
-			}
+			rewrite = rewrite || h.opts.DropsTag(key)
 		}
 	}
 	if line[i] != ' ' {
@@ -118,7 +84,7 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 	// Fields: "key=value" separated by ','; at least one.
 	for {
 		k0 := i
-		for i < n && fastClass[line[i]]&fcKey != 0 {
+		for i < n && lineproto.Class[line[i]]&lineproto.InKey != 0 {
 			i++
 		}
 		if i == k0 || i == n || line[i] != '=' {
@@ -131,7 +97,7 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 		switch c := line[i]; {
 		case c == '"':
 			i++
-			for i < n && fastClass[line[i]]&fcString != 0 {
+			for i < n && lineproto.Class[line[i]]&lineproto.InString != 0 {
 				i++
 			}
 			if i == n || line[i] != '"' {
@@ -140,7 +106,7 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 			i++
 		case c == 't' || c == 'T' || c == 'f' || c == 'F':
 			v0 := i
-			for i < n && fastClass[line[i]]&fcValue != 0 {
+			for i < n && lineproto.Class[line[i]]&lineproto.InValue != 0 {
 				i++
 			}
 			switch string(line[v0:i]) {
@@ -150,7 +116,7 @@ func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 			}
 		case c == '-' || c == '.' || (c >= '0' && c <= '9'):
 			v0 := i
-			for i < n && fastClass[line[i]]&fcValue != 0 {
+			for i < n && lineproto.Class[line[i]]&lineproto.InValue != 0 {
 				i++
 			}
 			v := line[v0:i]
@@ -283,7 +249,7 @@ func (h *lineHandler) rewriteFast(line []byte) []byte {
 		for line[i] != ',' && line[i] != ' ' {
 			i++
 		}
-		if !h.opts.ExcludeBucketTag || h.opts.BucketTag == "" || string(key) != h.opts.BucketTag {
+		if !h.opts.DropsTag(key) {
 			out = append(out, line[t0:i]...)
 		}
 	}
@@ -308,12 +274,11 @@ func (h *lineHandler) rewriteFast(line []byte) []byte {
 				i++
 			}
 			if v := line[v0:i]; v[len(v)-1] == 'u' && !h.opts.UintSupport {
-				// fastCheck parsed it already; saturate like Telegraf's
-				// serializer.
+				// fastCheck parsed it already; written as the plugin
+				// writes it.
 				u, _ := strconv.ParseUint(bytesString(v[:len(v)-1]), 10, 64)
 				out = append(out, line[f0:v0]...)
-				out = strconv.AppendUint(out, min(u, math.MaxInt64), 10)
-				out = append(out, 'i')
+				out = h.opts.AppendUint(out, u)
 			} else {
 				out = append(out, line[f0:i]...)
 			}

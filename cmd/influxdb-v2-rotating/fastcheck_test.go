@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
 // agree checks, for one candidate line, the two properties the fast check
@@ -45,12 +46,14 @@ func agree(t testing.TB, h *lineHandler, line []byte) (fast, valid bool) {
 
 func optsFrom(bits uint8) lineOptions {
 	return lineOptions{
-		DefaultBucket:    "b",
-		BucketTag:        "bucket",
-		ExcludeBucketTag: bits&1 != 0,
-		UintSupport:      bits&2 != 0,
-		OmitTimestamp:    bits&4 != 0,
-		MaxLineBytes:     1 << 20,
+		Options: lineproto.Options{
+			BucketTag:        "bucket",
+			ExcludeBucketTag: bits&1 != 0,
+			UintSupport:      bits&2 != 0,
+			OmitTimestamp:    bits&4 != 0,
+		},
+		DefaultBucket: "b",
+		MaxLineBytes:  1 << 20,
 	}
 }
 

@@ -6,27 +6,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
 // lineOptions are the plugin options that decide whether a line can be
 // forwarded byte for byte or must be re-encoded.
 type lineOptions struct {
+	// Options are the plugin's, with the rules the plugin applies.
+	lineproto.Options
 	// DefaultBucket receives lines without BucketTag.
 	DefaultBucket string
-	// BucketTag routes a line to the bucket named by this tag's value.
-	BucketTag string
-	// ExcludeBucketTag removes BucketTag from the line before it is sent.
-	ExcludeBucketTag bool
-	// UintSupport keeps unsigned integers ("1u"); without it they become
-	// signed integers saturated at MaxInt64, as Telegraf's serializer does.
-	UintSupport bool
-	// OmitTimestamp removes the timestamp so the server assigns one.
-	OmitTimestamp bool
 	// MaxLineBytes refuses longer lines (counted as malformed). Default 1 MiB.
 	MaxLineBytes int
 }
@@ -190,11 +183,9 @@ func (h *lineHandler) decodeCheck(line []byte) (bucket string, rewrite bool, err
 		if k == nil {
 			break
 		}
-		if h.opts.BucketTag != "" && string(k) == h.opts.BucketTag {
+		if h.opts.IsBucketTag(k) {
 			bucket = string(v)
-			if h.opts.ExcludeBucketTag {
-				rewrite = true
-			}
+			rewrite = rewrite || h.opts.DropsTag(k)
 		}
 	}
 	fields := 0
@@ -289,7 +280,7 @@ func (h *lineHandler) rewrite(line []byte) ([]byte, error) {
 		if k == nil {
 			break
 		}
-		if h.opts.ExcludeBucketTag && h.opts.BucketTag != "" && string(k) == h.opts.BucketTag {
+		if h.opts.DropsTag(k) {
 			continue
 		}
 		h.enc.AddTagRaw(k, v)
@@ -303,11 +294,7 @@ func (h *lineHandler) rewrite(line []byte) ([]byte, error) {
 			break
 		}
 		if v.Kind() == lineprotocol.Uint && !h.opts.UintSupport {
-			u := v.UintV()
-			if u > math.MaxInt64 {
-				u = math.MaxInt64
-			}
-			v = lineprotocol.IntValue(int64(u))
+			v = h.opts.UintValue(v.UintV())
 		}
 		h.enc.AddFieldRaw(k, v)
 	}

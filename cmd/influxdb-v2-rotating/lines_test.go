@@ -10,6 +10,7 @@ import (
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
@@ -86,14 +87,14 @@ func TestLinesOptions(t *testing.T) {
 		opts lineOptions
 		want string
 	}{
-		{"untouched with uint support", lineOptions{DefaultBucket: "b", UintSupport: true}, "b|" + line},
-		{"bucket tag routes", lineOptions{DefaultBucket: "b", UintSupport: true, BucketTag: "bucket"}, "x|" + line},
-		{"exclude bucket tag", lineOptions{DefaultBucket: "b", UintSupport: true, BucketTag: "bucket", ExcludeBucketTag: true},
+		{"untouched with uint support", lineOptions{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, "b|" + line},
+		{"bucket tag routes", lineOptions{Options: lineproto.Options{UintSupport: true, BucketTag: "bucket"}, DefaultBucket: "b"}, "x|" + line},
+		{"exclude bucket tag", lineOptions{Options: lineproto.Options{UintSupport: true, BucketTag: "bucket", ExcludeBucketTag: true}, DefaultBucket: "b"},
 			"x|cpu,host=a u=18446744073709551615u,i=1i 1700000000000000000\n"},
-		{"missing bucket tag uses the default", lineOptions{DefaultBucket: "b", UintSupport: true, BucketTag: "db"}, "b|" + line},
+		{"missing bucket tag uses the default", lineOptions{Options: lineproto.Options{UintSupport: true, BucketTag: "db"}, DefaultBucket: "b"}, "b|" + line},
 		{"uint becomes a saturated int", lineOptions{DefaultBucket: "b"},
 			"b|cpu,host=a,bucket=x u=9223372036854775807i,i=1i 1700000000000000000\n"},
-		{"omit timestamp", lineOptions{DefaultBucket: "b", UintSupport: true, OmitTimestamp: true},
+		{"omit timestamp", lineOptions{Options: lineproto.Options{UintSupport: true, OmitTimestamp: true}, DefaultBucket: "b"},
 			"b|cpu,host=a,bucket=x u=18446744073709551615u,i=1i\n"},
 	}
 	for _, c := range cases {
@@ -151,7 +152,7 @@ func FuzzLineReader(f *testing.F) {
 	f.Add([]byte("m,bucket=x v=\"a\\\"b\" 1\r\n# c\n\n m v=1"), true, true)
 	f.Add([]byte("m v=1 1\nm\nm v=1 99999999999999999999\n"), false, true)
 	f.Fuzz(func(t *testing.T, data []byte, exclude, omit bool) {
-		opts := lineOptions{DefaultBucket: "b", BucketTag: "bucket", ExcludeBucketTag: exclude, OmitTimestamp: omit, MaxLineBytes: 64}
+		opts := lineOptions{Options: lineproto.Options{BucketTag: "bucket", ExcludeBucketTag: exclude, OmitTimestamp: omit}, DefaultBucket: "b", MaxLineBytes: 64}
 		whole, raw, h, _ := readAll(t, bytes.NewReader(data), opts)
 		bytewise, _, _, _ := readAll(t, iotest.OneByteReader(bytes.NewReader(data)), opts)
 		if strings.Join(whole, "") != strings.Join(bytewise, "") {

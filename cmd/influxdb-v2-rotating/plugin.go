@@ -10,11 +10,13 @@ import (
 
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/models"
+
 	// The docker secret store reads Docker and Kubernetes file secrets
 	// (dynamic = true re-reads them), which the stock execd shim cannot
 	// use at all. Other stores need only another import here.
 	_ "github.com/influxdata/telegraf/plugins/secretstores/docker"
 
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
 	"github.com/influxrotate/influxrotate/rotation"
 )
@@ -89,11 +91,13 @@ func (b pluginBackend) judge(err error) verdict {
 
 func (b pluginBackend) lineOptions() lineOptions {
 	return lineOptions{
-		DefaultBucket:    b.p.Bucket,
-		BucketTag:        b.p.BucketTag,
-		ExcludeBucketTag: b.p.ExcludeBucketTag,
-		UintSupport:      b.p.UintSupport,
-		OmitTimestamp:    b.p.OmitTimestamp,
+		Options: lineproto.Options{
+			BucketTag:        b.p.BucketTag,
+			ExcludeBucketTag: b.p.ExcludeBucketTag,
+			UintSupport:      b.p.UintSupport,
+			OmitTimestamp:    b.p.OmitTimestamp,
+		},
+		DefaultBucket: b.p.Bucket,
 	}
 }
 
