@@ -16,7 +16,6 @@ import (
 	// use at all. Other stores need only another import here.
 	_ "github.com/influxdata/telegraf/plugins/secretstores/docker"
 
-	"github.com/influxrotate/influxrotate/internal/lineproto"
 	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
 	"github.com/influxrotate/influxrotate/rotation"
 )
@@ -90,15 +89,7 @@ func (b pluginBackend) judge(err error) verdict {
 }
 
 func (b pluginBackend) lineOptions() lineOptions {
-	return lineOptions{
-		Options: lineproto.Options{
-			BucketTag:        b.p.BucketTag,
-			ExcludeBucketTag: b.p.ExcludeBucketTag,
-			UintSupport:      b.p.UintSupport,
-			OmitTimestamp:    b.p.OmitTimestamp,
-		},
-		DefaultBucket: b.p.Bucket,
-	}
+	return lineOptions{Options: b.p.LineOptions(), DefaultBucket: b.p.Bucket}
 }
 
 func (b pluginBackend) statsFields() map[string]int64 { return b.p.StatsFields() }

@@ -62,7 +62,7 @@ func (p *InfluxDB) Init() error {
 			return err
 		}
 	}
-	p.ser = serializer{lines: lineproto.NewSerializer(p.lineOptions())}
+	p.ser = serializer{lines: lineproto.NewSerializer(p.LineOptions())}
 	p.initialized = true
 	return nil
 }
@@ -203,8 +203,9 @@ func (p *InfluxDB) checkStrict() error {
 	return nil
 }
 
-// lineOptions are the options that change what a line says.
-func (p *InfluxDB) lineOptions() lineproto.Options {
+// LineOptions are the options that change what a line says, for the execd
+// binary, which checks and rewrites lines with the same rules.
+func (p *InfluxDB) LineOptions() lineproto.Options {
 	return lineproto.Options{
 		BucketTag:        p.BucketTag,
 		ExcludeBucketTag: p.ExcludeBucketTag,
