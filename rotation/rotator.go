@@ -37,6 +37,10 @@ type Config struct {
 	Audit *AuditLog
 	// ClientID identifies this writer in audit records (default hostname).
 	ClientID string
+	// Scrubber receives every token the Rotator considers, before it is
+	// probed or used, so that the writer can scrub server messages that
+	// echo one. Default: a new one, see Scrubber().
+	Scrubber *Scrubber
 }
 
 // Backoff describes an exponential backoff with jitter.
@@ -131,6 +135,9 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID, _ = os.Hostname()
 	}
+	if cfg.Scrubber == nil {
+		cfg.Scrubber = NewScrubber()
+	}
 	r := &Rotator{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -173,6 +180,10 @@ func (r *Rotator) Current() *Credential {
 	}
 	return r.active.Load()
 }
+
+// Scrubber returns the Scrubber holding every token the Rotator has
+// considered: active, candidate and previous ones.
+func (r *Rotator) Scrubber() *Scrubber { return r.cfg.Scrubber }
 
 // Stats returns the statistics the Rotator updates.
 func (r *Rotator) Stats() *Stats { return r.stats }
@@ -471,7 +482,10 @@ func (r *Rotator) drain() {
 	r.stats.ConnectionDrain.Store(int64(time.Since(start)))
 }
 
+// probe validates c. Every token the Rotator may adopt passes here first,
+// so this is where it is registered with the Scrubber.
 func (r *Rotator) probe(ctx context.Context, c *Credential) ProbeResult {
+	r.cfg.Scrubber.AddCredential(c)
 	if r.cfg.Prober == nil {
 		return ProbeResult{Verdict: VerdictValid}
 	}

@@ -114,6 +114,7 @@ func (s *server) fields() map[string]int64 {
 	metrics, bytes := s.buf.len()
 	f["execd_lines_read"] = s.counters.linesRead.Load()
 	f["execd_lines_malformed"] = s.pipe.lr.h.malformed.Load() + s.pipe.replayH.malformed.Load()
+	f["execd_malformed_unlogged"] = s.pipe.lr.h.suppressed.Load() + s.pipe.replayH.suppressed.Load()
 	f["execd_metrics_written"] = s.counters.written.Load()
 	f["execd_metrics_dropped"] = s.counters.dropped.Load()
 	f["execd_metrics_replayed"] = s.counters.replayed.Load()

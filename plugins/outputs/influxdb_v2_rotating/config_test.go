@@ -195,6 +195,8 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 				t.Fatalf("Init: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("Init error %v, want one containing %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "url-s3cret-pw"):
+				t.Fatalf("Init error shows the URL's password")
 			}
 		})
 	}

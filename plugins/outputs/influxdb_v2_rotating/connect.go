@@ -27,7 +27,10 @@ func (p *InfluxDB) Connect() (err error) {
 			p.writers = nil
 		}
 	}()
-	if err := p.buildWriters(); err != nil {
+	// One Scrubber for the writers, the prober and the Rotator, which
+	// registers each token with it before it is used.
+	scrub := rotation.NewScrubber()
+	if err := p.buildWriters(scrub); err != nil {
 		return err
 	}
 	limiter, err := (&ratelimiter.RateLimitConfig{Limit: config.Size(p.Limit), Period: p.Period}).CreateRateLimiter()
@@ -62,6 +65,7 @@ func (p *InfluxDB) Connect() (err error) {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
+		Scrubber:  scrub,
 	})
 	if err != nil {
 		return fmt.Errorf("token rotation: %w", err)
@@ -76,7 +80,7 @@ func (p *InfluxDB) Connect() (err error) {
 
 // buildWriters builds one HTTP writer per URL, replacing those of an
 // earlier attempt.
-func (p *InfluxDB) buildWriters() error {
+func (p *InfluxDB) buildWriters(scrub *rotation.Scrubber) error {
 	proxy, local, err := p.networkOptions()
 	if err != nil {
 		return err
@@ -99,6 +103,7 @@ func (p *InfluxDB) buildWriters() error {
 			gzip:            p.ContentEncoding == "gzip",
 			userAgent:       p.UserAgent,
 			headers:         p.HTTPHeaders,
+			scrub:           scrub,
 		})
 		if err != nil {
 			return err

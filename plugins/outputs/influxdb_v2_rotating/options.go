@@ -260,7 +260,7 @@ func (p *InfluxDB) initAdoption() error {
 func (p *InfluxDB) networkOptions() (proxy *url.URL, local *net.TCPAddr, err error) {
 	if p.HTTPProxy != "" {
 		if proxy, err = url.Parse(p.HTTPProxy); err != nil {
-			return nil, nil, fmt.Errorf("http_proxy: error parsing %q: %w", p.HTTPProxy, err)
+			return nil, nil, fmt.Errorf("http_proxy: error parsing %q: %w", rotation.RedactURL(p.HTTPProxy), rotation.URLParseError(err))
 		}
 	}
 	if p.LocalAddr != "" {

@@ -136,6 +136,11 @@ type Options struct {
 	Retry         Retry
 	Logger        *slog.Logger
 	UserAgent     string
+	// Scrubber removes tokens from the server's messages before they reach
+	// an error. The backend adds the operator token and every token it
+	// creates or writes with; the controller adds the ones it reads.
+	// Default: a new one.
+	Scrubber *rotation.Scrubber
 }
 
 func (o *Options) defaults() {
@@ -149,4 +154,8 @@ func (o *Options) defaults() {
 		o.UserAgent = "influxrotate"
 	}
 	o.Retry.defaults()
+	if o.Scrubber == nil {
+		o.Scrubber = rotation.NewScrubber()
+	}
+	o.Scrubber.Add(o.OperatorToken)
 }

@@ -40,7 +40,8 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 	delay := r.Initial
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = fn(ctx); err == nil || !Retryable(err) || attempt >= r.Attempts {
+		// A timeout is retried only when it was not ctx's own deadline.
+		if err = fn(ctx); err == nil || !Retryable(err) || attempt >= r.Attempts || ctx.Err() != nil {
 			return err
 		}
 		if r.OnRetry != nil {

@@ -141,6 +141,22 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 }
 
+// TestURLPasswordIsMasked: a configuration error naming the url masks the
+// password of its userinfo.
+func TestURLPasswordIsMasked(t *testing.T) {
+	for _, u := range []string{
+		"ftp://user:url-s3cret-pw@influx.example.com",
+		"http://user:url-s3cret-pw@influx.example.com:8086",
+		"http://user:url-s3cret-pw@influx.example.com:port",
+	} {
+		doc := strings.Replace(minimal, `url = "http://127.0.0.1:8086"`, "url = \""+u+"\"", 1)
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "user:xxxxx@") || strings.Contains(err.Error(), "url-s3cret-pw") {
+			t.Errorf("url %s: error %v, want one naming the url with its password masked", "user:…@", err)
+		}
+	}
+}
+
 // TestDurationsReadAsTelegrafReadsThem: a bare number is seconds, as in
 // the plugin's and the execd binary's Telegraf configuration (it was read
 // as nanoseconds: max_age = 720 rotated on every run).

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // validate refuses a configuration that cannot work, with an error naming
@@ -17,10 +19,10 @@ func (c *Config) validate() error {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("url %q must be http(s)://host[:port]", c.URL)
+		return fmt.Errorf("url %q must be http(s)://host[:port]", rotation.RedactURL(c.URL))
 	}
 	if u.Scheme == "http" && !c.AllowInsecureHTTP && !IsLoopback(u.Hostname()) {
-		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", c.URL)
+		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", rotation.RedactURL(c.URL))
 	}
 	switch c.Backend {
 	case "":

@@ -84,6 +84,9 @@ type Controller struct {
 	// never reach the state file: a restarted controller finds them again
 	// on the server (2.7-) or in the targets.
 	tokens map[string]string
+	// scrub holds every token above, the operator's and those the backend
+	// creates or writes with: server messages are scrubbed of them.
+	scrub *rotation.Scrubber
 }
 
 // Result is the end of one credential's run.
@@ -109,7 +112,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{},
+		scrub: rotation.NewScrubber()}
 	if c.out == nil {
 		c.out = io.Discard
 	}
@@ -148,7 +152,7 @@ func New(opts Options) (*Controller, error) {
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
 			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
-			UserAgent: "influxrotate/" + cfg.ClientID}
+			UserAgent: "influxrotate/" + cfg.ClientID, Scrubber: c.scrub}
 		switch cfg.Backend {
 		case config.BackendInfluxDB1:
 			be, err := backend.NewV1(bopts)
@@ -211,6 +215,7 @@ func (c *Controller) remember(id, tok string) {
 	if id == "" || tok == "" {
 		return
 	}
+	c.scrub.Add(tok)
 	c.mu.Lock()
 	c.tokens[id] = tok
 	c.mu.Unlock()
@@ -233,7 +238,9 @@ func (c *Controller) targetNames(name string) []string {
 // record appends an audit record; a failed append is logged and makes the
 // phase fail, as a rotation that cannot be audited must not go on.
 func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) error {
-	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: msg,
+	// Messages are scrubbed where they quote a server; this catches any
+	// other text that might quote a token the controller holds.
+	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: c.scrub.Scrub(msg),
 		Targets: c.targetNames(cr.Name)}
 	if cy != nil {
 		rec.RotationID = cy.RotationID
