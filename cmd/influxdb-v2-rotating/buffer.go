@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"sync"
+
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 )
 
 // entry is one line waiting to be written.
@@ -87,17 +89,17 @@ func (b *buffer) full() bool {
 }
 
 // put appends the lines of blk, held in spool segment seg.
-func (b *buffer) put(blk *block, seg int64) {
-	if blk.count() == 0 {
+func (b *buffer) put(blk *lines.Block, seg int64) {
+	if blk.Count() == 0 {
 		return
 	}
 	b.mu.Lock()
-	for _, l := range blk.lines {
-		line := blk.out[l.off:l.end:l.end]
-		b.q = append(b.q, entry{bucket: l.bucket, line: line, seg: seg})
+	for _, l := range blk.Lines {
+		line := blk.Out[l.Off:l.End:l.End]
+		b.q = append(b.q, entry{bucket: l.Bucket, line: line, seg: seg})
 		b.bytes += len(line)
 	}
-	b.unsent += blk.count()
+	b.unsent += blk.Count()
 	isReady := b.unsent >= b.batchSize
 	b.mu.Unlock()
 	if isReady {

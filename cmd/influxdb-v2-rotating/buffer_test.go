@@ -5,16 +5,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 )
 
-func blockOf(lines ...string) *block {
-	blk := &block{}
-	for _, l := range lines {
-		off := len(blk.raw)
-		blk.raw = append(blk.raw, l+"\n"...)
-		blk.lines = append(blk.lines, lineRef{bucket: "b", off: off, end: len(blk.raw)})
+func blockOf(text ...string) *lines.Block {
+	blk := &lines.Block{}
+	for _, l := range text {
+		off := len(blk.Raw)
+		blk.Raw = append(blk.Raw, l+"\n"...)
+		blk.Lines = append(blk.Lines, lines.Line{Bucket: "b", Off: off, End: len(blk.Raw)})
 	}
-	blk.finish()
+	blk.Finish()
 	return blk
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
@@ -59,7 +60,7 @@ func TestE2EMalformedLinesAmongGoodOnes(t *testing.T) {
 	out := c.stderr.String()
 	// The first ones are logged by number, the rest summed up at the end
 	// (the log is limited to a burst a minute).
-	logged := min(len(badLines), malformedLogBurst)
+	logged := min(len(badLines), lines.MalformedLogBurst)
 	for _, n := range badLines[:logged] {
 		if !strings.Contains(out, fmt.Sprintf("line=%d ", n)) {
 			t.Errorf("malformed line %d not logged", n)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
@@ -316,7 +317,7 @@ func spooledSeqs(dir string) map[int64]bool {
 		}
 		recs, _, _ := parseSegment(data)
 		for _, r := range recs {
-			for line := range splitLines(r) {
+			for line := range lines.Split(r) {
 				_, rest, ok := strings.Cut(string(line), "seq=")
 				if !ok {
 					continue

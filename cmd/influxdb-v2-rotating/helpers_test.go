@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
@@ -30,7 +31,7 @@ func (e *fakeErr) Error() string { return e.msg }
 
 // fakeBackend records what is written; fail decides each attempt's fate.
 type fakeBackend struct {
-	opts lineOptions
+	opts lines.Options
 
 	mu       sync.Mutex
 	attempts int
@@ -47,7 +48,7 @@ type fakeBackend struct {
 }
 
 func newFake() *fakeBackend {
-	return &fakeBackend{buckets: map[string]int{}, bodies: map[string]string{}, opts: lineOptions{DefaultBucket: "b"}}
+	return &fakeBackend{buckets: map[string]int{}, bodies: map[string]string{}, opts: lines.Options{DefaultBucket: "b"}}
 }
 
 func (f *fakeBackend) WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error {
@@ -88,7 +89,7 @@ func (f *fakeBackend) judge(err error) verdict {
 	return verdict{retry: true}
 }
 
-func (f *fakeBackend) lineOptions() lineOptions { return f.opts }
+func (f *fakeBackend) lineOptions() lines.Options { return f.opts }
 
 func (f *fakeBackend) statsFields() map[string]int64 {
 	return map[string]int64{"rotations": 3, "auth_failures": 1}

@@ -6,13 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 )
 
 // pipeline moves what is read from stdin (and, at start, what the spool
 // kept) into the buffer.
 type pipeline struct {
-	lr       *lineReader
-	replayH  *lineHandler
+	lr       *lines.Reader
+	stdinH   *lines.Handler // lr's
+	replayH  *lines.Handler
 	buf      *buffer
 	spool    *spool // nil without spool_dir
 	counters *counters
@@ -34,16 +37,16 @@ func (p *pipeline) replay(ctx context.Context) error {
 		return nil
 	}
 	st, err := p.spool.replay(func(seg int64, raw []byte) bool {
-		blk := &block{}
-		for line := range splitLines(raw) {
-			p.replayH.handle(line, blk)
+		blk := &lines.Block{}
+		for line := range lines.Split(raw) {
+			p.replayH.Handle(line, blk)
 		}
-		blk.finish()
-		n := blk.count()
+		blk.Finish()
+		n := blk.Count()
 		if n == 0 {
 			return true
 		}
-		if !p.buf.waitRoom(ctx, n, len(blk.out)) {
+		if !p.buf.waitRoom(ctx, n, len(blk.Out)) {
 			return false
 		}
 		p.spool.hold(seg, n)
@@ -58,32 +61,13 @@ func (p *pipeline) replay(ctx context.Context) error {
 	return err
 }
 
-// splitLines yields the lines of b without their newline.
-func splitLines(b []byte) func(func([]byte) bool) {
-	return func(yield func([]byte) bool) {
-		for len(b) > 0 {
-			i := 0
-			for i < len(b) && b[i] != '\n' {
-				i++
-			}
-			if !yield(b[:i]) {
-				return
-			}
-			if i == len(b) {
-				return
-			}
-			b = b[i+1:]
-		}
-	}
-}
-
 // ingest reads stdin until its end, a read error, or ctx ends. Each read is
 // spooled (and fsynced) and buffered before the next read, so what was read
 // is safe before more is taken from the pipe.
 func (p *pipeline) ingest(ctx context.Context) error {
 	for {
-		blk := &block{}
-		err := p.lr.next(blk)
+		blk := &lines.Block{}
+		err := p.lr.Next(blk)
 		if !p.accept(ctx, blk) {
 			return ctx.Err()
 		}
@@ -98,10 +82,10 @@ func (p *pipeline) ingest(ctx context.Context) error {
 
 // accept spools and buffers one block, waiting for room in the buffer.
 // It returns false once the pipeline is shutting down.
-func (p *pipeline) accept(ctx context.Context, blk *block) bool {
+func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 	p.busy.Lock()
 	defer p.busy.Unlock()
-	n := blk.count()
+	n := blk.Count()
 	if p.closed {
 		if n > 0 {
 			p.lost += int64(n)
@@ -113,12 +97,12 @@ func (p *pipeline) accept(ctx context.Context, blk *block) bool {
 		return ctx.Err() == nil
 	}
 	p.counters.linesRead.Add(int64(n))
-	room := p.buf.waitRoom(ctx, n, len(blk.out))
+	room := p.buf.waitRoom(ctx, n, len(blk.Out))
 	var seg int64
 	if p.spool != nil {
 		// Spooled even when there is no room (shutdown): the spool is
 		// where data goes that cannot be sent in time.
-		s, err := p.spool.append(blk.raw, n)
+		s, err := p.spool.append(blk.Raw, n)
 		if err != nil {
 			p.log.Error("spool write failed; these metrics are kept in memory only", "metrics", n, "error", err.Error())
 		}

@@ -16,6 +16,7 @@ import (
 	// use at all. Other stores need only another import here.
 	_ "github.com/influxdata/telegraf/plugins/secretstores/docker"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
 	"github.com/influxrotate/influxrotate/rotation"
 )
@@ -88,8 +89,8 @@ func (b pluginBackend) judge(err error) verdict {
 	return v
 }
 
-func (b pluginBackend) lineOptions() lineOptions {
-	return lineOptions{Options: b.p.LineOptions(), DefaultBucket: b.p.Bucket}
+func (b pluginBackend) lineOptions() lines.Options {
+	return lines.Options{Options: b.p.LineOptions(), DefaultBucket: b.p.Bucket}
 }
 
 func (b pluginBackend) statsFields() map[string]int64 { return b.p.StatsFields() }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"maps"
 	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 )
 
 // backend is the output behind the binary: the plugin in production, a
@@ -14,8 +16,8 @@ type backend interface {
 	sender
 	// judge decides whether a failed batch is kept or dropped.
 	judge(err error) verdict
-	// lineOptions are the plugin options that change lines.
-	lineOptions() lineOptions
+	// lines.Options are the plugin options that change lines.
+	lineOptions() lines.Options
 	// statsFields are the plugin's internal_token_rotation fields.
 	statsFields() map[string]int64
 	// statsBucket receives the statistics point.
@@ -47,7 +49,7 @@ func defaultSettings() settings {
 		bufferBytes:     32 << 20,
 		statsInterval:   60 * time.Second,
 		shutdownTimeout: 4 * time.Second,
-		maxLineBytes:    defaultMaxLineBytes,
+		maxLineBytes:    lines.DefaultMaxLineBytes,
 	}
 }
 
@@ -76,9 +78,11 @@ func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*se
 	}
 	lo := be.lineOptions()
 	lo.MaxLineBytes = set.maxLineBytes
+	stdinH := lines.NewHandler(lo, log.With("input", "stdin"))
 	s.pipe = &pipeline{
-		lr:       newLineReader(stdin, newLineHandler(lo, log.With("input", "stdin"))),
-		replayH:  newLineHandler(lo, log.With("input", "spool")),
+		lr:       lines.NewReader(stdin, stdinH),
+		stdinH:   stdinH,
+		replayH:  lines.NewHandler(lo, log.With("input", "spool")),
 		buf:      s.buf,
 		spool:    s.spool,
 		counters: &s.counters,
@@ -113,8 +117,8 @@ func (s *server) fields() map[string]int64 {
 	}
 	metrics, bytes := s.buf.len()
 	f["execd_lines_read"] = s.counters.linesRead.Load()
-	f["execd_lines_malformed"] = s.pipe.lr.h.malformed.Load() + s.pipe.replayH.malformed.Load()
-	f["execd_malformed_unlogged"] = s.pipe.lr.h.suppressed.Load() + s.pipe.replayH.suppressed.Load()
+	f["execd_lines_malformed"] = s.pipe.stdinH.Malformed() + s.pipe.replayH.Malformed()
+	f["execd_malformed_unlogged"] = s.pipe.stdinH.Unlogged() + s.pipe.replayH.Unlogged()
 	f["execd_metrics_written"] = s.counters.written.Load()
 	f["execd_metrics_dropped"] = s.counters.dropped.Load()
 	f["execd_metrics_replayed"] = s.counters.replayed.Load()

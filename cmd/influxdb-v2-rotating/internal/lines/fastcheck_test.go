@@ -1,4 +1,4 @@
-package main
+package lines
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/linetest"
 	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
@@ -17,7 +18,7 @@ import (
 // and rewrite decision, and check (fast path, then decoder) accepts and
 // refuses exactly what the decoder alone does. It returns how the line was
 // decided.
-func agree(t testing.TB, h *lineHandler, line []byte) (fast, valid bool) {
+func agree(t testing.TB, h *Handler, line []byte) (fast, valid bool) {
 	t.Helper()
 	// check's callers (handle) cut at newlines and trim one '\r'.
 	line = bytes.TrimSuffix(line, []byte{'\r'})
@@ -44,8 +45,8 @@ func agree(t testing.TB, h *lineHandler, line []byte) (fast, valid bool) {
 	return fok, derr == nil
 }
 
-func optsFrom(bits uint8) lineOptions {
-	return lineOptions{
+func optsFrom(bits uint8) Options {
+	return Options{
 		Options: lineproto.Options{
 			BucketTag:        "bucket",
 			ExcludeBucketTag: bits&1 != 0,
@@ -96,7 +97,7 @@ func FuzzFastCheckAgreesWithDecoder(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, line []byte, bits uint8) {
-		h := newLineHandler(optsFrom(bits), discard())
+		h := NewHandler(optsFrom(bits), discard())
 		agree(t, h, line)
 		compareRewrites(t, h, line)
 	})
@@ -133,7 +134,7 @@ func TestFastCheckRandomLines(t *testing.T) {
 				line = append(line[:pos], append([]byte{c}, line[pos:]...)...)
 			}
 		}
-		h := newLineHandler(optsFrom(uint8(n%8)), discard())
+		h := NewHandler(optsFrom(uint8(n%8)), discard())
 		f, v := agree(t, h, line)
 		switch {
 		case f:
@@ -156,16 +157,16 @@ func TestFastCheckRandomLines(t *testing.T) {
 func TestFastCheckTakesTelegrafLines(t *testing.T) {
 	lines := benchInput()
 	// The execd benchmark's lines: bools, strings, floats, ints.
-	lines = append(lines, bytes.Split(bytes.TrimSuffix(proofBlock(), []byte{'\n'}), []byte{'\n'})...)
+	lines = append(lines, bytes.Split(bytes.TrimSuffix(linetest.Realistic(), []byte{'\n'}), []byte{'\n'})...)
 	for _, l := range lines {
-		h := newLineHandler(optsFrom(2), discard())
+		h := NewHandler(optsFrom(2), discard())
 		if _, rw, ok := h.fastCheck(l); !ok || rw {
 			t.Fatalf("fast check: ok %v rewrite %v for %q", ok, rw, l)
 		}
 	}
 	line := []byte("cpu,host=a,bucket=x u=18446744073709551615u,i=1i 1700000000000000000")
 	for bits := range uint8(8) {
-		h := newLineHandler(optsFrom(bits), discard())
+		h := NewHandler(optsFrom(bits), discard())
 		b, rw, ok := h.fastCheck(line)
 		wantRW := bits&1 != 0 || bits&2 == 0 || bits&4 != 0
 		if !ok || b != "x" || rw != wantRW {
@@ -178,7 +179,7 @@ func TestFastCheckTakesTelegrafLines(t *testing.T) {
 // shape are still accepted (by the decoder) and malformed ones refused with
 // the decoder's message.
 func TestFastCheckFallsBackForEscapes(t *testing.T) {
-	h := newLineHandler(optsFrom(2), discard())
+	h := NewHandler(optsFrom(2), discard())
 	for _, l := range []string{`m,a\ b=c v=1`, `m v="a\"b" 1`, `m v=1  1`, `m v=1 `} {
 		if _, _, ok := h.fastCheck([]byte(l)); ok {
 			t.Errorf("fast check took %q, which it should leave to the decoder", l)
@@ -198,7 +199,7 @@ func TestFastCheckFallsBackForEscapes(t *testing.T) {
 
 func BenchmarkFastCheck(b *testing.B) {
 	lines := benchInput()
-	h := newLineHandler(optsFrom(2), discard())
+	h := NewHandler(optsFrom(2), discard())
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, l := range lines {
@@ -270,7 +271,7 @@ func TestRewriteFastDecodesLikeRewrite(t *testing.T) {
 			pos := rng.IntN(len(line))
 			line[pos] = alphabet[rng.IntN(len(alphabet))]
 		}
-		h := newLineHandler(optsFrom(uint8(n%8)), discard())
+		h := NewHandler(optsFrom(uint8(n%8)), discard())
 		if compareRewrites(t, h, line) {
 			checked++
 		}
@@ -283,7 +284,7 @@ func TestRewriteFastDecodesLikeRewrite(t *testing.T) {
 
 // compareRewrites reports whether line is one rewriteFast edits, and then
 // checks that the result decodes like the full rewrite's.
-func compareRewrites(t testing.TB, h *lineHandler, line []byte) bool {
+func compareRewrites(t testing.TB, h *Handler, line []byte) bool {
 	t.Helper()
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if bytes.IndexByte(line, '\n') >= 0 {

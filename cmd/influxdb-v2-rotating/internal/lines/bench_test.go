@@ -1,4 +1,4 @@
-package main
+package lines
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func benchLines(b *testing.B, rewrite bool) {
 	for _, l := range lines {
 		size += len(l) + 1
 	}
-	h := newLineHandler(lineOptions{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, discard())
+	h := NewHandler(Options{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, discard())
 	out := make([]byte, 0, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -73,13 +73,13 @@ func BenchmarkLineReader(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		h := newLineHandler(lineOptions{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, discard())
-		lr := newLineReader(bytes.NewReader(data), h)
+		h := NewHandler(Options{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, discard())
+		lr := NewReader(bytes.NewReader(data), h)
 		n := 0
 		for {
-			blk := &block{}
-			err := lr.next(blk)
-			n += blk.count()
+			blk := &Block{}
+			err := lr.Next(blk)
+			n += blk.Count()
 			if err != nil {
 				break
 			}

@@ -1,58 +1,20 @@
-package main
+package lines
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
-	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
-// lineOptions are the plugin options that decide whether a line can be
-// forwarded byte for byte or must be re-encoded.
-type lineOptions struct {
-	// Options are the plugin's, with the rules the plugin applies.
-	lineproto.Options
-	// DefaultBucket receives lines without BucketTag.
-	DefaultBucket string
-	// MaxLineBytes refuses longer lines (counted as malformed). Default 1 MiB.
-	MaxLineBytes int
-}
-
-const defaultMaxLineBytes = 1 << 20
-
-// block is what one read of stdin (or one spool record) produced.
-type block struct {
-	// raw holds the valid input lines exactly as read, each ending in
-	// '\n': this is what the spool keeps, so a replay routes them again
-	// (a removed bucket tag could not be routed twice).
-	raw []byte
-	// out holds the lines to send; it is raw itself when nothing was
-	// rewritten.
-	out   []byte
-	lines []lineRef
-}
-
-type lineRef struct {
-	bucket   string
-	off, end int // in out
-}
-
-func (b *block) count() int { return len(b.lines) }
-
-// reset empties b without reusing its memory: the buffer may still hold
-// slices of the previous contents.
-func (b *block) reset() { *b = block{} }
-
-// lineHandler validates lines and routes them to buckets. It is used by
+// Handler validates lines and routes them to buckets. It is used by
 // one goroutine at a time.
-type lineHandler struct {
-	opts lineOptions
+type Handler struct {
+	opts Options
 	log  *slog.Logger
 	// lineNo is the number of the last line seen in the stream, for the
 	// log line of a malformed one.
@@ -67,7 +29,7 @@ type lineHandler struct {
 	// lastFast is set when fastCheck accepted the line check last saw,
 	// which rewriteFast may then edit.
 	lastFast bool
-	// Malformed lines are logged at most malformedLogBurst times per
+	// Malformed lines are logged at most MalformedLogBurst times per
 	// malformedLogWindow (10 MB of garbage gave 40,000 error lines); the
 	// rest are counted in suppressed and summed up once per window.
 	now           func() time.Time
@@ -77,16 +39,19 @@ type lineHandler struct {
 	suppressed    atomic.Int64
 }
 
+// MalformedLogBurst malformed lines are logged one by one per
+// malformedLogWindow; the rest are counted and summed up.
 const (
-	malformedLogBurst  = 10
+	MalformedLogBurst  = 10
 	malformedLogWindow = time.Minute
 )
 
-func newLineHandler(opts lineOptions, log *slog.Logger) *lineHandler {
+// NewHandler returns a Handler applying opts, logging to log.
+func NewHandler(opts Options, log *slog.Logger) *Handler {
 	if opts.MaxLineBytes <= 0 {
-		opts.MaxLineBytes = defaultMaxLineBytes
+		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
-	h := &lineHandler{opts: opts, log: log, now: time.Now}
+	h := &Handler{opts: opts, log: log, now: time.Now}
 	h.enc.SetPrecision(lineprotocol.Nanosecond)
 	// Lax: keep tags in the order they came; InfluxDB does not need them
 	// sorted and a sorted-order check would refuse valid input.
@@ -97,10 +62,10 @@ func newLineHandler(opts lineOptions, log *slog.Logger) *lineHandler {
 // errSkip marks blank and comment lines, which are neither valid nor malformed.
 var errSkip = errors.New("no entry")
 
-// handle validates one line (without its newline) and appends it to blk.
+// Handle validates one line (without its newline) and appends it to blk.
 // It returns false when the line is malformed; blank lines and comments are
 // ignored silently, as InfluxDB does.
-func (h *lineHandler) handle(line []byte, blk *block) bool {
+func (h *Handler) Handle(line []byte, blk *Block) bool {
 	h.lineNo++
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	bucket, rewrite, err := h.check(line)
@@ -111,51 +76,51 @@ func (h *lineHandler) handle(line []byte, blk *block) bool {
 		h.dropMalformed("dropped a malformed line", err.Error())
 		return false
 	}
-	rawStart := len(blk.raw)
-	blk.raw = append(blk.raw, line...)
-	blk.raw = append(blk.raw, '\n')
-	if !rewrite && blk.out == nil {
+	rawStart := len(blk.Raw)
+	blk.Raw = append(blk.Raw, line...)
+	blk.Raw = append(blk.Raw, '\n')
+	if !rewrite && blk.Out == nil {
 		// Still byte for byte: out aliases raw.
-		blk.lines = append(blk.lines, lineRef{bucket: bucket, off: rawStart, end: len(blk.raw)})
+		blk.Lines = append(blk.Lines, Line{Bucket: bucket, Off: rawStart, End: len(blk.Raw)})
 		return true
 	}
-	if blk.out == nil {
+	if blk.Out == nil {
 		// The first rewritten line: copy what came before.
-		blk.out = append(make([]byte, 0, cap(blk.raw)), blk.raw[:rawStart]...)
+		blk.Out = append(make([]byte, 0, cap(blk.Raw)), blk.Raw[:rawStart]...)
 	}
-	off := len(blk.out)
+	off := len(blk.Out)
 	if rewrite {
 		out, err := h.rewriteChecked(line)
 		if err != nil {
-			blk.raw = blk.raw[:rawStart]
+			blk.Raw = blk.Raw[:rawStart]
 			h.dropMalformed("dropped a line that cannot be re-encoded", err.Error())
 			return false
 		}
 		h.rewritten.Add(1)
-		blk.out = append(blk.out, out...)
+		blk.Out = append(blk.Out, out...)
 	} else {
-		blk.out = append(blk.out, blk.raw[rawStart:]...)
+		blk.Out = append(blk.Out, blk.Raw[rawStart:]...)
 	}
-	blk.lines = append(blk.lines, lineRef{bucket: bucket, off: off, end: len(blk.out)})
+	blk.Lines = append(blk.Lines, Line{Bucket: bucket, Off: off, End: len(blk.Out)})
 	return true
 }
 
 // dropMalformed counts the malformed line h.lineNo and logs msg about it,
-// within the limit of malformedLogBurst lines per malformedLogWindow.
-func (h *lineHandler) dropMalformed(msg, reason string) {
+// within the limit of MalformedLogBurst lines per malformedLogWindow.
+func (h *Handler) dropMalformed(msg, reason string) {
 	h.malformed.Add(1)
 	if now := h.now(); now.Sub(h.windowStart) >= malformedLogWindow {
 		h.summarizeSuppressed()
 		h.windowStart, h.windowLogged = now, 0
 	}
-	if h.windowLogged >= malformedLogBurst {
+	if h.windowLogged >= MalformedLogBurst {
 		h.windowSkipped++
 		h.suppressed.Add(1)
 		return
 	}
 	h.windowLogged++
 	h.log.Error(msg, "line", h.lineNo, "error", reason)
-	if h.windowLogged == malformedLogBurst {
+	if h.windowLogged == MalformedLogBurst {
 		h.log.Warn(fmt.Sprintf("further malformed lines are counted (execd_lines_malformed) but not logged one by one until %s has passed; a summary follows",
 			malformedLogWindow))
 	}
@@ -163,7 +128,7 @@ func (h *lineHandler) dropMalformed(msg, reason string) {
 
 // summarizeSuppressed logs how many malformed lines went unlogged in the
 // window that ends.
-func (h *lineHandler) summarizeSuppressed() {
+func (h *Handler) summarizeSuppressed() {
 	if h.windowSkipped > 0 {
 		h.log.Error("dropped more malformed lines without logging each", "lines", h.windowSkipped,
 			"since", h.windowStart.Format(time.RFC3339), "last_line", h.lineNo)
@@ -171,17 +136,10 @@ func (h *lineHandler) summarizeSuppressed() {
 	}
 }
 
-// finish makes out valid for a block whose lines were never rewritten.
-func (b *block) finish() {
-	if b.out == nil {
-		b.out = b.raw
-	}
-}
-
 // check decodes every part of the line, so that a line the server would
 // refuse is caught here, and reports its bucket and whether it must be
 // re-encoded.
-func (h *lineHandler) check(line []byte) (bucket string, rewrite bool, err error) {
+func (h *Handler) check(line []byte) (bucket string, rewrite bool, err error) {
 	h.lastFast = false
 	trimmed := bytes.TrimLeft(line, " \t")
 	if len(trimmed) == 0 || trimmed[0] == '#' {
@@ -202,7 +160,7 @@ func (h *lineHandler) check(line []byte) (bucket string, rewrite bool, err error
 
 // decodeCheck is check's full decode with line-protocol/v2, for every line
 // fastCheck does not vouch for: it alone refuses lines.
-func (h *lineHandler) decodeCheck(line []byte) (bucket string, rewrite bool, err error) {
+func (h *Handler) decodeCheck(line []byte) (bucket string, rewrite bool, err error) {
 	// handle trims one '\r'; the decoder would take a second one as the
 	// end of the input, but InfluxDB's parser reads it as part of the last
 	// value, and the spool's replay would trim it, sending different bytes.
@@ -296,7 +254,7 @@ func refuseHexFloats(line []byte) error {
 }
 
 // rewriteChecked applies the options to the line check just accepted.
-func (h *lineHandler) rewriteChecked(line []byte) ([]byte, error) {
+func (h *Handler) rewriteChecked(line []byte) ([]byte, error) {
 	if h.lastFast {
 		return h.rewriteFast(line), nil
 	}
@@ -304,7 +262,7 @@ func (h *lineHandler) rewriteChecked(line []byte) ([]byte, error) {
 }
 
 // rewrite re-encodes a line that check accepted, applying the options.
-func (h *lineHandler) rewrite(line []byte) ([]byte, error) {
+func (h *Handler) rewrite(line []byte) ([]byte, error) {
 	dec := lineprotocol.NewDecoderWithBytes(line)
 	dec.Next()
 	h.enc.Reset()
@@ -355,86 +313,12 @@ func (h *lineHandler) rewrite(line []byte) ([]byte, error) {
 	return h.scratch, nil
 }
 
-// lineReader cuts a stream into lines and hands them to a lineHandler one
-// read at a time, so that a caller can make each read durable before it
-// reads again.
-type lineReader struct {
-	r       io.Reader
-	h       *lineHandler
-	buf     []byte
-	partial []byte
-	// skipping is set while the rest of an over-long line is discarded.
-	skipping bool
-	eof      bool
-}
+// Malformed is the number of lines dropped as malformed.
+func (h *Handler) Malformed() int64 { return h.malformed.Load() }
 
-const readSize = 64 << 10
+// Unlogged is the number of malformed lines dropped without a log line of
+// their own (see dropMalformed).
+func (h *Handler) Unlogged() int64 { return h.suppressed.Load() }
 
-func newLineReader(r io.Reader, h *lineHandler) *lineReader {
-	return &lineReader{r: r, h: h, buf: make([]byte, readSize)}
-}
-
-// next reads once and fills blk (reset first) with the valid complete lines
-// read. It returns io.EOF, together with the last lines, at the end of the
-// stream.
-func (lr *lineReader) next(blk *block) error {
-	blk.reset()
-	if lr.eof {
-		return io.EOF
-	}
-	n, err := lr.r.Read(lr.buf)
-	data := lr.buf[:n]
-	// Sized once for everything this read can yield: growing by append
-	// was most of the garbage the collector spent 13% of the CPU on.
-	if n > 0 {
-		blk.raw = make([]byte, 0, len(lr.partial)+n+1)
-		blk.lines = make([]lineRef, 0, bytes.Count(data, []byte{'\n'})+1)
-	}
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			lr.addPartial(data)
-			break
-		}
-		if lr.skipping {
-			lr.skipping = false
-		} else if len(lr.partial) > 0 {
-			lr.partial = append(lr.partial, data[:i]...)
-			lr.h.handle(lr.partial, blk)
-			lr.partial = lr.partial[:0]
-		} else {
-			lr.h.handle(data[:i], blk)
-		}
-		data = data[i+1:]
-	}
-	if err != nil {
-		if len(lr.partial) > 0 && !lr.skipping {
-			lr.h.handle(lr.partial, blk)
-		}
-		lr.partial = lr.partial[:0]
-		blk.finish()
-		lr.h.summarizeSuppressed()
-		if errors.Is(err, io.EOF) {
-			lr.eof = true
-			return io.EOF
-		}
-		return err
-	}
-	blk.finish()
-	return nil
-}
-
-func (lr *lineReader) addPartial(data []byte) {
-	if lr.skipping {
-		return
-	}
-	if len(lr.partial)+len(data) > lr.h.opts.MaxLineBytes {
-		// Counted now as malformed; the rest up to the newline is dropped.
-		lr.h.lineNo++
-		lr.h.dropMalformed("dropped a malformed line", fmt.Sprintf("line is longer than %d bytes", lr.h.opts.MaxLineBytes))
-		lr.partial = lr.partial[:0]
-		lr.skipping = true
-		return
-	}
-	lr.partial = append(lr.partial, data...)
-}
+// MaxLineBytes is the longest line h accepts.
+func (h *Handler) MaxLineBytes() int { return h.opts.MaxLineBytes }

@@ -1,4 +1,4 @@
-package main
+package lines
 
 import (
 	"bytes"
@@ -16,21 +16,21 @@ import (
 	"github.com/influxrotate/influxrotate/testutil/capture"
 )
 
-// readAll runs a lineReader to the end and returns the lines to send with
+// readAll runs a Reader to the end and returns the lines to send with
 // their buckets, and the raw lines a spool would keep.
-func readAll(t testing.TB, r io.Reader, opts lineOptions) (out, raw []string, h *lineHandler, logs string) {
+func readAll(t testing.TB, r io.Reader, opts Options) (out, raw []string, h *Handler, logs string) {
 	t.Helper()
 	var lb capture.Buffer
-	h = newLineHandler(opts, testLogger(&lb))
-	lr := newLineReader(r, h)
+	h = NewHandler(opts, testLogger(&lb))
+	lr := NewReader(r, h)
 	for i := 0; i < 1_000_000; i++ {
-		blk := &block{}
-		err := lr.next(blk)
-		for _, l := range blk.lines {
-			out = append(out, l.bucket+"|"+string(blk.out[l.off:l.end]))
+		blk := &Block{}
+		err := lr.Next(blk)
+		for _, l := range blk.Lines {
+			out = append(out, l.Bucket+"|"+string(blk.Out[l.Off:l.End]))
 		}
-		if blk.count() > 0 {
-			raw = append(raw, string(blk.raw))
+		if blk.Count() > 0 {
+			raw = append(raw, string(blk.Raw))
 		}
 		if errors.Is(err, io.EOF) {
 			return out, raw, h, lb.String()
@@ -59,7 +59,7 @@ func TestLinesMalformedNeverCostGoodOnes(t *testing.T) {
 		"cpu,host=x usage=0x1p-2 1", // hex float: InfluxDB refuses it
 		"cpu,host=i usage=5 1700000000000000003\r",
 	}, "\n")
-	out, _, h, logs := readAll(t, strings.NewReader(input), lineOptions{DefaultBucket: "b"})
+	out, _, h, logs := readAll(t, strings.NewReader(input), Options{DefaultBucket: "b"})
 	want := []string{
 		"b|cpu,host=a usage=1 1700000000000000000\n",
 		"b|cpu,host=b usage=2 1700000000000000001\n",
@@ -86,17 +86,17 @@ func TestLinesOptions(t *testing.T) {
 	const line = "cpu,host=a,bucket=x u=18446744073709551615u,i=1i 1700000000000000000\n"
 	cases := []struct {
 		name string
-		opts lineOptions
+		opts Options
 		want string
 	}{
-		{"untouched with uint support", lineOptions{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, "b|" + line},
-		{"bucket tag routes", lineOptions{Options: lineproto.Options{UintSupport: true, BucketTag: "bucket"}, DefaultBucket: "b"}, "x|" + line},
-		{"exclude bucket tag", lineOptions{Options: lineproto.Options{UintSupport: true, BucketTag: "bucket", ExcludeBucketTag: true}, DefaultBucket: "b"},
+		{"untouched with uint support", Options{Options: lineproto.Options{UintSupport: true}, DefaultBucket: "b"}, "b|" + line},
+		{"bucket tag routes", Options{Options: lineproto.Options{UintSupport: true, BucketTag: "bucket"}, DefaultBucket: "b"}, "x|" + line},
+		{"exclude bucket tag", Options{Options: lineproto.Options{UintSupport: true, BucketTag: "bucket", ExcludeBucketTag: true}, DefaultBucket: "b"},
 			"x|cpu,host=a u=18446744073709551615u,i=1i 1700000000000000000\n"},
-		{"missing bucket tag uses the default", lineOptions{Options: lineproto.Options{UintSupport: true, BucketTag: "db"}, DefaultBucket: "b"}, "b|" + line},
-		{"uint becomes a saturated int", lineOptions{DefaultBucket: "b"},
+		{"missing bucket tag uses the default", Options{Options: lineproto.Options{UintSupport: true, BucketTag: "db"}, DefaultBucket: "b"}, "b|" + line},
+		{"uint becomes a saturated int", Options{DefaultBucket: "b"},
 			"b|cpu,host=a,bucket=x u=9223372036854775807i,i=1i 1700000000000000000\n"},
-		{"omit timestamp", lineOptions{Options: lineproto.Options{UintSupport: true, OmitTimestamp: true}, DefaultBucket: "b"},
+		{"omit timestamp", Options{Options: lineproto.Options{UintSupport: true, OmitTimestamp: true}, DefaultBucket: "b"},
 			"b|cpu,host=a,bucket=x u=18446744073709551615u,i=1i\n"},
 	}
 	for _, c := range cases {
@@ -114,7 +114,7 @@ func TestLinesOptions(t *testing.T) {
 
 func TestLinesMixedRewriteKeepsOffsets(t *testing.T) {
 	input := "a v=1i 1\nb v=2u 2\nc v=3i 3\n"
-	out, _, _, _ := readAll(t, strings.NewReader(input), lineOptions{DefaultBucket: "b"})
+	out, _, _, _ := readAll(t, strings.NewReader(input), Options{DefaultBucket: "b"})
 	want := []string{"b|a v=1i 1\n", "b|b v=2i 2\n", "b|c v=3i 3\n"}
 	if strings.Join(out, ",") != strings.Join(want, ",") {
 		t.Fatalf("got %q, want %q", out, want)
@@ -125,7 +125,7 @@ func TestLinesTooLong(t *testing.T) {
 	long := "m v=\"" + strings.Repeat("x", 300) + "\" 1"
 	input := "m v=1 1\n" + long + "\nm v=2 2\n" + long // the last one without newline
 	for _, r := range []io.Reader{strings.NewReader(input), iotest.OneByteReader(strings.NewReader(input))} {
-		out, _, h, logs := readAll(t, r, lineOptions{DefaultBucket: "b", MaxLineBytes: 100})
+		out, _, h, logs := readAll(t, r, Options{DefaultBucket: "b", MaxLineBytes: 100})
 		if len(out) != 2 || out[0] != "b|m v=1 1\n" || out[1] != "b|m v=2 2\n" {
 			t.Fatalf("got %q", out)
 		}
@@ -139,7 +139,7 @@ func TestLinesTooLong(t *testing.T) {
 }
 
 func TestLinesLastLineWithoutNewline(t *testing.T) {
-	out, _, _, _ := readAll(t, iotest.HalfReader(strings.NewReader("m v=1 1\nm v=2 2")), lineOptions{DefaultBucket: "b"})
+	out, _, _, _ := readAll(t, iotest.HalfReader(strings.NewReader("m v=1 1\nm v=2 2")), Options{DefaultBucket: "b"})
 	if len(out) != 2 || out[1] != "b|m v=2 2\n" {
 		t.Fatalf("got %q", out)
 	}
@@ -154,7 +154,7 @@ func FuzzLineReader(f *testing.F) {
 	f.Add([]byte("m,bucket=x v=\"a\\\"b\" 1\r\n# c\n\n m v=1"), true, true)
 	f.Add([]byte("m v=1 1\nm\nm v=1 99999999999999999999\n"), false, true)
 	f.Fuzz(func(t *testing.T, data []byte, exclude, omit bool) {
-		opts := lineOptions{Options: lineproto.Options{BucketTag: "bucket", ExcludeBucketTag: exclude, OmitTimestamp: omit}, DefaultBucket: "b", MaxLineBytes: 64}
+		opts := Options{Options: lineproto.Options{BucketTag: "bucket", ExcludeBucketTag: exclude, OmitTimestamp: omit}, DefaultBucket: "b", MaxLineBytes: 64}
 		whole, raw, h, _ := readAll(t, bytes.NewReader(data), opts)
 		bytewise, _, _, _ := readAll(t, iotest.OneByteReader(bytes.NewReader(data)), opts)
 		if strings.Join(whole, "") != strings.Join(bytewise, "") {
@@ -230,21 +230,21 @@ func (c clockStep) Read([]byte) (int, error) {
 // with the number not logged; every line is still counted.
 func TestMalformedLinesLogIsRateLimited(t *testing.T) {
 	var lb capture.Buffer
-	h := newLineHandler(lineOptions{DefaultBucket: "b"}, testLogger(&lb))
+	h := NewHandler(Options{DefaultBucket: "b"}, testLogger(&lb))
 	clock := time.Unix(1_700_000_000, 0)
 	h.now = func() time.Time { return clock }
 	garbage := bytes.Repeat([]byte(strings.Repeat("\x01garbage ", 28)+"\n"), 20_000) // 5 MB
 	input := io.MultiReader(bytes.NewReader(garbage), clockStep{&clock, malformedLogWindow},
 		bytes.NewReader(garbage), strings.NewReader("cpu v=1 1\n"))
-	lr := newLineReader(input, h)
+	lr := NewReader(input, h)
 	kept := 0
 	for i := 0; ; i++ {
 		if i > 1_000_000 {
 			t.Fatal("reader did not end")
 		}
-		blk := &block{}
-		err := lr.next(blk)
-		kept += blk.count()
+		blk := &Block{}
+		err := lr.Next(blk)
+		kept += blk.Count()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -257,17 +257,17 @@ func TestMalformedLinesLogIsRateLimited(t *testing.T) {
 	if kept != 1 || h.malformed.Load() != total {
 		t.Fatalf("kept %d, malformed %d; want 1 and %d", kept, h.malformed.Load(), total)
 	}
-	if got := strings.Count(logs, "msg=\"dropped a malformed line\""); got != 2*malformedLogBurst {
-		t.Errorf("%d malformed lines logged one by one, want %d (a burst per window)", got, 2*malformedLogBurst)
+	if got := strings.Count(logs, "msg=\"dropped a malformed line\""); got != 2*MalformedLogBurst {
+		t.Errorf("%d malformed lines logged one by one, want %d (a burst per window)", got, 2*MalformedLogBurst)
 	}
-	summary := fmt.Sprintf("msg=\"dropped more malformed lines without logging each\" lines=%d", total/2-malformedLogBurst)
+	summary := fmt.Sprintf("msg=\"dropped more malformed lines without logging each\" lines=%d", total/2-MalformedLogBurst)
 	if got := strings.Count(logs, summary); got != 2 {
 		t.Errorf("%d summaries %q, want 2 (at the new window and at the end)\n%.2000s", got, summary, logs)
 	}
-	if got := h.suppressed.Load(); got != total-2*malformedLogBurst {
-		t.Errorf("suppressed %d, want %d", got, total-2*malformedLogBurst)
+	if got := h.suppressed.Load(); got != total-2*MalformedLogBurst {
+		t.Errorf("suppressed %d, want %d", got, total-2*MalformedLogBurst)
 	}
-	if n := strings.Count(logs, "\n"); n > 2*malformedLogBurst+6 {
+	if n := strings.Count(logs, "\n"); n > 2*MalformedLogBurst+6 {
 		t.Errorf("%d log lines for 10 MB of garbage", n)
 	}
 }

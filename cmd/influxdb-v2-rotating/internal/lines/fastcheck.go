@@ -1,4 +1,4 @@
-package main
+package lines
 
 import (
 	"math"
@@ -38,7 +38,7 @@ func bytesString(b []byte) string {
 // rewrite decision check would return. ok == false says nothing: the full
 // decoder decides. line has no newline and no trailing '\r', and is not
 // blank or a comment (check has ruled these out).
-func (h *lineHandler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
+func (h *Handler) fastCheck(line []byte) (bucket string, rewrite, ok bool) {
 	n := len(line)
 	// The decoder refuses invalid UTF-8 in every token; since tokens are
 	// cut at ASCII bytes, a valid line has valid tokens.
@@ -217,7 +217,7 @@ func allDigits(d []byte) bool {
 
 // bucketName returns v as a string, reusing the last one: consecutive lines
 // usually name the same bucket, and a string per line is garbage.
-func (h *lineHandler) bucketName(v []byte) string {
+func (h *Handler) bucketName(v []byte) string {
 	if string(v) != h.lastBucket {
 		h.lastBucket = string(v)
 	}
@@ -230,7 +230,7 @@ func (h *lineHandler) bucketName(v []byte) string {
 // than converted unsigned integers keep their bytes (the full rewrite
 // reformats them; the decoded values are the same, which
 // TestRewriteFastDecodesLikeRewrite checks).
-func (h *lineHandler) rewriteFast(line []byte) []byte {
+func (h *Handler) rewriteFast(line []byte) []byte {
 	out := h.scratch[:0]
 	n := len(line)
 	i := 0
