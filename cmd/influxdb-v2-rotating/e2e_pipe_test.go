@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
@@ -134,18 +135,17 @@ func TestE2EKill9WithSpool(t *testing.T) {
 
 // spooledLines counts the intact lines in a spool directory.
 func spooledLines(dir string) int {
-	s := &spool{dir: dir}
-	segs, err := s.segments()
+	paths, err := spool.SegmentPaths(dir)
 	if err != nil {
 		return -1
 	}
 	n := 0
-	for _, seq := range segs {
-		data, err := os.ReadFile(s.path(seq))
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		recs, _, _ := parseSegment(data)
+		recs, _, _ := spool.ParseSegment(data)
 		for _, r := range recs {
 			n += strings.Count(string(r), "\n")
 		}

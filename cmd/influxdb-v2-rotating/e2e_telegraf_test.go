@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
@@ -308,14 +309,13 @@ func childOf(t *testing.T, pid int, name string) int {
 // spooledSeqs returns the seq values in a spool's intact records.
 func spooledSeqs(dir string) map[int64]bool {
 	out := map[int64]bool{}
-	s := &spool{dir: dir}
-	segs, _ := s.segments()
-	for _, seq := range segs {
-		data, err := os.ReadFile(s.path(seq))
+	paths, _ := spool.SegmentPaths(dir)
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		recs, _, _ := parseSegment(data)
+		recs, _, _ := spool.ParseSegment(data)
 		for _, r := range recs {
 			for line := range lines.Split(r) {
 				_, rest, ok := strings.Cut(string(line), "seq=")

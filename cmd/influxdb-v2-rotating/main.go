@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf/logger"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -193,9 +194,9 @@ func validateSettings(s settings) error {
 		return errors.New("-shutdown-timeout: must be positive")
 	case s.maxLineBytes <= 0:
 		return errors.New("-max-line-bytes: must be positive")
-	case s.maxLineBytes > maxSpoolRecordBytes/2:
+	case s.maxLineBytes > spool.MaxRecordBytes/2:
 		// One read of stdin, a partial line and all, is one spool record.
-		return fmt.Errorf("-max-line-bytes: at most %d", maxSpoolRecordBytes/2)
+		return fmt.Errorf("-max-line-bytes: at most %d", spool.MaxRecordBytes/2)
 	}
 	return nil
 }

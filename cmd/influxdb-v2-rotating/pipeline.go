@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
 
 // pipeline moves what is read from stdin (and, at start, what the spool
@@ -17,7 +18,7 @@ type pipeline struct {
 	stdinH   *lines.Handler // lr's
 	replayH  *lines.Handler
 	buf      *buffer
-	spool    *spool // nil without spool_dir
+	spool    *spool.Spool // nil without spool_dir
 	counters *counters
 	log      *slog.Logger
 
@@ -36,7 +37,7 @@ func (p *pipeline) replay(ctx context.Context) error {
 	if p.spool == nil {
 		return nil
 	}
-	st, err := p.spool.replay(func(seg int64, raw []byte) bool {
+	st, err := p.spool.Replay(func(seg int64, raw []byte) bool {
 		blk := &lines.Block{}
 		for line := range lines.Split(raw) {
 			p.replayH.Handle(line, blk)
@@ -49,7 +50,7 @@ func (p *pipeline) replay(ctx context.Context) error {
 		if !p.buf.waitRoom(ctx, n, len(blk.Out)) {
 			return false
 		}
-		p.spool.hold(seg, n)
+		p.spool.Hold(seg, n)
 		p.buf.put(blk, seg)
 		p.counters.replayed.Add(int64(n))
 		return true
@@ -102,7 +103,7 @@ func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 	if p.spool != nil {
 		// Spooled even when there is no room (shutdown): the spool is
 		// where data goes that cannot be sent in time.
-		s, err := p.spool.append(blk.Raw, n)
+		s, err := p.spool.Append(blk.Raw, n)
 		if err != nil {
 			p.log.Error("spool write failed; these metrics are kept in memory only", "metrics", n, "error", err.Error())
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
 
 // backend is the output behind the binary: the plugin in production, a
@@ -60,7 +61,7 @@ type server struct {
 	log      *slog.Logger
 	counters counters
 	buf      *buffer
-	spool    *spool
+	spool    *spool.Spool
 	pipe     *pipeline
 	flusher  *flusher
 }
@@ -69,12 +70,12 @@ func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*se
 	s := &server{set: set, be: be, log: log}
 	s.buf = newBuffer(set.bufferLimit, set.bufferBytes, set.batchSize)
 	if set.spoolDir != "" {
-		sp, err := openSpool(set.spoolDir, log)
+		sp, err := spool.Open(set.spoolDir, log)
 		if err != nil {
 			return nil, err
 		}
 		s.spool = sp
-		s.buf.onPop = sp.ack
+		s.buf.onPop = sp.Ack
 	}
 	lo := be.lineOptions()
 	lo.MaxLineBytes = set.maxLineBytes
@@ -188,13 +189,13 @@ wait:
 		s.log.Info("all metrics written", "written", s.counters.written.Load())
 	case s.spool != nil:
 		s.log.Warn("shutdown deadline reached; unsent metrics stay in the spool for the next start",
-			"metrics", s.spool.pendingLines(), "spool_dir", s.set.spoolDir)
+			"metrics", s.spool.Unacked(), "spool_dir", s.set.spoolDir)
 	default:
 		s.log.Error("shutdown deadline reached; unsent metrics are lost (set -spool-dir to keep them)",
 			"metrics", int64(remaining)+lost)
 	}
 	if s.spool != nil {
-		if err := s.spool.close(); err != nil {
+		if err := s.spool.Close(); err != nil {
 			s.log.Error("closing the spool", "error", err.Error())
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
@@ -197,10 +198,10 @@ func TestServeSpoolKeepsWhatCouldNotBeSent(t *testing.T) {
 		t.Fatalf("replayed %d", r2.srv.counters.replayed.Load())
 	}
 	// Everything written: the spool is empty.
-	segs, _ := (&spool{dir: dir}).segments()
-	for _, s := range segs {
-		if fi, err := os.Stat((&spool{dir: dir}).path(s)); err == nil && fi.Size() > 0 {
-			t.Fatalf("segment %d still holds %d bytes", s, fi.Size())
+	paths, _ := spool.SegmentPaths(dir)
+	for _, path := range paths {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			t.Fatalf("segment %s still holds %d bytes", path, fi.Size())
 		}
 	}
 }

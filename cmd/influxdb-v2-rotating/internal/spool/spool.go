@@ -1,8 +1,9 @@
-package main
+// Package spool is the execd binary's write-ahead log: what is read from
+// stdin is fsynced here before it is buffered, replayed at start, and
+// removed once InfluxDB has it.
+package spool
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -28,10 +29,10 @@ const (
 	// defaultSegmentBytes starts a new segment once the current one is this
 	// large, so acknowledged data is removed in reasonable steps.
 	defaultSegmentBytes = 8 << 20
-	// maxSpoolRecordBytes bounds one record (one read of stdin: at most
+	// MaxRecordBytes bounds one record (one read of stdin: at most
 	// readSize bytes and the partial line before them, up to
 	// -max-line-bytes), and so the memory a replay holds.
-	maxSpoolRecordBytes = 64 << 20
+	MaxRecordBytes = 64 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -46,11 +47,12 @@ type segmentFile interface {
 	Name() string
 }
 
-type spool struct {
+// Spool is the on-disk write-ahead log of what the binary read.
+type Spool struct {
 	dir      string
 	log      *slog.Logger
 	segBytes int64
-	// maxRecord bounds a record, with its trailer (maxSpoolRecordBytes
+	// maxRecord bounds a record, with its trailer (MaxRecordBytes
 	// outside tests).
 	maxRecord int
 	// create opens a new segment file (os.OpenFile outside tests).
@@ -68,13 +70,13 @@ type spool struct {
 	// be read back as part of it (and lost), so appends are refused until
 	// the segment is emptied by an acknowledgement.
 	broken error
-	// pending counts the lines of each segment not yet written to InfluxDB.
-	pending map[int64]int
+	// unacked counts the lines of each segment not yet written to InfluxDB.
+	unacked map[int64]int
 	unlock  func()
 }
 
-// openSpool opens (creating) dir and finds the segments left by an earlier run.
-func openSpool(dir string, log *slog.Logger) (*spool, error) {
+// Open opens (creating) dir and finds the segments left by an earlier run.
+func Open(dir string, log *slog.Logger) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool_dir %q: %w", dir, err)
 	}
@@ -82,8 +84,8 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, maxRecord: maxSpoolRecordBytes, create: createSegment,
-		pending: make(map[int64]int), nextSeq: 1, unlock: release}
+	s := &Spool{dir: dir, log: log, segBytes: defaultSegmentBytes, maxRecord: MaxRecordBytes, create: createSegment,
+		unacked: make(map[int64]int), nextSeq: 1, unlock: release}
 	segs, err := s.segments()
 	if err != nil {
 		release()
@@ -95,7 +97,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	return s, nil
 }
 
-func (s *spool) segments() ([]int64, error) {
+func (s *Spool) segments() ([]int64, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool_dir %q: %w", s.dir, err)
@@ -114,12 +116,12 @@ func (s *spool) segments() ([]int64, error) {
 	return segs, nil
 }
 
-func (s *spool) path(seq int64) string {
+func (s *Spool) path(seq int64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%020d%s", seq, spoolSuffix))
 }
 
-// replayStats says what a replay found.
-type replayStats struct {
+// ReplayStats says what a replay found.
+type ReplayStats struct {
 	Segments, Records, Corrupt int
 	// Oversized counts the corrupt records skipped for being longer than
 	// any record append writes.
@@ -127,13 +129,13 @@ type replayStats struct {
 	TornBytes int
 }
 
-// replay hands every intact record of the segments left by an earlier run
+// Replay hands every intact record of the segments left by an earlier run
 // to fn, oldest first. fn holds (see hold) the lines it buffers before
 // buffering them, or returns false to stop. A segment whose lines are all
 // written is removed. Segments are read record by record: at most one
 // record (maxRecord bytes) is held, whatever the size of the file.
-func (s *spool) replay(fn func(seg int64, raw []byte) bool) (replayStats, error) {
-	var st replayStats
+func (s *Spool) Replay(fn func(seg int64, raw []byte) bool) (ReplayStats, error) {
+	var st ReplayStats
 	segs, err := s.segments()
 	if err != nil {
 		return st, err
@@ -149,7 +151,7 @@ func (s *spool) replay(fn func(seg int64, raw []byte) bool) (replayStats, error)
 		st.Segments++
 		// Pin the segment while it is replayed, so that an early
 		// acknowledgement cannot remove records not yet buffered.
-		s.hold(seq, 1)
+		s.Hold(seq, 1)
 		ss, err := scanSegment(f, s.maxRecord, func(payload []byte) bool {
 			if !fn(seq, payload) {
 				return false
@@ -177,102 +179,16 @@ func (s *spool) replay(fn func(seg int64, raw []byte) bool) (replayStats, error)
 			// segment, still pinned.
 			return st, nil
 		}
-		s.ack(map[int64]int{seq: 1})
+		s.Ack(map[int64]int{seq: 1})
 	}
 	return st, nil
 }
 
-// segmentStats says what scanSegment found in one segment.
-type segmentStats struct {
-	corrupt, oversized, torn int
-	// stopped is set when fn returned false.
-	stopped bool
-}
-
-// scanSegment reads a segment and hands each intact record's payload to fn
-// (valid only during the call) until fn returns false. It holds at most
-// maxRecord bytes of one record: a longer one cannot have been written by
-// append, so it is dropped as it is read and counted as corrupt and
-// oversized once its trailer line is reached; the records after it are
-// read as usual. Bytes after the last trailer line are torn.
-func scanSegment(r io.Reader, maxRecord int, fn func(payload []byte) bool) (segmentStats, error) {
-	var st segmentStats
-	br := bufio.NewReaderSize(r, 64<<10)
-	prefix := []byte(commitPrefix)
-	var (
-		rec       []byte // the record read so far, payload and the current line
-		lineStart int    // where the current line starts in rec
-		since     int    // bytes since the last trailer line
-		oversized bool   // the record outgrew maxRecord; rec is not kept
-		head      []byte // while oversized, the current line's first bytes
-	)
-	for {
-		// A chunk is a line or, for a line longer than the buffer, a
-		// part of one.
-		chunk, err := br.ReadSlice('\n')
-		since += len(chunk)
-		if !oversized && len(rec)+len(chunk) > maxRecord {
-			oversized = true
-			head = append(head[:0], rec[lineStart:min(len(rec), lineStart+len(prefix))]...)
-			rec, lineStart = rec[:0], 0
-		}
-		if oversized {
-			if n := len(prefix) - len(head); n > 0 {
-				head = append(head, chunk[:min(len(chunk), n)]...)
-			}
-		} else {
-			rec = append(rec, chunk...)
-		}
-		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
-			switch {
-			case oversized:
-				if bytes.HasPrefix(head, prefix) {
-					st.corrupt++
-					st.oversized++
-					oversized, since = false, 0
-				}
-				head = head[:0]
-			default:
-				if rest, ok := bytes.CutPrefix(rec[lineStart:len(rec)-1], prefix); ok {
-					payload := rec[:lineStart]
-					since = 0
-					if !checkTrailer(rest, payload) {
-						st.corrupt++
-					} else if !fn(payload) {
-						st.stopped = true
-						return st, nil
-					}
-					rec = rec[:0]
-				}
-				lineStart = len(rec)
-			}
-		}
-		switch {
-		case errors.Is(err, io.EOF):
-			st.torn = since
-			return st, nil
-		case err != nil && !errors.Is(err, bufio.ErrBufferFull):
-			return st, err
-		}
-	}
-}
-
-func trailer(payload []byte) []byte {
-	return fmt.Appendf(nil, "%slen=%d crc32c=%08x\n", commitPrefix, len(payload), crc32.Checksum(payload, crcTable))
-}
-
-// checkTrailer accepts only the exact trailer append writes for payload:
-// length and checksum must match, and nothing else may differ.
-func checkTrailer(rest, payload []byte) bool {
-	want := trailer(payload)
-	return bytes.Equal(rest, want[len(commitPrefix):len(want)-1])
-}
-
-// append writes one record and fsyncs it; n is its number of lines, held
+// Append writes one record and fsyncs it; n is its number of lines, held
 // until acknowledged. It returns the record's segment. A write or fsync
 // that fails (part-way, as on a full disk) is truncated back to the end of
 // the last intact record, so the next record does not follow a torn one.
-func (s *spool) append(raw []byte, n int) (int64, error) {
+func (s *Spool) Append(raw []byte, n int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken != nil {
@@ -299,14 +215,14 @@ func (s *spool) append(raw []byte, n int) (int64, error) {
 		return 0, s.undo(fmt.Errorf("spool_dir: fsync %s: %w", s.cur.Name(), err))
 	}
 	seq := s.curSeq
-	s.pending[seq] += n
+	s.unacked[seq] += n
 	s.curSize += int64(len(rec))
 	if s.curSize >= s.segBytes {
 		// The next record starts a new segment; this one is removed once
 		// its lines are written.
 		_ = s.cur.Close()
 		s.cur = nil
-		if s.pending[seq] == 0 {
+		if s.unacked[seq] == 0 {
 			s.remove(seq)
 		}
 	}
@@ -316,7 +232,7 @@ func (s *spool) append(raw []byte, n int) (int64, error) {
 // undo truncates the current segment back to its last intact record after
 // a failed append, and returns the append's error. When even that fails,
 // the spool refuses further appends (see broken).
-func (s *spool) undo(appendErr error) error {
+func (s *Spool) undo(appendErr error) error {
 	err := s.cur.Truncate(s.curSize)
 	if err == nil {
 		err = s.cur.Sync()
@@ -333,7 +249,7 @@ func createSegment(path string) (segmentFile, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
 }
 
-func (s *spool) openSegment() error {
+func (s *Spool) openSegment() error {
 	seq := s.nextSeq
 	f, err := s.create(s.path(seq))
 	if err != nil {
@@ -349,25 +265,27 @@ func (s *spool) openSegment() error {
 	return nil
 }
 
-func (s *spool) hold(seq int64, n int) {
+// Hold counts n lines of segment seq as unacknowledged: a replay holds
+// the lines it buffers, as Append does for new ones.
+func (s *Spool) Hold(seq int64, n int) {
 	s.mu.Lock()
-	s.pending[seq] += n
+	s.unacked[seq] += n
 	s.mu.Unlock()
 }
 
-// ack records lines written (or dropped) per segment. A segment with
-// nothing pending is removed, or truncated when it is the one being
+// Ack records lines written (or dropped) per segment. A segment with
+// nothing unacknowledged is removed, or truncated when it is the one being
 // appended to.
-func (s *spool) ack(segs map[int64]int) {
+func (s *Spool) Ack(segs map[int64]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for seq, n := range segs {
-		s.pending[seq] -= n
-		if s.pending[seq] > 0 {
+		s.unacked[seq] -= n
+		if s.unacked[seq] > 0 {
 			continue
 		}
 		if s.cur != nil && seq == s.curSeq {
-			delete(s.pending, seq)
+			delete(s.unacked, seq)
 			if err := s.cur.Truncate(0); err != nil {
 				s.log.Warn("spool: cannot truncate the acknowledged segment; it will be replayed", "error", err.Error())
 				continue
@@ -384,25 +302,27 @@ func (s *spool) ack(segs map[int64]int) {
 	}
 }
 
-func (s *spool) remove(seq int64) {
-	delete(s.pending, seq)
+func (s *Spool) remove(seq int64) {
+	delete(s.unacked, seq)
 	if err := os.Remove(s.path(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("spool: cannot remove an acknowledged segment; it will be replayed", "error", err.Error())
 	}
 }
 
-// pendingLines returns the number of lines held in the spool.
-func (s *spool) pendingLines() int {
+// Unacked returns the number of lines held in the spool and not yet
+// acknowledged.
+func (s *Spool) Unacked() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, v := range s.pending {
+	for _, v := range s.unacked {
 		n += v
 	}
 	return n
 }
 
-func (s *spool) close() error {
+// Close closes the current segment and releases the directory lock.
+func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error

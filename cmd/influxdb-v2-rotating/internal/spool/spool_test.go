@@ -1,4 +1,4 @@
-package main
+package spool
 
 import (
 	"bytes"
@@ -16,28 +16,15 @@ import (
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// parseSegment splits a whole segment into copies of its intact records'
-// payloads.
-func parseSegment(data []byte) (recs [][]byte, corrupt, torn int) {
-	st, err := scanSegment(bytes.NewReader(data), maxSpoolRecordBytes, func(payload []byte) bool {
-		recs = append(recs, bytes.Clone(payload))
-		return true
-	})
-	if err != nil {
-		panic(err) // a bytes.Reader does not fail
-	}
-	return recs, st.corrupt, st.torn
-}
-
 // replayAll reads every record of a spool in dir.
-func replayAll(t *testing.T, dir string) ([]string, replayStats, *spool) {
+func replayAll(t *testing.T, dir string) ([]string, ReplayStats, *Spool) {
 	t.Helper()
-	s, err := openSpool(dir, discard())
+	s, err := Open(dir, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs []string
-	st, err := s.replay(func(seg int64, raw []byte) bool {
+	st, err := s.Replay(func(seg int64, raw []byte) bool {
 		recs = append(recs, string(raw))
 		return true
 	})
@@ -49,18 +36,18 @@ func replayAll(t *testing.T, dir string) ([]string, replayStats, *spool) {
 
 func TestSpoolReplaysWhatWasAppended(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, discard())
+	s, err := Open(dir, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.segBytes = 40 // a few records per segment
 	want := []string{"a v=1 1\n", "a v=2 2\nb v=3 3\n", "c v=4 4\n", "d v=5 5\n"}
 	for _, r := range want {
-		if _, err := s.append([]byte(r), strings.Count(r, "\n")); err != nil {
+		if _, err := s.Append([]byte(r), strings.Count(r, "\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.close(); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	segs, _ := s.segments()
@@ -75,20 +62,20 @@ func TestSpoolReplaysWhatWasAppended(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// Nothing was held by the replay callback, so every segment is gone.
-	if segs, _ := (&spool{dir: dir}).segments(); len(segs) != 0 {
+	if segs, _ := (&Spool{dir: dir}).segments(); len(segs) != 0 {
 		t.Fatalf("segments left after a replay that buffered nothing: %v", segs)
 	}
 }
 
 func TestSpoolTornAndCorruptRecordsDoNotStopReplay(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := openSpool(dir, discard())
+	s, _ := Open(dir, discard())
 	for _, r := range []string{"a v=1 1\n", "b v=2 2\n", "c v=3 3\n"} {
-		if _, err := s.append([]byte(r), 1); err != nil {
+		if _, err := s.Append([]byte(r), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.close()
+	s.Close()
 	first := s.path(1)
 	data, _ := os.ReadFile(first)
 	// Flip a byte inside the second record's payload: its checksum fails.
@@ -115,36 +102,36 @@ func TestSpoolTornAndCorruptRecordsDoNotStopReplay(t *testing.T) {
 
 func TestSpoolAckRemovesAndTruncates(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := openSpool(dir, discard())
+	s, _ := Open(dir, discard())
 	s.segBytes = 20
-	seg1, _ := s.append([]byte("a v=1 1\nb v=2 2\n"), 2) // fills segment 1
+	seg1, _ := s.Append([]byte("a v=1 1\nb v=2 2\n"), 2) // fills segment 1
 	s.segBytes = 1 << 20
-	seg2, _ := s.append([]byte("c v=3 3\n"), 1)
+	seg2, _ := s.Append([]byte("c v=3 3\n"), 1)
 	if seg1 == seg2 {
 		t.Fatal("segment did not rotate")
 	}
-	s.ack(map[int64]int{seg1: 1})
+	s.Ack(map[int64]int{seg1: 1})
 	if _, err := os.Stat(s.path(seg1)); err != nil {
 		t.Fatal("segment removed with a line pending")
 	}
-	s.ack(map[int64]int{seg1: 1})
+	s.Ack(map[int64]int{seg1: 1})
 	if _, err := os.Stat(s.path(seg1)); !os.IsNotExist(err) {
 		t.Fatal("fully written segment not removed")
 	}
-	s.ack(map[int64]int{seg2: 1})
+	s.Ack(map[int64]int{seg2: 1})
 	fi, err := os.Stat(s.path(seg2))
 	if err != nil || fi.Size() != 0 {
 		t.Fatalf("current segment not truncated once written: %v %v", fi, err)
 	}
 	// And appending after the truncation still replays.
-	s.append([]byte("d v=4 4\n"), 1)
-	s.close()
+	s.Append([]byte("d v=4 4\n"), 1)
+	s.Close()
 	got, _, _ := replayAll(t, dir)
 	if !slices.Equal(got, []string{"d v=4 4\n"}) {
 		t.Fatalf("replayed %q", got)
 	}
-	if s.pendingLines() != 1 {
-		t.Fatalf("pending = %d", s.pendingLines())
+	if s.Unacked() != 1 {
+		t.Fatalf("unacked = %d", s.Unacked())
 	}
 }
 
@@ -160,19 +147,19 @@ func TestSpoolIgnoresForeignFiles(t *testing.T) {
 
 func TestSpoolIsExclusive(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, discard())
+	s, err := Open(dir, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openSpool(dir, discard()); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := Open(dir, discard()); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second open: %v; want an in-use error", err)
 	}
-	s.close()
-	s2, err := openSpool(dir, discard())
+	s.Close()
+	s2, err := Open(dir, discard())
 	if err != nil {
 		t.Fatalf("open after close: %v", err)
 	}
-	s2.close()
+	s2.Close()
 }
 
 // TestSpoolCutAtEveryOffset simulates a crash at every byte of a segment:
@@ -187,7 +174,7 @@ func TestSpoolCutAtEveryOffset(t *testing.T) {
 		ends = append(ends, len(seg))
 	}
 	for cut := 0; cut <= len(seg); cut++ {
-		got, corrupt, _ := parseSegment(seg[:cut])
+		got, corrupt, _ := ParseSegment(seg[:cut])
 		complete := 0
 		for _, e := range ends {
 			if e <= cut {
@@ -212,7 +199,7 @@ func FuzzSpoolSegment(f *testing.F) {
 	f.Add([]byte("#influxrotate-spool-commit len=0 crc32c=00000000\n"))
 	f.Add([]byte("x\n#influxrotate-spool-commit len=2 crc32c=zz\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, _, torn := parseSegment(data)
+		recs, _, torn := ParseSegment(data)
 		if torn < 0 || torn > len(data) {
 			t.Fatalf("torn = %d of %d", torn, len(data))
 		}
@@ -258,9 +245,9 @@ func (f *diskFullFile) Truncate(size int64) error {
 	return f.File.Truncate(size)
 }
 
-func openDiskFullSpool(t *testing.T, dir string) (*spool, *diskFullFile) {
+func openDiskFullSpool(t *testing.T, dir string) (*Spool, *diskFullFile) {
 	t.Helper()
-	s, err := openSpool(dir, discard())
+	s, err := Open(dir, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +260,7 @@ func openDiskFullSpool(t *testing.T, dir string) (*spool, *diskFullFile) {
 		f = &diskFullFile{File: of.(*os.File)}
 		return f, nil
 	}
-	if _, err := s.append([]byte("a v=1 1\n"), 1); err != nil {
+	if _, err := s.Append([]byte("a v=1 1\n"), 1); err != nil {
 		t.Fatal(err)
 	}
 	return s, f
@@ -285,14 +272,14 @@ func TestSpoolAppendFailingPartWayIsTruncatedBack(t *testing.T) {
 	dir := t.TempDir()
 	s, f := openDiskFullSpool(t, dir)
 	f.failWrites = true
-	if _, err := s.append([]byte("b v=2 2\nb v=3 3\n"), 2); !errors.Is(err, syscall.ENOSPC) {
+	if _, err := s.Append([]byte("b v=2 2\nb v=3 3\n"), 2); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
 	}
 	f.failWrites = false
-	if _, err := s.append([]byte("c v=4 4\n"), 1); err != nil {
+	if _, err := s.Append([]byte("c v=4 4\n"), 1); err != nil {
 		t.Fatalf("append after the disk has room again: %v", err)
 	}
-	if err := s.close(); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	got, st, _ := replayAll(t, dir)
@@ -312,20 +299,20 @@ func TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord(t *testing.T) {
 	s, f := openDiskFullSpool(t, dir)
 	seg := s.curSeq
 	f.failWrites, f.failTruncate = true, true
-	if _, err := s.append([]byte("b v=2 2\n"), 1); !errors.Is(err, syscall.ENOSPC) {
+	if _, err := s.Append([]byte("b v=2 2\n"), 1); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
 	}
 	f.failWrites = false
-	_, err := s.append([]byte("c v=3 3\n"), 1)
+	_, err := s.Append([]byte("c v=3 3\n"), 1)
 	if err == nil || !strings.Contains(err.Error(), "refusing further appends") || !strings.Contains(err.Error(), "torn record") {
 		t.Fatalf("append after a torn record that could not be removed: %v, want a clear refusal", err)
 	}
 	f.failTruncate = false
-	s.ack(map[int64]int{seg: 1}) // "a" written: the segment is emptied, the torn record with it
-	if _, err := s.append([]byte("d v=4 4\n"), 1); err != nil {
+	s.Ack(map[int64]int{seg: 1}) // "a" written: the segment is emptied, the torn record with it
+	if _, err := s.Append([]byte("d v=4 4\n"), 1); err != nil {
 		t.Fatalf("append after the segment was emptied: %v", err)
 	}
-	if err := s.close(); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	got, st, _ := replayAll(t, dir)
@@ -341,7 +328,7 @@ func TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord(t *testing.T) {
 func TestSpoolReplayHoldsOneBoundedRecord(t *testing.T) {
 	const bound = 256
 	dir := t.TempDir()
-	s, err := openSpool(dir, discard())
+	s, err := Open(dir, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,16 +337,16 @@ func TestSpoolReplayHoldsOneBoundedRecord(t *testing.T) {
 	for i := range 40 {
 		r := fmt.Sprintf("m,host=a v=%di %d\n", i, i)
 		want = append(want, r)
-		if _, err := s.append([]byte(r), 1); err != nil {
+		if _, err := s.Append([]byte(r), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
 	long := "m,host=a s=\"" + strings.Repeat("x", bound) + "\" 1\n"
-	if _, err := s.append([]byte(long), 1); err == nil || !strings.Contains(err.Error(), "longer than the 256-byte limit") {
+	if _, err := s.Append([]byte(long), 1); err == nil || !strings.Contains(err.Error(), "longer than the 256-byte limit") {
 		t.Fatalf("append of a record over the bound: %v, want a refusal naming the limit", err)
 	}
 	seg := s.curSeq
-	if err := s.close(); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// A record over the bound (longer than a buffered read, too), written
@@ -378,13 +365,13 @@ func TestSpoolReplayHoldsOneBoundedRecord(t *testing.T) {
 	}
 
 	var logs bytes.Buffer
-	r, err := openSpool(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	r, err := Open(dir, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.maxRecord = bound
 	var got []string
-	st, err := r.replay(func(_ int64, raw []byte) bool {
+	st, err := r.Replay(func(_ int64, raw []byte) bool {
 		got = append(got, string(raw))
 		return true
 	})
