@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
 )
 
 // sender posts serialised line protocol. The plugin's *InfluxDB satisfies
@@ -38,7 +39,7 @@ type counters struct {
 // flusher writes the buffer in batches: when a batch is full, and every
 // flush interval for what is there.
 type flusher struct {
-	buf       *buffer
+	buf       *buffer.Buffer
 	send      sender
 	judge     func(error) verdict
 	batchSize int
@@ -80,7 +81,7 @@ loop:
 			break loop
 		case <-ctx.Done():
 			break loop
-		case <-f.buf.ready:
+		case <-f.buf.Ready():
 			f.flush(ctx, false)
 		case <-ticker.C:
 			f.flush(ctx, true)
@@ -95,7 +96,7 @@ loop:
 		// The final counts, so a restart does not hide the last interval.
 		f.writeStats(ctx)
 	}
-	return f.buf.unsentLen()
+	return f.buf.Unsent()
 }
 
 // flush writes full batches, and with all the last partial one too. A
@@ -103,7 +104,7 @@ loop:
 // ends: later batches wait behind it, so the order is kept.
 func (f *flusher) flush(ctx context.Context, all bool) {
 	for ctx.Err() == nil {
-		ps := f.buf.next(f.batchSize)
+		ps := f.buf.Next(f.batchSize)
 		if len(ps) == 0 || (!all && len(ps) < f.batchSize) {
 			return
 		}
@@ -117,7 +118,7 @@ func (f *flusher) flush(ctx context.Context, all bool) {
 
 // writeBatch writes ps, one request per bucket. It reports whether a
 // retryable failure stopped it and how long to wait.
-func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, bool) {
+func (f *flusher) writeBatch(ctx context.Context, ps []buffer.Line) (time.Duration, bool) {
 	order, groups := groupByBucket(ps)
 	for _, bucket := range order {
 		g := groups[bucket]
@@ -126,11 +127,11 @@ func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, 
 		// transport may still read a body after the response is in.
 		size := 0
 		for _, p := range g {
-			size += len(p.line)
+			size += len(p.Bytes)
 		}
 		body := make([]byte, 0, size)
 		for _, p := range g {
-			body = append(body, p.line...)
+			body = append(body, p.Bytes...)
 		}
 		err := f.send.WriteRaw(ctx, bucket, body, len(g))
 		if err == nil {
@@ -140,7 +141,7 @@ func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, 
 			}
 			f.attempt = 0
 			f.counters.written.Add(int64(len(g)))
-			f.buf.done(g)
+			f.buf.Done(g)
 			continue
 		}
 		v := f.judge(err)
@@ -151,7 +152,7 @@ func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, 
 		if !v.retry {
 			f.counters.dropped.Add(int64(len(g)))
 			f.log.Error("dropped a batch the server refused", "metrics", len(g), "bucket", bucket, "error", err.Error())
-			f.buf.done(g)
+			f.buf.Done(g)
 			continue
 		}
 		f.counters.writeFailures.Add(1)
@@ -175,27 +176,27 @@ func (f *flusher) writeBatch(ctx context.Context, ps []pending) (time.Duration, 
 
 // groupByBucket splits ps into one group per bucket, in order of first
 // appearance. Almost every batch has a single bucket: it is returned as is.
-func groupByBucket(ps []pending) ([]string, map[string][]pending) {
+func groupByBucket(ps []buffer.Line) ([]string, map[string][]buffer.Line) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
 	single := true
 	for _, p := range ps[1:] {
-		if p.bucket != ps[0].bucket {
+		if p.Bucket != ps[0].Bucket {
 			single = false
 			break
 		}
 	}
 	if single {
-		return []string{ps[0].bucket}, map[string][]pending{ps[0].bucket: ps}
+		return []string{ps[0].Bucket}, map[string][]buffer.Line{ps[0].Bucket: ps}
 	}
 	var order []string
-	groups := make(map[string][]pending)
+	groups := make(map[string][]buffer.Line)
 	for _, p := range ps {
-		if _, ok := groups[p.bucket]; !ok {
-			order = append(order, p.bucket)
+		if _, ok := groups[p.Bucket]; !ok {
+			order = append(order, p.Bucket)
 		}
-		groups[p.bucket] = append(groups[p.bucket], p)
+		groups[p.Bucket] = append(groups[p.Bucket], p)
 	}
 	return order, groups
 }

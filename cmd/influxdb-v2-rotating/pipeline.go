@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
@@ -17,7 +18,7 @@ type pipeline struct {
 	lr       *lines.Reader
 	stdinH   *lines.Handler // lr's
 	replayH  *lines.Handler
-	buf      *buffer
+	buf      *buffer.Buffer
 	spool    *spool.Spool // nil without spool_dir
 	counters *counters
 	log      *slog.Logger
@@ -47,11 +48,11 @@ func (p *pipeline) replay(ctx context.Context) error {
 		if n == 0 {
 			return true
 		}
-		if !p.buf.waitRoom(ctx, n, len(blk.Out)) {
+		if !p.buf.WaitRoom(ctx, n, len(blk.Out)) {
 			return false
 		}
 		p.spool.Hold(seg, n)
-		p.buf.put(blk, seg)
+		p.buf.Put(blk, seg)
 		p.counters.replayed.Add(int64(n))
 		return true
 	})
@@ -98,7 +99,7 @@ func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 		return ctx.Err() == nil
 	}
 	p.counters.linesRead.Add(int64(n))
-	room := p.buf.waitRoom(ctx, n, len(blk.Out))
+	room := p.buf.WaitRoom(ctx, n, len(blk.Out))
 	var seg int64
 	if p.spool != nil {
 		// Spooled even when there is no room (shutdown): the spool is
@@ -115,7 +116,7 @@ func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 		}
 		return false
 	}
-	p.buf.put(blk, seg)
+	p.buf.Put(blk, seg)
 	return ctx.Err() == nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
@@ -60,7 +61,7 @@ type server struct {
 	be       backend
 	log      *slog.Logger
 	counters counters
-	buf      *buffer
+	buf      *buffer.Buffer
 	spool    *spool.Spool
 	pipe     *pipeline
 	flusher  *flusher
@@ -68,15 +69,16 @@ type server struct {
 
 func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*server, error) {
 	s := &server{set: set, be: be, log: log}
-	s.buf = newBuffer(set.bufferLimit, set.bufferBytes, set.batchSize)
+	var onPop func(map[int64]int)
 	if set.spoolDir != "" {
 		sp, err := spool.Open(set.spoolDir, log)
 		if err != nil {
 			return nil, err
 		}
 		s.spool = sp
-		s.buf.onPop = sp.Ack
+		onPop = sp.Ack
 	}
+	s.buf = buffer.New(set.bufferLimit, set.bufferBytes, set.batchSize, onPop)
 	lo := be.lineOptions()
 	lo.MaxLineBytes = set.maxLineBytes
 	stdinH := lines.NewHandler(lo, log.With("input", "stdin"))
@@ -116,7 +118,7 @@ func (s *server) fields() map[string]int64 {
 	if f == nil {
 		f = make(map[string]int64)
 	}
-	metrics, bytes := s.buf.len()
+	metrics, bytes := s.buf.Len()
 	f["execd_lines_read"] = s.counters.linesRead.Load()
 	f["execd_lines_malformed"] = s.pipe.stdinH.Malformed() + s.pipe.replayH.Malformed()
 	f["execd_malformed_unlogged"] = s.pipe.stdinH.Unlogged() + s.pipe.replayH.Unlogged()

@@ -106,13 +106,13 @@ func TestServeBackpressureStopsReadingStdin(t *testing.T) {
 			writeLines(t, r.stdin, i, i+20)
 		}
 	}()
-	wait.For(t, 10*time.Second, "a full buffer", r.srv.buf.full)
+	wait.For(t, 10*time.Second, "a full buffer", r.srv.buf.Full)
 	select {
 	case <-wrote:
 		t.Fatal("stdin was read past the buffer limit")
 	case <-time.After(100 * time.Millisecond):
 	}
-	if m, _ := r.srv.buf.len(); m > set.bufferLimit {
+	if m, _ := r.srv.buf.Len(); m > set.bufferLimit {
 		t.Fatalf("buffer holds %d metrics, limit %d", m, set.bufferLimit)
 	}
 	close(be.gate) // the server is back
@@ -157,7 +157,7 @@ func TestServeShutdownDeadline(t *testing.T) {
 	set.shutdownTimeout = 300 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 25)
-	wait.For(t, 5*time.Second, "25 buffered", func() bool { m, _ := r.srv.buf.len(); return m == 25 })
+	wait.For(t, 5*time.Second, "25 buffered", func() bool { m, _ := r.srv.buf.Len(); return m == 25 })
 	begin := time.Now()
 	r.stop() // SIGTERM
 	if code := r.exit(t, 5*time.Second); code != 0 {
@@ -180,7 +180,7 @@ func TestServeSpoolKeepsWhatCouldNotBeSent(t *testing.T) {
 	set.shutdownTimeout = 200 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 35)
-	wait.For(t, 5*time.Second, "35 buffered", func() bool { m, _ := r.srv.buf.len(); return m == 35 })
+	wait.For(t, 5*time.Second, "35 buffered", func() bool { m, _ := r.srv.buf.Len(); return m == 35 })
 	r.stdin.Close() // EOF
 	r.exit(t, 5*time.Second)
 	if !strings.Contains(r.logs.String(), "stay in the spool") {

@@ -1,4 +1,6 @@
-package main
+// Package buffer is the execd binary's bounded queue of lines between the
+// stdin reader and the writer.
+package buffer
 
 import (
 	"context"
@@ -7,30 +9,25 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 )
 
-// entry is one line waiting to be written.
-type entry struct {
-	bucket string
-	line   []byte
+// Line is a line in the buffer: its bucket and bytes, and where it is.
+type Line struct {
+	Bucket string
+	Bytes  []byte
+	// idx is the line's place in the queue, for Done.
+	idx int
 	// seg is the spool segment holding the line, 0 without a spool.
 	seg  int64
 	sent bool
 }
 
-// pending is an entry handed to the flusher, with its place in the queue.
-type pending struct {
-	idx    int
-	bucket string
-	line   []byte
-}
-
-// buffer is the bounded queue between the stdin reader and the flusher.
+// Buffer is the bounded queue between the stdin reader and the flusher.
 // Its limits are what turns a slow or refusing server into backpressure:
 // when it is full the reader stops reading stdin, the pipe fills, and
 // Telegraf's own buffer takes over.
 //
-// Entries leave the queue only from the head and only once written (or
+// Lines leave the queue only from the head and only once written (or
 // dropped after a 400/422), so a failed batch stays where it was.
-type buffer struct {
+type Buffer struct {
 	maxMetrics int
 	maxBytes   int
 	batchSize  int
@@ -39,7 +36,7 @@ type buffer struct {
 	onPop func(segs map[int64]int)
 
 	mu     sync.Mutex
-	q      []entry
+	q      []Line
 	head   int
 	bytes  int
 	unsent int
@@ -50,20 +47,24 @@ type buffer struct {
 	ready chan struct{}
 }
 
-func newBuffer(maxMetrics, maxBytes, batchSize int) *buffer {
-	return &buffer{
+// New returns an empty Buffer holding at most maxMetrics lines and maxBytes
+// bytes, which signals Ready when batchSize lines are waiting. onPop (may be
+// nil) is called with the spool segments of the lines that leave it.
+func New(maxMetrics, maxBytes, batchSize int, onPop func(segs map[int64]int)) *Buffer {
+	return &Buffer{
 		maxMetrics: maxMetrics,
 		maxBytes:   maxBytes,
 		batchSize:  batchSize,
+		onPop:      onPop,
 		space:      make(chan struct{}),
 		ready:      make(chan struct{}, 1),
 	}
 }
 
-// waitRoom blocks until n more metrics of size bytes fit, or the buffer is
+// WaitRoom blocks until n more metrics of size bytes fit, or the buffer is
 // empty (a single read larger than the limits must still make progress).
 // It returns false when ctx ends first.
-func (b *buffer) waitRoom(ctx context.Context, n, size int) bool {
+func (b *Buffer) WaitRoom(ctx context.Context, n, size int) bool {
 	for {
 		b.mu.Lock()
 		count := len(b.q) - b.head
@@ -81,22 +82,22 @@ func (b *buffer) waitRoom(ctx context.Context, n, size int) bool {
 	}
 }
 
-// full reports whether the buffer is at one of its limits.
-func (b *buffer) full() bool {
+// Full reports whether the buffer is at one of its limits.
+func (b *Buffer) Full() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.q)-b.head >= b.maxMetrics || b.bytes >= b.maxBytes
 }
 
-// put appends the lines of blk, held in spool segment seg.
-func (b *buffer) put(blk *lines.Block, seg int64) {
+// Put appends the lines of blk, held in spool segment seg.
+func (b *Buffer) Put(blk *lines.Block, seg int64) {
 	if blk.Count() == 0 {
 		return
 	}
 	b.mu.Lock()
 	for _, l := range blk.Lines {
 		line := blk.Out[l.Off:l.End:l.End]
-		b.q = append(b.q, entry{bucket: l.Bucket, line: line, seg: seg})
+		b.q = append(b.q, Line{Bucket: l.Bucket, Bytes: line, seg: seg})
 		b.bytes += len(line)
 	}
 	b.unsent += blk.Count()
@@ -110,37 +111,37 @@ func (b *buffer) put(blk *lines.Block, seg int64) {
 	}
 }
 
-// len returns the number of metrics in the buffer and their size.
-func (b *buffer) len() (metrics, bytes int) {
+// Len returns the number of metrics in the buffer and their size.
+func (b *Buffer) Len() (metrics, bytes int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.q) - b.head, b.bytes
 }
 
-// unsentLen returns the number of metrics not yet written.
-func (b *buffer) unsentLen() int {
+// Unsent returns the number of metrics not yet written.
+func (b *Buffer) Unsent() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.unsent
 }
 
-// next returns up to max entries not yet written, oldest first.
-func (b *buffer) next(max int) []pending {
+// Next returns up to max entries not yet written, oldest first.
+func (b *Buffer) Next(max int) []Line {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]pending, 0, min(max, len(b.q)-b.head))
+	out := make([]Line, 0, min(max, len(b.q)-b.head))
 	for i := b.head; i < len(b.q) && len(out) < max; i++ {
 		if !b.q[i].sent {
-			out = append(out, pending{idx: i, bucket: b.q[i].bucket, line: b.q[i].line})
+			out = append(out, Line{Bucket: b.q[i].Bucket, Bytes: b.q[i].Bytes, idx: i})
 		}
 	}
 	return out
 }
 
-// done marks entries written (or dropped) and removes the written head of
-// the queue. Only the flusher calls next and done, so the indices next
+// Done marks lines written (or dropped) and removes the written head of
+// the queue. Only the writer calls Next and Done, so the indices Next
 // returned are still valid.
-func (b *buffer) done(ps []pending) {
+func (b *Buffer) Done(ps []Line) {
 	b.mu.Lock()
 	for _, p := range ps {
 		if !b.q[p.idx].sent {
@@ -152,14 +153,14 @@ func (b *buffer) done(ps []pending) {
 	popped := false
 	for b.head < len(b.q) && b.q[b.head].sent {
 		e := &b.q[b.head]
-		b.bytes -= len(e.line)
+		b.bytes -= len(e.Bytes)
 		if e.seg != 0 {
 			if segs == nil {
 				segs = make(map[int64]int)
 			}
 			segs[e.seg]++
 		}
-		*e = entry{}
+		*e = Line{}
 		b.head++
 		popped = true
 	}
@@ -179,3 +180,6 @@ func (b *buffer) done(ps []pending) {
 		b.onPop(segs)
 	}
 }
+
+// Ready receives a token when a full batch is waiting.
+func (b *Buffer) Ready() <-chan struct{} { return b.ready }

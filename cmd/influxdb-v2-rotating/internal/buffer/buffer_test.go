@@ -1,4 +1,4 @@
-package main
+package buffer
 
 import (
 	"context"
@@ -21,38 +21,38 @@ func blockOf(text ...string) *lines.Block {
 }
 
 func TestBufferBoundInMetrics(t *testing.T) {
-	b := newBuffer(3, 1<<20, 2)
+	b := New(3, 1<<20, 2, nil)
 	ctx := context.Background()
-	if !b.waitRoom(ctx, 2, 10) {
+	if !b.WaitRoom(ctx, 2, 10) {
 		t.Fatal("empty buffer refused")
 	}
-	b.put(blockOf("a v=1", "a v=2"), 0)
+	b.Put(blockOf("a v=1", "a v=2"), 0)
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
-	if b.waitRoom(short, 2, 10) {
+	if b.WaitRoom(short, 2, 10) {
 		t.Fatal("4 metrics fit in a buffer of 3")
 	}
-	if !b.waitRoom(ctx, 1, 10) {
+	if !b.WaitRoom(ctx, 1, 10) {
 		t.Fatal("3 metrics do not fit in a buffer of 3")
 	}
-	b.put(blockOf("a v=3"), 0)
-	if !b.full() {
+	b.Put(blockOf("a v=3"), 0)
+	if !b.Full() {
 		t.Fatal("buffer at its limit is not full")
 	}
 
 	// A reader waiting for room is woken when a batch is written.
 	got := make(chan bool, 1)
-	go func() { got <- b.waitRoom(ctx, 2, 10) }()
+	go func() { got <- b.WaitRoom(ctx, 2, 10) }()
 	select {
 	case <-got:
 		t.Fatal("waitRoom returned while the buffer is full")
 	case <-time.After(20 * time.Millisecond):
 	}
-	ps := b.next(2)
-	if len(ps) != 2 || string(ps[0].line) != "a v=1\n" {
+	ps := b.Next(2)
+	if len(ps) != 2 || string(ps[0].Bytes) != "a v=1\n" {
 		t.Fatalf("next = %+v", ps)
 	}
-	b.done(ps)
+	b.Done(ps)
 	select {
 	case ok := <-got:
 		if !ok {
@@ -61,60 +61,60 @@ func TestBufferBoundInMetrics(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("waitRoom not woken after done")
 	}
-	if m, _ := b.len(); m != 1 {
+	if m, _ := b.Len(); m != 1 {
 		t.Fatalf("len = %d, want 1", m)
 	}
 }
 
 func TestBufferBoundInBytes(t *testing.T) {
-	b := newBuffer(1000, 20, 10)
-	b.put(blockOf("a v=1", "a v=2"), 0) // 12 bytes
+	b := New(1000, 20, 10, nil)
+	b.Put(blockOf("a v=1", "a v=2"), 0) // 12 bytes
 	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if b.waitRoom(short, 1, 9) {
+	if b.WaitRoom(short, 1, 9) {
 		t.Fatal("21 bytes fit in 20")
 	}
-	if !b.waitRoom(context.Background(), 1, 8) {
+	if !b.WaitRoom(context.Background(), 1, 8) {
 		t.Fatal("20 bytes do not fit in 20")
 	}
 	// An empty buffer takes a block larger than its limits, or a huge read
 	// could never make progress.
-	e := newBuffer(1, 1, 1)
-	if !e.waitRoom(context.Background(), 5, 500) {
+	e := New(1, 1, 1, nil)
+	if !e.WaitRoom(context.Background(), 5, 500) {
 		t.Fatal("empty buffer refused an oversize block")
 	}
 }
 
 func TestBufferKeepsFailedAndOrder(t *testing.T) {
-	b := newBuffer(100, 1<<20, 3)
-	b.put(blockOf("a v=1", "a v=2", "a v=3", "a v=4"), 0)
-	first := b.next(3)
+	b := New(100, 1<<20, 3, nil)
+	b.Put(blockOf("a v=1", "a v=2", "a v=3", "a v=4"), 0)
+	first := b.Next(3)
 	// Only the middle entry was written (another bucket, say).
-	b.done(first[1:2])
-	if m, _ := b.len(); m != 4 {
+	b.Done(first[1:2])
+	if m, _ := b.Len(); m != 4 {
 		t.Fatalf("an entry behind an unwritten one left the queue: len %d", m)
 	}
-	again := b.next(3)
+	again := b.Next(3)
 	var lines []string
 	for _, p := range again {
-		lines = append(lines, strings.TrimSpace(string(p.line)))
+		lines = append(lines, strings.TrimSpace(string(p.Bytes)))
 	}
 	if strings.Join(lines, ",") != "a v=1,a v=3,a v=4" {
 		t.Fatalf("retry batch = %v", lines)
 	}
-	b.done(again)
-	if m, by := b.len(); m != 0 || by != 0 {
+	b.Done(again)
+	if m, by := b.Len(); m != 0 || by != 0 {
 		t.Fatalf("len = %d/%d after all done", m, by)
 	}
 }
 
 func TestBufferPopAcknowledgesSegments(t *testing.T) {
-	b := newBuffer(100, 1<<20, 10)
+	b := New(100, 1<<20, 10, nil)
 	var acked map[int64]int
 	b.onPop = func(s map[int64]int) { acked = s }
-	b.put(blockOf("a v=1", "a v=2"), 7)
-	b.put(blockOf("a v=3"), 8)
-	b.done(b.next(10))
+	b.Put(blockOf("a v=1", "a v=2"), 7)
+	b.Put(blockOf("a v=3"), 8)
+	b.Done(b.Next(10))
 	if acked[7] != 2 || acked[8] != 1 {
 		t.Fatalf("acked = %v", acked)
 	}
