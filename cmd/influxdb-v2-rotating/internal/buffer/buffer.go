@@ -31,7 +31,7 @@ type Buffer struct {
 	maxMetrics int
 	maxBytes   int
 	batchSize  int
-	// onPop is called (under no lock) with the segments of popped entries,
+	// onPop is called (under no lock) with the segments of popped lines,
 	// so the spool can acknowledge them.
 	onPop func(segs map[int64]int)
 
@@ -40,7 +40,7 @@ type Buffer struct {
 	head   int
 	bytes  int
 	unsent int
-	// space is closed and replaced whenever entries leave, waking a
+	// space is closed and replaced whenever lines leave, waking a
 	// reader waiting for room.
 	space chan struct{}
 	// ready receives a token when a full batch is waiting.
@@ -125,7 +125,7 @@ func (b *Buffer) Unsent() int {
 	return b.unsent
 }
 
-// Next returns up to max entries not yet written, oldest first.
+// Next returns up to max lines not yet written, oldest first.
 func (b *Buffer) Next(max int) []Line {
 	b.mu.Lock()
 	defer b.mu.Unlock()
