@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/flusher"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/testutil/capture"
 )
@@ -81,12 +82,12 @@ func (f *fakeBackend) WriteRaw(ctx context.Context, bucket string, lines []byte,
 	return nil
 }
 
-func (f *fakeBackend) judge(err error) verdict {
+func (f *fakeBackend) advise(err error) flusher.Advice {
 	var fe *fakeErr
 	if errors.As(err, &fe) {
-		return verdict{retry: fe.retry, wait: fe.wait}
+		return flusher.Advice{Retry: fe.retry, Wait: fe.wait}
 	}
-	return verdict{retry: true}
+	return flusher.Advice{Retry: true}
 }
 
 func (f *fakeBackend) lineOptions() lines.Options { return f.opts }

@@ -16,6 +16,7 @@ import (
 	// use at all. Other stores need only another import here.
 	_ "github.com/influxdata/telegraf/plugins/secretstores/docker"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/flusher"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
 	"github.com/influxrotate/influxrotate/rotation"
@@ -80,11 +81,11 @@ func (b pluginBackend) WriteRaw(ctx context.Context, bucket string, lines []byte
 	return b.p.WriteRaw(ctx, bucket, lines, count)
 }
 
-func (b pluginBackend) judge(err error) verdict {
-	v := verdict{retry: plugin.IsRetryable(err)}
+func (b pluginBackend) advise(err error) flusher.Advice {
+	v := flusher.Advice{Retry: plugin.IsRetryable(err)}
 	var we *plugin.WriteError
 	if errors.As(err, &we) {
-		v.wait = we.RetryAfter
+		v.Wait = we.RetryAfter
 	}
 	return v
 }

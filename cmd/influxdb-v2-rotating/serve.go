@@ -5,19 +5,23 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/flusher"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/pipeline"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
 
 // backend is the output behind the binary: the plugin in production, a
 // fake in unit tests.
 type backend interface {
-	sender
-	// judge decides whether a failed batch is kept or dropped.
-	judge(err error) verdict
+	flusher.Sender
+	// advise decides whether a failed batch is kept or dropped.
+	advise(err error) flusher.Advice
 	// lines.Options are the plugin options that change lines.
 	lineOptions() lines.Options
 	// statsFields are the plugin's internal_token_rotation fields.
@@ -57,14 +61,13 @@ func defaultSettings() settings {
 
 // server is one run of the binary.
 type server struct {
-	set      settings
-	be       backend
-	log      *slog.Logger
-	counters counters
-	buf      *buffer.Buffer
-	spool    *spool.Spool
-	pipe     *pipeline
-	flusher  *flusher
+	set     settings
+	be      backend
+	log     *slog.Logger
+	buf     *buffer.Buffer
+	spool   *spool.Spool
+	pipe    *pipeline.Pipeline
+	flusher *flusher.Flusher
 }
 
 func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*server, error) {
@@ -81,33 +84,23 @@ func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*se
 	s.buf = buffer.New(set.bufferLimit, set.bufferBytes, set.batchSize, onPop)
 	lo := be.lineOptions()
 	lo.MaxLineBytes = set.maxLineBytes
-	stdinH := lines.NewHandler(lo, log.With("input", "stdin"))
-	s.pipe = &pipeline{
-		lr:       lines.NewReader(stdin, stdinH),
-		stdinH:   stdinH,
-		replayH:  lines.NewHandler(lo, log.With("input", "spool")),
-		buf:      s.buf,
-		spool:    s.spool,
-		counters: &s.counters,
-		log:      log,
-	}
+	s.pipe = pipeline.New(pipeline.Config{Stdin: stdin, Options: lo, Buffer: s.buf, Spool: s.spool, Log: log})
 	if set.statsInterval > 0 && be.statsBucket() == "" {
 		log.Warn("the bucket option is empty, so internal statistics have nowhere to go; -stats-interval ignored")
 		set.statsInterval = 0
 		s.set.statsInterval = 0
 	}
-	s.flusher = &flusher{
-		buf:        s.buf,
-		send:       be,
-		judge:      be.judge,
-		batchSize:  set.batchSize,
-		interval:   set.flushInterval,
-		maxBackoff: max(set.flushInterval, time.Second),
-		log:        log,
-		counters:   &s.counters,
-		statsEvery: set.statsInterval,
-		statsPoint: s.statsPoint,
-	}
+	s.flusher = flusher.New(flusher.Config{
+		Buffer:     s.buf,
+		Sender:     be,
+		Advise:     be.advise,
+		BatchSize:  set.batchSize,
+		Interval:   set.flushInterval,
+		MaxBackoff: max(set.flushInterval, time.Second),
+		Log:        log,
+		StatsEvery: set.statsInterval,
+		StatsPoint: s.statsPoint,
+	})
 	return s, nil
 }
 
@@ -119,13 +112,14 @@ func (s *server) fields() map[string]int64 {
 		f = make(map[string]int64)
 	}
 	metrics, bytes := s.buf.Len()
-	f["execd_lines_read"] = s.counters.linesRead.Load()
-	f["execd_lines_malformed"] = s.pipe.stdinH.Malformed() + s.pipe.replayH.Malformed()
-	f["execd_malformed_unlogged"] = s.pipe.stdinH.Unlogged() + s.pipe.replayH.Unlogged()
-	f["execd_metrics_written"] = s.counters.written.Load()
-	f["execd_metrics_dropped"] = s.counters.dropped.Load()
-	f["execd_metrics_replayed"] = s.counters.replayed.Load()
-	f["execd_write_failures"] = s.counters.writeFailures.Load()
+	f["execd_lines_read"] = s.pipe.LinesRead.Load()
+	malformed, unlogged := s.pipe.Malformed()
+	f["execd_lines_malformed"] = malformed
+	f["execd_malformed_unlogged"] = unlogged
+	f["execd_metrics_written"] = s.flusher.Counters.Written.Load()
+	f["execd_metrics_dropped"] = s.flusher.Counters.Dropped.Load()
+	f["execd_metrics_replayed"] = s.pipe.Replayed.Load()
+	f["execd_write_failures"] = s.flusher.Counters.WriteFailures.Load()
 	f["execd_buffer_metrics"] = int64(metrics)
 	f["execd_buffer_bytes"] = int64(bytes)
 	return f
@@ -143,16 +137,16 @@ func (s *server) run(ctx context.Context, hup <-chan struct{}) int {
 	defer cancelFlush()
 	stopFlush := make(chan struct{})
 	left := make(chan int, 1)
-	go func() { left <- s.flusher.run(flushCtx, stopFlush) }()
+	go func() { left <- s.flusher.Run(flushCtx, stopFlush) }()
 
 	ingestCtx, cancelIngest := context.WithCancel(ctx)
 	defer cancelIngest()
 	ingestErr := make(chan error, 1)
 	go func() {
-		if err := s.pipe.replay(ingestCtx); err != nil {
+		if err := s.pipe.Replay(ingestCtx); err != nil {
 			s.log.Error("spool replay failed", "error", err.Error())
 		}
-		ingestErr <- s.pipe.ingest(ingestCtx)
+		ingestErr <- s.pipe.Ingest(ingestCtx)
 	}()
 
 	code := 0
@@ -181,14 +175,14 @@ wait:
 	cancelIngest()
 	deadline := time.AfterFunc(s.set.shutdownTimeout, cancelFlush)
 	defer deadline.Stop()
-	lost := s.pipe.stop()
+	lost := s.pipe.Stop()
 	close(stopFlush)
 	remaining := <-left
 	deadline.Stop()
 
 	switch {
 	case remaining == 0 && lost == 0:
-		s.log.Info("all metrics written", "written", s.counters.written.Load())
+		s.log.Info("all metrics written", "written", s.flusher.Counters.Written.Load())
 	case s.spool != nil:
 		s.log.Warn("shutdown deadline reached; unsent metrics stay in the spool for the next start",
 			"metrics", s.spool.Unacked(), "spool_dir", s.set.spoolDir)
@@ -205,4 +199,21 @@ wait:
 		s.log.Warn("closing the output", "error", err.Error())
 	}
 	return code
+}
+
+// statsLine encodes one internal_token_rotation point.
+func statsLine(tags map[string]string, fields map[string]int64, now time.Time) []byte {
+	var enc lineprotocol.Encoder
+	enc.SetPrecision(lineprotocol.Nanosecond)
+	enc.StartLine("internal_token_rotation")
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		if tags[k] != "" {
+			enc.AddTag(k, tags[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		enc.AddField(k, lineprotocol.IntValue(fields[k]))
+	}
+	enc.EndLine(now)
+	return enc.Bytes()
 }

@@ -78,7 +78,7 @@ func TestServeKeepsFailedBatchesUntilTheServerRecovers(t *testing.T) {
 	writeLines(t, r.stdin, 0, 50)
 	wait.For(t, 10*time.Second, "all lines stored", func() bool { return len(be.storedLines()) == 50 })
 	wantAll(t, be.storedLines(), 0, 50)
-	if got := r.srv.counters.writeFailures.Load(); got != 5 {
+	if got := r.srv.flusher.Counters.WriteFailures.Load(); got != 5 {
 		t.Fatalf("write failures = %d, want 5", got)
 	}
 	wait.For(t, 5*time.Second, "the recovery logged", func() bool {
@@ -142,8 +142,8 @@ func TestServeDropsOnlyWhatTheServerRefuses(t *testing.T) {
 	if len(got) != 20 || got[9] != lp(9) || got[10] != lp(20) {
 		t.Fatalf("stored %d: %q", len(got), got)
 	}
-	if r.srv.counters.dropped.Load() != 10 {
-		t.Fatalf("dropped = %d, want 10", r.srv.counters.dropped.Load())
+	if r.srv.flusher.Counters.Dropped.Load() != 10 {
+		t.Fatalf("dropped = %d, want 10", r.srv.flusher.Counters.Dropped.Load())
 	}
 	if !strings.Contains(r.logs.String(), "field type conflict") {
 		t.Fatalf("server message not logged:\n%s", r.logs)
@@ -194,8 +194,8 @@ func TestServeSpoolKeepsWhatCouldNotBeSent(t *testing.T) {
 	r2.stdin.Close()
 	r2.exit(t, 10*time.Second)
 	wantAll(t, be2.storedLines(), 0, 40)
-	if r2.srv.counters.replayed.Load() != 35 {
-		t.Fatalf("replayed %d", r2.srv.counters.replayed.Load())
+	if r2.srv.pipe.Replayed.Load() != 35 {
+		t.Fatalf("replayed %d", r2.srv.pipe.Replayed.Load())
 	}
 	// Everything written: the spool is empty.
 	paths, _ := spool.SegmentPaths(dir)

@@ -1,58 +1,74 @@
-package main
+// Package flusher writes the execd binary's buffer to InfluxDB in
+// batches, keeping a failed batch (and the order of those behind it) until
+// it is written or refused for good.
+package flusher
 
 import (
 	"context"
 	"log/slog"
-	"maps"
-	"slices"
 	"sync/atomic"
 	"time"
 
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
 )
 
-// sender posts serialised line protocol. The plugin's *InfluxDB satisfies
+// Sender posts serialised line protocol. The plugin's *InfluxDB satisfies
 // it; tests use a fake.
-type sender interface {
+type Sender interface {
 	WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error
 }
 
-// verdict says what to do with a batch after a failed write.
-type verdict struct {
-	// retry keeps the batch; otherwise it is dropped (400/422).
-	retry bool
-	// wait is the server's or the plugin's delay before the next attempt,
+// Advice says what to do with a batch after a failed write.
+type Advice struct {
+	// Retry keeps the batch; otherwise it is dropped (400/422).
+	Retry bool
+	// Wait is the server's or the plugin's delay before the next attempt,
 	// 0 when it gave none.
-	wait time.Duration
+	Wait time.Duration
 }
 
-// counters are the binary's own statistics, reported with the plugin's.
-type counters struct {
-	linesRead     atomic.Int64
-	written       atomic.Int64
-	dropped       atomic.Int64
-	writeFailures atomic.Int64
-	replayed      atomic.Int64
+// Counters are the flusher's statistics, reported with the plugin's.
+type Counters struct {
+	Written       atomic.Int64
+	Dropped       atomic.Int64
+	WriteFailures atomic.Int64
 }
 
-// flusher writes the buffer in batches: when a batch is full, and every
-// flush interval for what is there.
-type flusher struct {
-	buf       *buffer.Buffer
-	send      sender
-	judge     func(error) verdict
-	batchSize int
-	interval  time.Duration
-	// maxBackoff caps the wait between attempts when the plugin gives no
+// Config is what a Flusher writes, where, and how often.
+type Config struct {
+	Buffer *buffer.Buffer
+	Sender Sender
+	// Advise decides whether a failed batch is kept or dropped.
+	Advise    func(error) Advice
+	BatchSize int
+	// Interval is the flush interval: what is buffered is written at
+	// least this often.
+	Interval time.Duration
+	// MaxBackoff caps the wait between attempts when the plugin gives no
 	// delay of its own.
+	MaxBackoff time.Duration
+	Log        *slog.Logger
+	// StatsEvery writes the statistics point StatsPoint returns this often
+	// (0: never).
+	StatsEvery time.Duration
+	StatsPoint func(now time.Time) (bucket string, line []byte)
+}
+
+// Flusher writes the buffer in batches: when a batch is full, and every
+// flush interval for what is there.
+type Flusher struct {
+	buf        *buffer.Buffer
+	send       Sender
+	advise     func(error) Advice
+	batchSize  int
+	interval   time.Duration
 	maxBackoff time.Duration
 	log        *slog.Logger
-	counters   *counters
-
-	// statsEvery writes the statistics point this often (0: never).
 	statsEvery time.Duration
 	statsPoint func(now time.Time) (bucket string, line []byte)
+
+	// Counters count what was written, dropped and retried.
+	Counters Counters
 
 	attempt      int
 	failingSince time.Time
@@ -61,10 +77,25 @@ type flusher struct {
 	wake <-chan struct{}
 }
 
-// run flushes until stop is closed, then drains the buffer until it is
+// New returns a Flusher for cfg; Run starts it.
+func New(cfg Config) *Flusher {
+	return &Flusher{
+		buf:        cfg.Buffer,
+		send:       cfg.Sender,
+		advise:     cfg.Advise,
+		batchSize:  cfg.BatchSize,
+		interval:   cfg.Interval,
+		maxBackoff: cfg.MaxBackoff,
+		log:        cfg.Log,
+		statsEvery: cfg.StatsEvery,
+		statsPoint: cfg.StatsPoint,
+	}
+}
+
+// Run flushes until stop is closed, then drains the buffer until it is
 // empty or ctx ends (the shutdown deadline), and returns how many metrics
 // are left unsent.
-func (f *flusher) run(ctx context.Context, stop <-chan struct{}) int {
+func (f *Flusher) Run(ctx context.Context, stop <-chan struct{}) int {
 	ticker := time.NewTicker(f.interval)
 	defer ticker.Stop()
 	var statsC <-chan time.Time
@@ -102,7 +133,7 @@ loop:
 // flush writes full batches, and with all the last partial one too. A
 // failed batch is retried, after a backoff, until it is written or ctx
 // ends: later batches wait behind it, so the order is kept.
-func (f *flusher) flush(ctx context.Context, all bool) {
+func (f *Flusher) flush(ctx context.Context, all bool) {
 	for ctx.Err() == nil {
 		ps := f.buf.Next(f.batchSize)
 		if len(ps) == 0 || (!all && len(ps) < f.batchSize) {
@@ -118,7 +149,7 @@ func (f *flusher) flush(ctx context.Context, all bool) {
 
 // writeBatch writes ps, one request per bucket. It reports whether a
 // retryable failure stopped it and how long to wait.
-func (f *flusher) writeBatch(ctx context.Context, ps []buffer.Line) (time.Duration, bool) {
+func (f *Flusher) writeBatch(ctx context.Context, ps []buffer.Line) (time.Duration, bool) {
 	order, groups := groupByBucket(ps)
 	for _, bucket := range order {
 		g := groups[bucket]
@@ -140,28 +171,28 @@ func (f *flusher) writeBatch(ctx context.Context, ps []buffer.Line) (time.Durati
 					"outage", time.Since(f.failingSince).Round(time.Millisecond).String())
 			}
 			f.attempt = 0
-			f.counters.written.Add(int64(len(g)))
+			f.Counters.Written.Add(int64(len(g)))
 			f.buf.Done(g)
 			continue
 		}
-		v := f.judge(err)
+		v := f.advise(err)
 		if ctx.Err() != nil {
 			// Cut short by the deadline: nothing was decided about the batch.
-			v.retry = true
+			v.Retry = true
 		}
-		if !v.retry {
-			f.counters.dropped.Add(int64(len(g)))
+		if !v.Retry {
+			f.Counters.Dropped.Add(int64(len(g)))
 			f.log.Error("dropped a batch the server refused", "metrics", len(g), "bucket", bucket, "error", err.Error())
 			f.buf.Done(g)
 			continue
 		}
-		f.counters.writeFailures.Add(1)
+		f.Counters.WriteFailures.Add(1)
 		f.attempt++
 		now := time.Now()
 		if f.attempt == 1 {
 			f.failingSince = now
 		}
-		wait := max(v.wait, f.backoff())
+		wait := max(v.Wait, f.backoff())
 		// Every stderr line shows up as an error in Telegraf's log: the
 		// first failures are logged, then one line a minute.
 		if ctx.Err() == nil && (f.attempt <= 3 || now.Sub(f.lastFailLog) >= time.Minute) {
@@ -203,7 +234,7 @@ func groupByBucket(ps []buffer.Line) ([]string, map[string][]buffer.Line) {
 
 // backoff doubles from 250ms up to maxBackoff: quick recovery from a blip,
 // no hammering of a server that is down.
-func (f *flusher) backoff() time.Duration {
+func (f *Flusher) backoff() time.Duration {
 	d := 250 * time.Millisecond
 	for i := 1; i < f.attempt && d < f.maxBackoff; i++ {
 		d *= 2
@@ -211,7 +242,7 @@ func (f *flusher) backoff() time.Duration {
 	return min(d, f.maxBackoff)
 }
 
-func (f *flusher) writeStats(ctx context.Context) {
+func (f *Flusher) writeStats(ctx context.Context) {
 	bucket, line := f.statsPoint(time.Now())
 	if err := f.send.WriteRaw(ctx, bucket, line, 1); err != nil {
 		// Statistics are not worth buffering: the next ones supersede them.
@@ -234,21 +265,4 @@ func sleep(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
 	case <-wake:
 		return false
 	}
-}
-
-// statsLine encodes one internal_token_rotation point.
-func statsLine(tags map[string]string, fields map[string]int64, now time.Time) []byte {
-	var enc lineprotocol.Encoder
-	enc.SetPrecision(lineprotocol.Nanosecond)
-	enc.StartLine("internal_token_rotation")
-	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		if tags[k] != "" {
-			enc.AddTag(k, tags[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		enc.AddField(k, lineprotocol.IntValue(fields[k]))
-	}
-	enc.EndLine(now)
-	return enc.Bytes()
 }

@@ -1,4 +1,6 @@
-package main
+// Package pipeline moves what the execd binary reads from stdin (and, at
+// start, what the spool kept) through the spool into the buffer.
+package pipeline
 
 import (
 	"context"
@@ -6,22 +8,37 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 )
 
-// pipeline moves what is read from stdin (and, at start, what the spool
+// Config is where a Pipeline reads and what it fills.
+type Config struct {
+	// Stdin is the input; its lines are checked by a Handler with Options.
+	Stdin   io.Reader
+	Options lines.Options
+	Buffer  *buffer.Buffer
+	Spool   *spool.Spool // nil without spool_dir
+	Log     *slog.Logger
+}
+
+// Pipeline moves what is read from stdin (and, at start, what the spool
 // kept) into the buffer.
-type pipeline struct {
-	lr       *lines.Reader
-	stdinH   *lines.Handler // lr's
-	replayH  *lines.Handler
-	buf      *buffer.Buffer
-	spool    *spool.Spool // nil without spool_dir
-	counters *counters
-	log      *slog.Logger
+type Pipeline struct {
+	lr      *lines.Reader
+	stdinH  *lines.Handler // lr's
+	replayH *lines.Handler
+	buf     *buffer.Buffer
+	spool   *spool.Spool // nil without spool_dir
+	log     *slog.Logger
+
+	// LinesRead counts the valid lines read from stdin, Replayed those
+	// buffered again from the spool.
+	LinesRead atomic.Int64
+	Replayed  atomic.Int64
 
 	// busy is held while a block is being spooled and buffered, so that
 	// shutdown never closes the spool under it.
@@ -32,9 +49,28 @@ type pipeline struct {
 	lost int64
 }
 
-// replay buffers what the spool kept from an earlier run. It stops early,
+// New returns a Pipeline for cfg.
+func New(cfg Config) *Pipeline {
+	stdinH := lines.NewHandler(cfg.Options, cfg.Log.With("input", "stdin"))
+	return &Pipeline{
+		lr:      lines.NewReader(cfg.Stdin, stdinH),
+		stdinH:  stdinH,
+		replayH: lines.NewHandler(cfg.Options, cfg.Log.With("input", "spool")),
+		buf:     cfg.Buffer,
+		spool:   cfg.Spool,
+		log:     cfg.Log,
+	}
+}
+
+// Malformed is the number of malformed lines dropped, from stdin and the
+// spool, and how many of them were not logged one by one.
+func (p *Pipeline) Malformed() (dropped, unlogged int64) {
+	return p.stdinH.Malformed() + p.replayH.Malformed(), p.stdinH.Unlogged() + p.replayH.Unlogged()
+}
+
+// Replay buffers what the spool kept from an earlier run. It stops early,
 // leaving the rest in the spool, when ctx ends.
-func (p *pipeline) replay(ctx context.Context) error {
+func (p *Pipeline) Replay(ctx context.Context) error {
 	if p.spool == nil {
 		return nil
 	}
@@ -53,20 +89,20 @@ func (p *pipeline) replay(ctx context.Context) error {
 		}
 		p.spool.Hold(seg, n)
 		p.buf.Put(blk, seg)
-		p.counters.replayed.Add(int64(n))
+		p.Replayed.Add(int64(n))
 		return true
 	})
 	if st.Segments > 0 {
 		p.log.Info("replayed the spool", "segments", st.Segments, "records", st.Records,
-			"metrics", p.counters.replayed.Load(), "corrupt_records", st.Corrupt, "torn_bytes", st.TornBytes)
+			"metrics", p.Replayed.Load(), "corrupt_records", st.Corrupt, "torn_bytes", st.TornBytes)
 	}
 	return err
 }
 
-// ingest reads stdin until its end, a read error, or ctx ends. Each read is
+// Ingest reads stdin until its end, a read error, or ctx ends. Each read is
 // spooled (and fsynced) and buffered before the next read, so what was read
 // is safe before more is taken from the pipe.
-func (p *pipeline) ingest(ctx context.Context) error {
+func (p *Pipeline) Ingest(ctx context.Context) error {
 	for {
 		blk := &lines.Block{}
 		err := p.lr.Next(blk)
@@ -84,7 +120,7 @@ func (p *pipeline) ingest(ctx context.Context) error {
 
 // accept spools and buffers one block, waiting for room in the buffer.
 // It returns false once the pipeline is shutting down.
-func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
+func (p *Pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 	p.busy.Lock()
 	defer p.busy.Unlock()
 	n := blk.Count()
@@ -98,7 +134,7 @@ func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 	if n == 0 {
 		return ctx.Err() == nil
 	}
-	p.counters.linesRead.Add(int64(n))
+	p.LinesRead.Add(int64(n))
 	room := p.buf.WaitRoom(ctx, n, len(blk.Out))
 	var seg int64
 	if p.spool != nil {
@@ -120,9 +156,9 @@ func (p *pipeline) accept(ctx context.Context, blk *lines.Block) bool {
 	return ctx.Err() == nil
 }
 
-// stop makes the pipeline refuse further blocks, after the one being
+// Stop makes the pipeline refuse further blocks, after the one being
 // handled (which ctx's end hurries) is spooled or buffered.
-func (p *pipeline) stop() (lost int64) {
+func (p *Pipeline) Stop() (lost int64) {
 	p.busy.Lock()
 	defer p.busy.Unlock()
 	p.closed = true
