@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/linetest"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/testutil/sink"
 )
 
@@ -125,7 +125,7 @@ func proofBinaries(tb testing.TB) (ours, shim string) {
 
 // proofBlock is linetest.Realistic, written to stdin again and again; the
 // sink only counts, so repeats are fine.
-func proofBlock() []byte { return linetest.Realistic() }
+func proofBlock() []byte { return execdtest.Realistic() }
 
 // runPipeline starts bin, writes lines lines to its stdin, waits for it to
 // exit and returns the wall time and its peak RSS in bytes.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
-	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/linetest"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
@@ -157,7 +157,7 @@ func TestFastCheckRandomLines(t *testing.T) {
 func TestFastCheckTakesTelegrafLines(t *testing.T) {
 	lines := benchInput()
 	// The execd benchmark's lines: bools, strings, floats, ints.
-	lines = append(lines, bytes.Split(bytes.TrimSuffix(linetest.Realistic(), []byte{'\n'}), []byte{'\n'})...)
+	lines = append(lines, bytes.Split(bytes.TrimSuffix(execdtest.Realistic(), []byte{'\n'}), []byte{'\n'})...)
 	for _, l := range lines {
 		h := NewHandler(optsFrom(2), discard())
 		if _, rw, ok := h.fastCheck(l); !ok || rw {

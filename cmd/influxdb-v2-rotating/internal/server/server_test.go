@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
@@ -16,7 +17,7 @@ func writeLines(t *testing.T, w io.Writer, from, to int) {
 	t.Helper()
 	var b strings.Builder
 	for i := from; i < to; i++ {
-		b.WriteString(lp(i))
+		b.WriteString(execdtest.Line(i))
 		b.WriteByte('\n')
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -30,8 +31,8 @@ func wantAll(t *testing.T, got []string, from, to int) {
 		t.Fatalf("stored %d lines, want %d", len(got), to-from)
 	}
 	for i, l := range got {
-		if l != lp(from+i) {
-			t.Fatalf("line %d = %q, want %q (order or content changed)", i, l, lp(from+i))
+		if l != execdtest.Line(from+i) {
+			t.Fatalf("line %d = %q, want %q (order or content changed)", i, l, execdtest.Line(from+i))
 		}
 	}
 }
@@ -95,7 +96,7 @@ func TestServeBackpressureStopsReadingStdin(t *testing.T) {
 	be := newFake()
 	be.gate = make(chan struct{})
 	set := testSettings()
-	set.bufferLimit = 40
+	set.BufferLimit = 40
 	r := start(t, set, be)
 
 	wrote := make(chan struct{})
@@ -112,8 +113,8 @@ func TestServeBackpressureStopsReadingStdin(t *testing.T) {
 		t.Fatal("stdin was read past the buffer limit")
 	case <-time.After(100 * time.Millisecond):
 	}
-	if m, _ := r.srv.buf.Len(); m > set.bufferLimit {
-		t.Fatalf("buffer holds %d metrics, limit %d", m, set.bufferLimit)
+	if m, _ := r.srv.buf.Len(); m > set.BufferLimit {
+		t.Fatalf("buffer holds %d metrics, limit %d", m, set.BufferLimit)
 	}
 	close(be.gate) // the server is back
 	select {
@@ -139,7 +140,7 @@ func TestServeDropsOnlyWhatTheServerRefuses(t *testing.T) {
 	r.exit(t, 10*time.Second)
 	got := be.storedLines()
 	// The batch holding metric 13 (10..19) is dropped, nothing else.
-	if len(got) != 20 || got[9] != lp(9) || got[10] != lp(20) {
+	if len(got) != 20 || got[9] != execdtest.Line(9) || got[10] != execdtest.Line(20) {
 		t.Fatalf("stored %d: %q", len(got), got)
 	}
 	if r.srv.flusher.Counters.Dropped.Load() != 10 {
@@ -154,7 +155,7 @@ func TestServeShutdownDeadline(t *testing.T) {
 	be := newFake()
 	be.gate = make(chan struct{}) // the server never answers
 	set := testSettings()
-	set.shutdownTimeout = 300 * time.Millisecond
+	set.ShutdownTimeout = 300 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 25)
 	wait.For(t, 5*time.Second, "25 buffered", func() bool { m, _ := r.srv.buf.Len(); return m == 25 })
@@ -176,8 +177,8 @@ func TestServeSpoolKeepsWhatCouldNotBeSent(t *testing.T) {
 	be := newFake()
 	be.gate = make(chan struct{})
 	set := testSettings()
-	set.spoolDir = dir
-	set.shutdownTimeout = 200 * time.Millisecond
+	set.SpoolDir = dir
+	set.ShutdownTimeout = 200 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 35)
 	wait.For(t, 5*time.Second, "35 buffered", func() bool { m, _ := r.srv.buf.Len(); return m == 35 })
@@ -216,7 +217,7 @@ func TestServeSIGHUPReloads(t *testing.T) {
 func TestServeWritesItsStatistics(t *testing.T) {
 	be := newFake()
 	set := testSettings()
-	set.statsInterval = 20 * time.Millisecond
+	set.StatsInterval = 20 * time.Millisecond
 	r := start(t, set, be)
 	writeLines(t, r.stdin, 0, 3)
 	r.stdin.Write([]byte("garbage\n"))

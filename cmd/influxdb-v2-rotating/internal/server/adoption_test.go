@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"os"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
@@ -29,8 +30,8 @@ func TestServeReportsAdoption(t *testing.T) {
 			if err := os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "  client_id = \""+c.client+"\"\n  "+c.extra)
-			p, err := loadPlugin(conf)
+			conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "  client_id = \""+c.client+"\"\n  "+c.extra)
+			p, err := LoadPlugin(conf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,8 +39,8 @@ func TestServeReportsAdoption(t *testing.T) {
 				t.Fatal(err)
 			}
 			set := testSettings()
-			set.clientID = p.ClientID
-			r := start(t, set, pluginBackend{p: p})
+			set.ClientID = p.ClientID
+			r := start(t, set, PluginBackend{Plugin: p})
 			before := len(srv.Points())
 			writeLines(t, r.stdin, 0, 25)
 			r.stdin.Close()

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/models"
@@ -19,7 +18,6 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/flusher"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
-	"github.com/influxrotate/influxrotate/rotation"
 )
 
 const pluginName = "influxdb_v2_rotating"
@@ -27,7 +25,7 @@ const pluginName = "influxdb_v2_rotating"
 // loadPlugin reads the config file with Telegraf's own loader, so that
 // environment variables, secret stores and the "option not used" errors
 // behave exactly as in telegraf.conf, and returns the initialised plugin.
-func loadPlugin(path string) (*plugin.InfluxDB, error) {
+func LoadPlugin(path string) (*plugin.InfluxDB, error) {
 	if path == "" {
 		return nil, errors.New("-config: missing; the binary needs a file holding one [[outputs.influxdb_v2_rotating]] block")
 	}
@@ -72,16 +70,16 @@ func loadPlugin(path string) (*plugin.InfluxDB, error) {
 	return p, nil
 }
 
-// pluginBackend adapts the plugin to the binary.
-type pluginBackend struct {
-	p *plugin.InfluxDB
+// PluginBackend adapts the plugin to the binary.
+type PluginBackend struct {
+	Plugin *plugin.InfluxDB
 }
 
-func (b pluginBackend) WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error {
-	return b.p.WriteRaw(ctx, bucket, lines, count)
+func (b PluginBackend) WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error {
+	return b.Plugin.WriteRaw(ctx, bucket, lines, count)
 }
 
-func (b pluginBackend) advise(err error) flusher.Advice {
+func (b PluginBackend) advise(err error) flusher.Advice {
 	v := flusher.Advice{Retry: plugin.IsRetryable(err)}
 	var we *plugin.WriteError
 	if errors.As(err, &we) {
@@ -90,57 +88,18 @@ func (b pluginBackend) advise(err error) flusher.Advice {
 	return v
 }
 
-func (b pluginBackend) lineOptions() lines.Options {
-	return lines.Options{Options: b.p.LineOptions(), DefaultBucket: b.p.Bucket}
+func (b PluginBackend) lineOptions() lines.Options {
+	return lines.Options{Options: b.Plugin.LineOptions(), DefaultBucket: b.Plugin.Bucket}
 }
 
-func (b pluginBackend) statsFields() map[string]int64 { return b.p.StatsFields() }
+func (b PluginBackend) statsFields() map[string]int64 { return b.Plugin.StatsFields() }
 
-func (b pluginBackend) statsBucket() string { return b.p.Bucket }
+func (b PluginBackend) statsBucket() string { return b.Plugin.Bucket }
 
-func (b pluginBackend) reload(ctx context.Context) {
-	if r := b.p.Rotator(); r != nil {
+func (b PluginBackend) reload(ctx context.Context) {
+	if r := b.Plugin.Rotator(); r != nil {
 		r.Reload(ctx)
 	}
 }
 
-func (b pluginBackend) close() error { return b.p.Close() }
-
-// check probes the active token at every URL with the plugin's own Check,
-// which sends through the writers themselves, and returns a readable
-// verdict.
-func check(ctx context.Context, p *plugin.InfluxDB) (string, bool) {
-	cred, results, err := p.Check(ctx)
-	if err != nil {
-		return "FAIL: " + err.Error(), false
-	}
-	var lines []string
-	ok := true
-	for _, r := range results {
-		target := fmt.Sprintf("org %q bucket %q at %s", p.Organization, p.Bucket, r.URL)
-		if r.Verdict == rotation.VerdictValid {
-			lines = append(lines, fmt.Sprintf("OK: %s may write to %s (%d in %s)", cred, target, r.Status, r.Duration.Round(time.Millisecond)))
-			continue
-		}
-		ok = false
-		msg := r.Message
-		if msg != "" {
-			msg = ": " + msg
-		}
-		lines = append(lines, fmt.Sprintf("FAIL: %s cannot write to %s: %s (status %d)%s", cred, target, verdictText(r.Verdict), r.Status, msg))
-	}
-	return strings.Join(lines, "\n"), ok
-}
-
-func verdictText(v rotation.Verdict) string {
-	switch v {
-	case rotation.VerdictRefused:
-		return "the server does not know this token"
-	case rotation.VerdictForbidden:
-		return "the token may not write there (inactive or missing permission)"
-	case rotation.VerdictNotFound:
-		return "the organization or bucket does not exist"
-	default:
-		return "the server could not be asked"
-	}
-}
+func (b PluginBackend) close() error { return b.Plugin.Close() }

@@ -1,15 +1,16 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/server"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
@@ -17,7 +18,7 @@ import (
 func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code = realMain(args, strings.NewReader(""), &o, &e)
+	code = Main("", args, strings.NewReader(""), &o, &e)
 	return code, o.String(), e.String()
 }
 
@@ -51,15 +52,6 @@ func TestBadFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, errOut)
 		}
 	}
-}
-
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "influxdb_v2_rotating.conf")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestBadConfig(t *testing.T) {
@@ -107,7 +99,7 @@ func TestBadConfig(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			args := []string{"-check"}
 			if c.conf != "" {
-				args = append(args, "-config", writeFile(t, c.conf))
+				args = append(args, "-config", execdtest.WriteFile(t, c.conf))
 			}
 			code, _, errOut := runMain(t, args...)
 			if code != 1 || !strings.Contains(errOut, c.want) {
@@ -130,13 +122,13 @@ func TestCheckProbesTheToken(t *testing.T) {
 	os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600)
 	// Environment variables expand as in telegraf.conf.
 	t.Setenv("E2E_BUCKET", "telemetry")
-	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "${E2E_BUCKET}", "")
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "${E2E_BUCKET}", "")
 
 	code, out, errOut := runMain(t, "-check", "-config", conf)
 	if code != 0 || !strings.Contains(out, "OK: token sha256:") || !strings.Contains(out, `bucket "telemetry"`) {
 		t.Fatalf("valid token: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
 
 	if err := srv.DeleteAuthorization(auth.ID); err != nil {
 		t.Fatal(err)
@@ -145,42 +137,14 @@ func TestCheckProbesTheToken(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "FAIL") {
 		t.Fatalf("revoked token: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	noSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
-}
-
-// TestE2ECheckWithSecretStore reads the token through a Telegraf secret
-// store, which Telegraf's execd shim cannot do. It runs the binary: Telegraf
-// keeps secrets in process-wide state that a second config load in the same
-// process trips over.
-func TestE2ECheckWithSecretStore(t *testing.T) {
-	bin := execdBinary(t)
-	srv := influxv2.NewTest(t, influxv2.Options{})
-	auth := srv.WriteAuthorization("acme", "telemetry")
-	secrets := t.TempDir()
-	os.WriteFile(filepath.Join(secrets, "influx_token"), []byte(auth.Token), 0o600)
-	conf := writeFile(t, `[[secretstores.docker]]
-  id = "files"
-  path = "`+secrets+`"
-  dynamic = true
-
-[[outputs.influxdb_v2_rotating]]
-  urls = ["`+srv.URL()+`"]
-  token = "@{files:influx_token}"
-  organization = "acme"
-  bucket = "telemetry"
-`)
-	out, err := exec.Command(bin, "-check", "-config", conf).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK: token sha256:") {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	noSecrets(t, map[string]string{"-check": string(out)}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"stdout": out, "stderr": errOut}, auth.Token)
 }
 
 // TestConfigBareIntegerDurationsAreSeconds: the config file is read by
 // Telegraf's loader, so a bare integer duration is seconds, as in the
 // plugin and the controller.
 func TestConfigBareIntegerDurationsAreSeconds(t *testing.T) {
-	p, err := loadPlugin(writeFile(t, `[[outputs.influxdb_v2_rotating]]
+	p, err := server.LoadPlugin(execdtest.WriteFile(t, `[[outputs.influxdb_v2_rotating]]
   token_file = "/nonexistent"
   token_reread_interval = 90
   probe_timeout = 2.5
@@ -244,10 +208,10 @@ func TestStartRecoversATornAuditLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", fmt.Sprintf("  audit_log = %q\n", audit))
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", fmt.Sprintf("  audit_log = %q\n", audit))
 
 	var o, e bytes.Buffer
-	code := realMain([]string{"-config", conf, "-stats-interval", "0"}, strings.NewReader(lp(1)+"\n"), &o, &e)
+	code := Main("", []string{"-config", conf, "-stats-interval", "0"}, strings.NewReader(execdtest.Line(1)+"\n"), &o, &e)
 	if code != 0 {
 		t.Fatalf("exit %d with a torn audit line, stderr %q", code, e.String())
 	}
@@ -269,5 +233,5 @@ func TestStartRecoversATornAuditLine(t *testing.T) {
 	if err != nil || len(sum.Recoveries) != 1 || sum.Recoveries[0].Seq != 2 {
 		t.Fatalf("audit log after the start: %+v, %v; want valid with the recovery at seq 2", sum, err)
 	}
-	noSecrets(t, map[string]string{"stdout": o.String(), "stderr": e.String()}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"stdout": o.String(), "stderr": e.String()}, auth.Token)
 }

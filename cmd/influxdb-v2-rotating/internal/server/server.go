@@ -1,7 +1,9 @@
-package main
+package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -33,35 +35,59 @@ type backend interface {
 	close() error
 }
 
-// settings are the binary's own options (flags), as opposed to the plugin's
+// Settings are the binary's own options (flags), as opposed to the plugin's
 // (config file).
-type settings struct {
-	batchSize       int
-	flushInterval   time.Duration
-	bufferLimit     int
-	bufferBytes     int
-	spoolDir        string
-	statsInterval   time.Duration
-	shutdownTimeout time.Duration
-	maxLineBytes    int
-	clientID        string
+type Settings struct {
+	BatchSize       int
+	FlushInterval   time.Duration
+	BufferLimit     int
+	BufferBytes     int
+	SpoolDir        string
+	StatsInterval   time.Duration
+	ShutdownTimeout time.Duration
+	MaxLineBytes    int
+	ClientID        string
 }
 
-func defaultSettings() settings {
-	return settings{
-		batchSize:       1000,
-		flushInterval:   10 * time.Second,
-		bufferLimit:     10000,
-		bufferBytes:     32 << 20,
-		statsInterval:   60 * time.Second,
-		shutdownTimeout: 4 * time.Second,
-		maxLineBytes:    lines.DefaultMaxLineBytes,
+func DefaultSettings() Settings {
+	return Settings{
+		BatchSize:       1000,
+		FlushInterval:   10 * time.Second,
+		BufferLimit:     10000,
+		BufferBytes:     32 << 20,
+		StatsInterval:   60 * time.Second,
+		ShutdownTimeout: 4 * time.Second,
+		MaxLineBytes:    lines.DefaultMaxLineBytes,
 	}
 }
 
+// Validate checks the Settings; every error names the flag at fault.
+func (s Settings) Validate() error {
+	switch {
+	case s.BatchSize <= 0:
+		return errors.New("-batch-size: must be positive")
+	case s.FlushInterval <= 0:
+		return errors.New("-flush-interval: must be positive")
+	case s.BufferLimit < s.BatchSize:
+		return fmt.Errorf("-buffer-limit: must be at least -batch-size (%d)", s.BatchSize)
+	case s.BufferBytes <= 0:
+		return errors.New("-buffer-bytes: must be positive")
+	case s.StatsInterval < 0:
+		return errors.New("-stats-interval: must not be negative")
+	case s.ShutdownTimeout <= 0:
+		return errors.New("-shutdown-timeout: must be positive")
+	case s.MaxLineBytes <= 0:
+		return errors.New("-max-line-bytes: must be positive")
+	case s.MaxLineBytes > spool.MaxRecordBytes/2:
+		// One read of stdin, a partial line and all, is one spool record.
+		return fmt.Errorf("-max-line-bytes: at most %d", spool.MaxRecordBytes/2)
+	}
+	return nil
+}
+
 // server is one run of the binary.
-type server struct {
-	set     settings
+type Server struct {
+	set     Settings
 	be      backend
 	log     *slog.Logger
 	buf     *buffer.Buffer
@@ -70,35 +96,35 @@ type server struct {
 	flusher *flusher.Flusher
 }
 
-func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*server, error) {
-	s := &server{set: set, be: be, log: log}
+func New(set Settings, be backend, stdin io.Reader, log *slog.Logger) (*Server, error) {
+	s := &Server{set: set, be: be, log: log}
 	var onPop func(map[int64]int)
-	if set.spoolDir != "" {
-		sp, err := spool.Open(set.spoolDir, log)
+	if set.SpoolDir != "" {
+		sp, err := spool.Open(set.SpoolDir, log)
 		if err != nil {
 			return nil, err
 		}
 		s.spool = sp
 		onPop = sp.Ack
 	}
-	s.buf = buffer.New(set.bufferLimit, set.bufferBytes, set.batchSize, onPop)
+	s.buf = buffer.New(set.BufferLimit, set.BufferBytes, set.BatchSize, onPop)
 	lo := be.lineOptions()
-	lo.MaxLineBytes = set.maxLineBytes
+	lo.MaxLineBytes = set.MaxLineBytes
 	s.pipe = pipeline.New(pipeline.Config{Stdin: stdin, Options: lo, Buffer: s.buf, Spool: s.spool, Log: log})
-	if set.statsInterval > 0 && be.statsBucket() == "" {
+	if set.StatsInterval > 0 && be.statsBucket() == "" {
 		log.Warn("the bucket option is empty, so internal statistics have nowhere to go; -stats-interval ignored")
-		set.statsInterval = 0
-		s.set.statsInterval = 0
+		set.StatsInterval = 0
+		s.set.StatsInterval = 0
 	}
 	s.flusher = flusher.New(flusher.Config{
 		Buffer:     s.buf,
 		Sender:     be,
 		Advise:     be.advise,
-		BatchSize:  set.batchSize,
-		Interval:   set.flushInterval,
-		MaxBackoff: max(set.flushInterval, time.Second),
+		BatchSize:  set.BatchSize,
+		Interval:   set.FlushInterval,
+		MaxBackoff: max(set.FlushInterval, time.Second),
 		Log:        log,
-		StatsEvery: set.statsInterval,
+		StatsEvery: set.StatsInterval,
 		StatsPoint: s.statsPoint,
 	})
 	return s, nil
@@ -106,7 +132,7 @@ func newServer(set settings, be backend, stdin io.Reader, log *slog.Logger) (*se
 
 // fields are the statistics reported as internal_token_rotation: the
 // plugin's own, under its names, and the binary's pipeline counters.
-func (s *server) fields() map[string]int64 {
+func (s *Server) fields() map[string]int64 {
 	f := maps.Clone(s.be.statsFields())
 	if f == nil {
 		f = make(map[string]int64)
@@ -125,14 +151,14 @@ func (s *server) fields() map[string]int64 {
 	return f
 }
 
-func (s *server) statsPoint(now time.Time) (string, []byte) {
-	tags := map[string]string{"client_id": s.set.clientID, "output": "influxdb_v2_rotating", "mode": "execd"}
+func (s *Server) statsPoint(now time.Time) (string, []byte) {
+	tags := map[string]string{"client_id": s.set.ClientID, "output": "influxdb_v2_rotating", "mode": "execd"}
 	return s.be.statsBucket(), statsLine(tags, s.fields(), now)
 }
 
 // run serves until stdin ends or ctx ends (SIGTERM), then flushes within
 // the shutdown deadline. It returns the process exit code.
-func (s *server) run(ctx context.Context, hup <-chan struct{}) int {
+func (s *Server) Run(ctx context.Context, hup <-chan struct{}) int {
 	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelFlush()
 	stopFlush := make(chan struct{})
@@ -173,7 +199,7 @@ wait:
 	// The reader may be blocked in a read of stdin that will never
 	// return; it is left behind once the block in hand is safe.
 	cancelIngest()
-	deadline := time.AfterFunc(s.set.shutdownTimeout, cancelFlush)
+	deadline := time.AfterFunc(s.set.ShutdownTimeout, cancelFlush)
 	defer deadline.Stop()
 	lost := s.pipe.Stop()
 	close(stopFlush)
@@ -185,7 +211,7 @@ wait:
 		s.log.Info("all metrics written", "written", s.flusher.Counters.Written.Load())
 	case s.spool != nil:
 		s.log.Warn("shutdown deadline reached; unsent metrics stay in the spool for the next start",
-			"metrics", s.spool.Unacked(), "spool_dir", s.set.spoolDir)
+			"metrics", s.spool.Unacked(), "spool_dir", s.set.SpoolDir)
 	default:
 		s.log.Error("shutdown deadline reached; unsent metrics are lost (set -spool-dir to keep them)",
 			"metrics", int64(remaining)+lost)

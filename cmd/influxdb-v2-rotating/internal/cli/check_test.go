@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"net"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/redirect"
@@ -50,7 +51,7 @@ func TestCheckThroughUnixSocket(t *testing.T) {
 	front := &httptest.Server{Listener: l, Config: &http.Server{Handler: srv}}
 	front.Start()
 	t.Cleanup(front.Close)
-	conf := writeConfig(t, t.TempDir(), "unix://"+sock, tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, t.TempDir(), "unix://"+sock, tokenFile, "acme", "telemetry", "")
 	if code, out := runCheck(t, scan, conf); code != 0 || !strings.Contains(out, "OK: token sha256:") {
 		t.Fatalf("-check over a unix socket: exit %d\n%s", code, out)
 	}
@@ -66,7 +67,7 @@ func TestCheckThroughHTTPProxy(t *testing.T) {
 		srv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(proxy.Close)
-	conf := writeConfig(t, t.TempDir(), "http://influx.invalid:8086", tokenFile, "acme", "telemetry",
+	conf := execdtest.WriteConfig(t, t.TempDir(), "http://influx.invalid:8086", tokenFile, "acme", "telemetry",
 		"  http_proxy = \""+proxy.URL+"\"\n")
 	if code, out := runCheck(t, scan, conf); code != 0 || !strings.Contains(out, "OK: token sha256:") || proxied.Load() == 0 {
 		t.Fatalf("-check through http_proxy: exit %d, %d proxied request(s)\n%s", code, proxied.Load(), out)
@@ -86,7 +87,7 @@ func TestCheckSendsHTTPHeaders(t *testing.T) {
 		srv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(gw.Close)
-	conf := writeConfig(t, t.TempDir(), gw.URL, tokenFile, "acme", "telemetry",
+	conf := execdtest.WriteConfig(t, t.TempDir(), gw.URL, tokenFile, "acme", "telemetry",
 		"  [outputs.influxdb_v2_rotating.http_headers]\n    X-Gateway-Key = \"open-sesame\"\n")
 	if code, out := runCheck(t, scan, conf); code != 0 || !strings.Contains(out, "OK: token sha256:") || lacking.Load() > 0 {
 		t.Fatalf("-check behind a gateway: exit %d, %d request(s) without the header\n%s", code, lacking.Load(), out)
@@ -98,7 +99,7 @@ func TestCheckSendsHTTPHeaders(t *testing.T) {
 func TestCheckRefusesRedirects(t *testing.T) {
 	_, tokenFile, scan := checkEnv(t)
 	trap := redirect.New(t, http.StatusTemporaryRedirect)
-	conf := writeConfig(t, t.TempDir(), trap.URL(), tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, t.TempDir(), trap.URL(), tokenFile, "acme", "telemetry", "")
 	code, out := runCheck(t, scan, conf)
 	trap.CheckNothingFollowed(t)
 	if code != 1 || !strings.Contains(out, "FAIL") {
@@ -115,7 +116,7 @@ func TestCheckRefusesRedirects(t *testing.T) {
 func TestCheckMasksURLPassword(t *testing.T) {
 	srv, tokenFile, scan := checkEnv(t)
 	withUser := strings.Replace(srv.URL(), "http://", "http://admin:hunter2@", 1)
-	conf := writeConfig(t, t.TempDir(), withUser, tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, t.TempDir(), withUser, tokenFile, "acme", "telemetry", "")
 	code, out := runCheck(t, scan, conf)
 	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "admin:xxxxx@") {
 		t.Fatalf("-check with a password in the URL: exit %d, want 0 and the password masked\n%s", code, out)

@@ -1,11 +1,10 @@
-package main
+package server
 
 import (
 	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,20 +117,20 @@ func (f *fakeBackend) statsLines() []string {
 }
 
 // testSettings flush quickly.
-func testSettings() settings {
-	s := defaultSettings()
-	s.batchSize = 10
-	s.flushInterval = 50 * time.Millisecond
-	s.bufferLimit = 100
-	s.statsInterval = 0
-	s.shutdownTimeout = 2 * time.Second
-	s.clientID = "test-client"
+func testSettings() Settings {
+	s := DefaultSettings()
+	s.BatchSize = 10
+	s.FlushInterval = 50 * time.Millisecond
+	s.BufferLimit = 100
+	s.StatsInterval = 0
+	s.ShutdownTimeout = 2 * time.Second
+	s.ClientID = "test-client"
 	return s
 }
 
 // running is a server started on a pipe.
 type running struct {
-	srv   *server
+	srv   *Server
 	stdin *io.PipeWriter
 	logs  *capture.Buffer
 	hup   chan struct{}
@@ -139,17 +138,17 @@ type running struct {
 	code  chan int
 }
 
-func start(t *testing.T, set settings, be backend) *running {
+func start(t *testing.T, set Settings, be backend) *running {
 	t.Helper()
 	pr, pw := io.Pipe()
 	logs := &capture.Buffer{}
-	srv, err := newServer(set, be, pr, testLogger(logs))
+	srv, err := New(set, be, pr, testLogger(logs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{srv: srv, stdin: pw, logs: logs, hup: make(chan struct{}, 1), stop: cancel, code: make(chan int, 1)}
-	go func() { r.code <- srv.run(ctx, r.hup) }()
+	go func() { r.code <- srv.Run(ctx, r.hup) }()
 	t.Cleanup(func() {
 		cancel()
 		_ = pw.Close()
@@ -173,8 +172,4 @@ func (r *running) exit(t *testing.T, d time.Duration) int {
 		t.Fatalf("server did not exit within %s", d)
 		return -1
 	}
-}
-
-func lp(i int) string {
-	return "m,host=a v=" + strconv.Itoa(i) + "i " + strconv.Itoa(1_700_000_000_000_000_000+i)
 }
