@@ -74,6 +74,11 @@ func (s *Scanner) AddServer(srv *influxv2.Server) {
 	for _, a := range srv.Authorizations() {
 		s.Add(a.Token)
 	}
+	if srv.Edition() != "" {
+		for _, t := range srv.V3Tokens() {
+			s.Add(t.Token)
+		}
+	}
 	s.Add(srv.OperatorToken())
 }
 

@@ -17,6 +17,11 @@ type Retry struct {
 	Attempts int
 	Initial  time.Duration
 	Max      time.Duration
+	// For, when set, keeps retrying past Attempts until this long after the
+	// first attempt: a wait measured in time rather than in tries (a new
+	// token that the server needs time to accept). Each wait is still at
+	// most Max, so the tries stay bounded.
+	For time.Duration
 	// OnRetry, when set, is told about each failed attempt that will be retried.
 	OnRetry func(op string, attempt int, err error)
 }
@@ -34,14 +39,16 @@ func (r *Retry) defaults() {
 }
 
 // Do runs fn until it succeeds, fails with an error that is not Retryable,
-// the attempts are used up or ctx ends. It returns the last error.
+// the attempts are used up (and For has passed) or ctx ends. It returns the
+// last error.
 func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(context.Context) error) error {
 	r.defaults()
 	delay := r.Initial
+	until := time.Now().Add(r.For)
 	var err error
 	for attempt := 1; ; attempt++ {
 		// A timeout is retried only when it was not ctx's own deadline.
-		if err = fn(ctx); err == nil || !Retryable(err) || attempt >= r.Attempts || ctx.Err() != nil {
+		if err = fn(ctx); err == nil || !Retryable(err) || ctx.Err() != nil || attempt >= r.Attempts && !time.Now().Before(until) {
 			return err
 		}
 		if r.OnRetry != nil {

@@ -280,9 +280,17 @@ func status(ctl *controller.Controller, env Env) int {
 		if s.Last.Outcome != "" {
 			fmt.Fprintf(&b, " last=%s(%s at %s)", s.Last.Outcome, s.Last.RotationID, s.Last.Finished.UTC().Format(time.RFC3339))
 		}
+		if !s.Current.Expires.IsZero() {
+			fmt.Fprintf(&b, " expires=%s", s.Current.Expires.UTC().Format(time.RFC3339))
+		}
 		if s.Interrupted != "" {
 			fmt.Fprintf(&b, " interrupted=%s rotation=%s", s.Interrupted, s.RotationID)
 		}
+		phases := make([]string, len(s.Phases))
+		for i, p := range s.Phases {
+			phases[i] = string(p)
+		}
+		fmt.Fprintf(&b, " phases=%s", strings.Join(phases, ","))
 		fmt.Fprintln(env.Stdout, b.String())
 	}
 	return ExitOK

@@ -186,7 +186,8 @@ func TestExitCodesOfFailures(t *testing.T) {
 		if code != ExitInterrupted {
 			t.Fatalf("exit %d, want 3: %q", code, out)
 		}
-		if code, out := e.main(context.Background(), nil, "status", "-config", e.cfg); code != 0 || !strings.Contains(out, "interrupted=provision") {
+		if code, out := e.main(context.Background(), nil, "status", "-config", e.cfg); code != 0 || !strings.Contains(out, "interrupted=provision") ||
+			!strings.Contains(out, " phases=provision,publish,verify,") || !strings.HasSuffix(strings.TrimSpace(out), ",deactivate,observe,delete,done") {
 			t.Errorf("status: %d %q", code, out)
 		}
 		if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg); code != ExitOK {

@@ -117,7 +117,13 @@ type Credential struct {
 	// ExpiryMargin (influxdb3 only) is added to max_age + grace to make the
 	// expiry every new token gets (TokenExpiry).
 	ExpiryMargin Duration `toml:"expiry_margin"`
-	Targets      []Target `toml:"target"`
+	// ActivationTimeout is how long verify keeps probing a new token the
+	// server refuses with 401 before it declares it refused: InfluxDB Cloud
+	// Dedicated and Clustered warn that a new token may take seconds to
+	// minutes to become valid. 0 (the default, right for OSS servers, where
+	// a token is valid once created) declares it refused at the first 401.
+	ActivationTimeout Duration `toml:"activation_timeout"`
+	Targets           []Target `toml:"target"`
 }
 
 // TokenExpiry is the lifetime an InfluxDB 3 token of this credential gets:

@@ -141,6 +141,36 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 }
 
+// TestExampleInfluxDB3SectionLoads: the commented InfluxDB 3 configuration
+// at the end of example.toml, uncommented, is a valid configuration.
+func TestExampleInfluxDB3SectionLoads(t *testing.T) {
+	data, err := os.ReadFile("../../example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "# --- InfluxDB 3 (Core and Enterprise)")
+	if !ok {
+		t.Fatal("example.toml has no InfluxDB 3 section")
+	}
+	// The prose ends at the first empty comment line; after it, "# " starts
+	// a line of the configuration and "# # " a comment in it.
+	_, section, _ = strings.Cut(section, "\n#\n")
+	var doc strings.Builder
+	for _, line := range strings.Split(section, "\n") {
+		if rest, ok := strings.CutPrefix(line, "# "); ok && !strings.HasPrefix(rest, "#") {
+			doc.WriteString(rest + "\n")
+		}
+	}
+	cfg, err := Parse([]byte(doc.String()))
+	if err != nil {
+		t.Fatalf("the InfluxDB 3 section: %v\n%s", err, doc.String())
+	}
+	if cfg.Backend != BackendInfluxDB3 || cfg.Edition != EditionEnterprise || len(cfg.Credentials) != 1 ||
+		time.Duration(cfg.Credentials[0].ExpiryMargin) != 168*time.Hour {
+		t.Errorf("the InfluxDB 3 section reads as %+v", cfg)
+	}
+}
+
 // TestURLPasswordIsMasked: a configuration error naming the url masks the
 // password of its userinfo.
 func TestURLPasswordIsMasked(t *testing.T) {

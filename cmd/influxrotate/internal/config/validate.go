@@ -124,11 +124,11 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.Grace == 0 {
 		cr.Grace = DefaultGrace
 	}
-	if cr.Observe == 0 {
+	if cr.Observe == 0 && backend != BackendInfluxDB3 {
 		cr.Observe = DefaultObserve
 	}
-	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 {
-		return errors.New("max_age, jitter, grace and observe must be positive")
+	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 || cr.ActivationTimeout < 0 {
+		return errors.New("max_age, jitter, grace, observe and activation_timeout must be positive")
 	}
 	if cr.Jitter >= cr.MaxAge {
 		return errors.New("jitter must be less than max_age")
@@ -166,6 +166,10 @@ func (cr *Credential) validateV3(backend, edition string) error {
 		return errors.New("buckets need edition enterprise: InfluxDB 3 Core tokens are admin tokens")
 	case cr.ExpiryMargin < 0:
 		return errors.New("expiry_margin must be positive")
+	case cr.Observe != 0:
+		// Observe keeps a deactivated token around for a rollback; an
+		// InfluxDB 3 token cannot be deactivated, so there is no such phase.
+		return errors.New("observe does not apply to backend influxdb3: InfluxDB 3 has no inactive state, the old token is deleted after grace")
 	}
 	return nil
 }

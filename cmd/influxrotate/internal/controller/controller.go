@@ -1,6 +1,8 @@
 // Package controller is influxrotate's engine: it rotates the InfluxDB
 // tokens named in the configuration through provision → publish → verify →
-// grace → deactivate → observe → delete, one idempotent phase at a time,
+// grace → deactivate → observe → delete (on InfluxDB 3, which has no
+// inactive state: provision → publish → verify → grace → delete), one
+// idempotent phase at a time,
 // journaling each phase in a state file so that a crash at any point is
 // resumed by the next run, and recording each phase event in the
 // hash-chained audit log. The CLI (cmd/influxrotate) and tests drive it.
@@ -112,7 +114,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{},
+		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{},
 		scrub: rotation.NewScrubber()}
 	if c.out == nil {
 		c.out = io.Discard
@@ -169,15 +171,11 @@ func New(opts Options) (*Controller, error) {
 		default:
 			c.be = backend.NewV2(bopts)
 		}
-		// The cycle deactivates the old token before it deletes it; on a
-		// server without that state it would stop half-way.
-		if !c.be.Capabilities().Inactive {
-			return nil, &config.Error{Err: fmt.Errorf("backend %s: the rotation cycle does not run yet on a server without an inactive state", cfg.Backend)}
-		}
 	}
 	if opts.WrapBackend != nil {
 		c.be = opts.WrapBackend(c.be)
 	}
+	c.phases = cycleFor(c.be.Capabilities())
 	for _, cr := range cfg.Credentials {
 		for _, tc := range cr.Targets {
 			t, err := target.New(tc, target.Options{Logger: c.log, Kube: opts.Kube,

@@ -52,6 +52,10 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 		cr.Org, len(perms), strings.Join(missingFrom(perms, nil), ", "))
 	fmt.Fprintf(c.out, "  publish:   %s\n", strings.Join(c.targetNames(cr.Name), "; "))
 	fmt.Fprintf(c.out, "  verify:    an empty write on each bucket it may write\n")
+	if c.phaseIndex(state.PhaseDeactivate) < 0 {
+		fmt.Fprintf(c.out, "  grace:     %s, then delete %s: this server has no inactive state, so no rollback after it\n", cr.Grace, curID)
+		return res
+	}
 	fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
 	fmt.Fprintf(c.out, "  observe:   %s, then delete %s\n", cr.Observe, curID)
 	return res
@@ -66,6 +70,8 @@ type Status struct {
 	Last        state.Outcome
 	Interrupted state.Phase
 	RotationID  string
+	// Phases is the cycle this backend runs, in order.
+	Phases []state.Phase
 }
 
 // Status reads the state files; it contacts no server.
@@ -77,7 +83,7 @@ func (c *Controller) Status() ([]Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted()}
+		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted(), Phases: c.Phases()}
 		if s.Current.ID == "" {
 			s.Current.ID = cr.AuthorizationID
 		}

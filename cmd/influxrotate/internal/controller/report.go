@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -16,8 +17,10 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	if !cy.VerifiedAt.IsZero() {
 		latency = cy.VerifiedAt.Sub(cy.ProvisionedAt)
 	}
-	if !cy.DeactivatedAt.IsZero() {
-		grace = cy.DeactivatedAt.Sub(cy.PublishedAt)
+	// The writers' grace ends when the old token stops working: deactivated,
+	// or deleted where there is no inactive state.
+	if end := cmp.Or(cy.DeactivatedAt, cy.DeletedAt); !end.IsZero() {
+		grace = end.Sub(cy.PublishedAt)
 	}
 	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s revocation_attempts=%d duration=%s\n",
 		cr.Name, cy.RotationID, outcome, orNone(cy.Old.ID), orNone(cy.Old.Fingerprint), orNone(cy.New.ID), orNone(cy.New.Fingerprint),

@@ -44,6 +44,9 @@ type Ref struct {
 	Fingerprint string               `json:"fingerprint,omitempty"`
 	Since       time.Time            `json:"since,omitzero"`
 	Permissions []backend.Permission `json:"permissions,omitempty"`
+	// Expires is when the server stops accepting the token by itself
+	// (InfluxDB 3: the expiry given at creation); zero for never.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Cycle is a rotation in flight.
@@ -57,6 +60,9 @@ type Cycle struct {
 	PublishedAt   time.Time `json:"published_at,omitzero"`
 	VerifiedAt    time.Time `json:"verified_at,omitzero"`
 	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
+	// DeletedAt is when the old token was deleted, by a cycle without a
+	// deactivate phase (InfluxDB 3), where it ends the writers' grace.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 	// RevocationAttempts counts deactivate and delete calls, for metrics.
 	RevocationAttempts int `json:"revocation_attempts"`
 	// Provisions counts authorizations created in this cycle (more than one
