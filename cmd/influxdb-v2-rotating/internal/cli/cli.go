@@ -19,6 +19,7 @@ import (
 
 	"github.com/influxdata/telegraf/logger"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/server"
+	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
 )
 
 const usageHead = `influxdb-v2-rotating: the influxdb_v2_rotating Telegraf output as an outputs.execd plugin.
@@ -35,17 +36,82 @@ plugin's options (see sample.conf). Line protocol is read from stdin.
 Flags:
 `
 
+// flags are the command line, parsed.
+type flags struct {
+	set                              server.Settings
+	configPath                       string
+	showVersion, check, debug, quiet bool
+}
+
 // Main runs the binary with args (without the program name) and returns
 // its exit code. version is the build's version, "" when not set.
 func Main(version string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	set := server.DefaultSettings()
+	f, code, ok := parseFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	if f.showVersion {
+		fmt.Fprintln(stdout, "influxdb-v2-rotating", versionString(version))
+		return 0
+	}
+	if err := f.set.Validate(); err != nil {
+		fmt.Fprintf(stderr, "influxdb-v2-rotating: %v\n", err)
+		return 2
+	}
+
+	level := slog.LevelInfo
+	switch {
+	case f.debug:
+		level = slog.LevelDebug
+	case f.quiet:
+		level = slog.LevelWarn
+	}
+	log := newLogger(stderr, level)
+	// The plugin logs through Telegraf's logger; without this its early
+	// messages would also pile up in memory forever.
+	if err := logger.SetupLogging(&logger.Config{Debug: f.debug, Quiet: f.quiet}); err != nil {
+		fmt.Fprintf(stderr, "influxdb-v2-rotating: logging: %v\n", err)
+		return 1
+	}
+
+	p, err := server.LoadPlugin(f.configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "influxdb-v2-rotating: %v\n", err)
+		return 1
+	}
+	f.set.ClientID = p.ClientID
+	if err := p.Connect(); err != nil {
+		fmt.Fprintf(stderr, "influxdb-v2-rotating: config %q: %v\n", f.configPath, err)
+		return 1
+	}
+
+	if f.check {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		report, ok := checkReport(ctx, p)
+		_ = p.Close()
+		fmt.Fprintf(stdout, "config %q: options valid\n%s\n", f.configPath, report)
+		if !ok {
+			return 1
+		}
+		return 0
+	}
+
+	return serve(f.set, p, stdin, stderr, log, version)
+}
+
+// parseFlags parses args. When ok is false the binary exits with code: 0
+// after -help, 2 for a bad flag or argument.
+func parseFlags(args []string, stderr io.Writer) (f flags, code int, ok bool) {
+	f.set = server.DefaultSettings()
 	fs := flag.NewFlagSet("influxdb-v2-rotating", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "the plugin's config `file` (one [[outputs.influxdb_v2_rotating]] block)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	doCheck := fs.Bool("check", false, "validate the config, probe the token, print a verdict and exit 0 (usable) or 1")
-	debugLog := fs.Bool("debug", false, "log debug messages")
-	quiet := fs.Bool("quiet", false, "log only warnings and errors (Telegraf shows every stderr line as an error)")
+	fs.StringVar(&f.configPath, "config", "", "the plugin's config `file` (one [[outputs.influxdb_v2_rotating]] block)")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&f.check, "check", false, "validate the config, probe the token, print a verdict and exit 0 (usable) or 1")
+	fs.BoolVar(&f.debug, "debug", false, "log debug messages")
+	fs.BoolVar(&f.quiet, "quiet", false, "log only warnings and errors (Telegraf shows every stderr line as an error)")
+	set := &f.set
 	fs.IntVar(&set.BatchSize, "batch-size", set.BatchSize, "metrics per write request (Telegraf's metric_batch_size)")
 	fs.Var((*durationFlag)(&set.FlushInterval), "flush-interval", "write what is buffered at least this often: a `duration` such as 10s, or seconds (Telegraf's flush_interval)")
 	fs.IntVar(&set.BufferLimit, "buffer-limit", set.BufferLimit, "metrics held in memory before stdin is no longer read (Telegraf's metric_buffer_limit)")
@@ -60,62 +126,20 @@ func Main(version string, args []string, stdin io.Reader, stdout, stderr io.Writ
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return f, 0, false
 		}
-		return 2
+		return f, 2, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "influxdb-v2-rotating: unexpected argument %q (see -help)\n", fs.Arg(0))
-		return 2
+		return f, 2, false
 	}
-	if *showVersion {
-		fmt.Fprintln(stdout, "influxdb-v2-rotating", versionString(version))
-		return 0
-	}
-	if err := set.Validate(); err != nil {
-		fmt.Fprintf(stderr, "influxdb-v2-rotating: %v\n", err)
-		return 2
-	}
+	return f, 0, true
+}
 
-	level := slog.LevelInfo
-	switch {
-	case *debugLog:
-		level = slog.LevelDebug
-	case *quiet:
-		level = slog.LevelWarn
-	}
-	log := newLogger(stderr, level)
-	// The plugin logs through Telegraf's logger; without this its early
-	// messages would also pile up in memory forever.
-	if err := logger.SetupLogging(&logger.Config{Debug: *debugLog, Quiet: *quiet}); err != nil {
-		fmt.Fprintf(stderr, "influxdb-v2-rotating: logging: %v\n", err)
-		return 1
-	}
-
-	p, err := server.LoadPlugin(*configPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "influxdb-v2-rotating: %v\n", err)
-		return 1
-	}
-	set.ClientID = p.ClientID
-	if err := p.Connect(); err != nil {
-		fmt.Fprintf(stderr, "influxdb-v2-rotating: config %q: %v\n", *configPath, err)
-		return 1
-	}
-	be := server.PluginBackend{Plugin: p}
-
-	if *doCheck {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		report, ok := checkReport(ctx, p)
-		_ = p.Close()
-		fmt.Fprintf(stdout, "config %q: options valid\n%s\n", *configPath, report)
-		if !ok {
-			return 1
-		}
-		return 0
-	}
-
+// serve runs the plugin p as an execd output until stdin ends or
+// SIGTERM/SIGINT, and re-reads the token source on SIGHUP.
+func serve(set server.Settings, p *plugin.InfluxDB, stdin io.Reader, stderr io.Writer, log *slog.Logger, version string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hupSig := make(chan os.Signal, 1)
@@ -131,7 +155,7 @@ func Main(version string, args []string, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}()
 
-	srv, err := server.New(set, be, stdin, log)
+	srv, err := server.New(set, server.PluginBackend{Plugin: p}, stdin, log)
 	if err != nil {
 		_ = p.Close()
 		fmt.Fprintf(stderr, "influxdb-v2-rotating: %v\n", err)
