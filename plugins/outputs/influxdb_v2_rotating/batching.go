@@ -9,11 +9,20 @@ import (
 	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
-// batch is the metrics of one flush that go to one bucket in one request.
+// batch is what goes to one bucket in one request: first the metrics of a
+// write, then, serialised, their lines (a whole batch or, after a 413,
+// half of one).
 type batch struct {
 	bucket  string
-	metrics []telegraf.Metric
-	indices []int // position of each metric in the flush, for the agent
+	metrics []telegraf.Metric // nil once serialised, and for raw input
+	// indices[i] is the position in the write of metric i or, once
+	// serialised, of the metric on line i; nil for raw input.
+	indices []int
+	body    []byte // newline-terminated lines, uncompressed
+	// ends[i] is the offset just past line i in body; nil for raw input,
+	// where lines are found by scanning for newlines.
+	ends  []int
+	count int // number of lines
 }
 
 // createBatches cuts metrics into batches of at most size for one bucket,
@@ -71,22 +80,10 @@ func createBatchesFromTag(metrics []telegraf.Metric, tag, fallback string, size 
 	return batches
 }
 
-// chunk is serialised line protocol on its way to one bucket: a whole batch
-// or, after a 413, part of one.
-type chunk struct {
-	bucket string
-	body   []byte // newline-terminated lines, uncompressed
-	// ends[i] is the offset just past line i in body; nil for raw input,
-	// where lines are found by scanning for newlines.
-	ends []int
-	// indices[i] is the flush position of the metric on line i; nil for raw.
-	indices []int
-	count   int // number of lines
-}
-
-// split halves a chunk at a line boundary. It returns ok=false for a chunk
+// split halves a serialised batch at a line boundary. It returns ok=false
+// for a batch
 // of one line, which cannot be split.
-func (c *chunk) split() (first, second *chunk, ok bool) {
+func (c *batch) split() (first, second *batch, ok bool) {
 	if c.count < 2 {
 		return nil, nil, false
 	}
@@ -97,8 +94,8 @@ func (c *chunk) split() (first, second *chunk, ok bool) {
 		for i, e := range c.ends[half:] {
 			ends2[i] = e - cut
 		}
-		return &chunk{bucket: c.bucket, body: c.body[:cut], ends: c.ends[:half], indices: c.indices[:half], count: half},
-			&chunk{bucket: c.bucket, body: c.body[cut:], ends: ends2, indices: c.indices[half:], count: c.count - half}, true
+		return &batch{bucket: c.bucket, body: c.body[:cut], ends: c.ends[:half], indices: c.indices[:half], count: half},
+			&batch{bucket: c.bucket, body: c.body[cut:], ends: ends2, indices: c.indices[half:], count: c.count - half}, true
 	}
 	// Raw line protocol: cut after the half-th newline.
 	cut, n := 0, 0
@@ -113,14 +110,14 @@ func (c *chunk) split() (first, second *chunk, ok bool) {
 	if cut == 0 || cut >= len(c.body) {
 		return nil, nil, false
 	}
-	return &chunk{bucket: c.bucket, body: c.body[:cut], count: n},
-		&chunk{bucket: c.bucket, body: c.body[cut:], count: c.count - n}, true
+	return &batch{bucket: c.bucket, body: c.body[:cut], count: n},
+		&batch{bucket: c.bucket, body: c.body[cut:], count: c.count - n}, true
 }
 
 // errLimit marks the end of what the rate limit allows in this flush.
 var errLimit = errors.New("rate limit reached")
 
-// serializer cuts batches into chunks within the rate limit, writing each
+// serializer serialises batches within the rate limit, writing each
 // metric with the shared line-protocol serializer.
 type serializer struct {
 	lines *lineproto.Serializer
@@ -130,10 +127,10 @@ type serializer struct {
 // reported in rejected (flush indices) with their errors. It stops before
 // the metric that would take the body past limit bytes and then returns
 // errLimit; the metrics not serialised are left for a later flush.
-func (s serializer) serialize(buf []byte, b *batch, limit int64) (c *chunk, rejected []int, rejectErrs []error, err error) {
+func (s serializer) serialize(buf []byte, b *batch, limit int64) (c *batch, rejected []int, rejectErrs []error, err error) {
 	var ts lineproto.TimeCache
 	buf = buf[:0]
-	c = &chunk{bucket: b.bucket, ends: make([]int, 0, len(b.metrics)), indices: make([]int, 0, len(b.metrics))}
+	c = &batch{bucket: b.bucket, ends: make([]int, 0, len(b.metrics)), indices: make([]int, 0, len(b.metrics))}
 	for i, m := range b.metrics {
 		start := len(buf)
 		var merr error

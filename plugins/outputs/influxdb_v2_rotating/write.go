@@ -30,9 +30,9 @@ func (p *InfluxDB) noToken() *WriteError {
 	}
 }
 
-// trackFlush counts a flush in write_queue_depth until the returned func
+// trackWrite counts a write in write_queue_depth until the returned func
 // runs, which also refreshes the internal statistics.
-func (p *InfluxDB) trackFlush() (done func()) {
+func (p *InfluxDB) trackWrite() (done func()) {
 	p.queue.Add(1)
 	return func() {
 		p.queue.Add(-1)
@@ -40,10 +40,10 @@ func (p *InfluxDB) trackFlush() (done func()) {
 	}
 }
 
-// flushCredential picks the one credential a flush uses, or says why the
-// flush cannot be sent now: the server asked to wait, the plugin is not
+// writeCredential picks the one credential a write uses, or says why the
+// write cannot be sent now: the server asked to wait, the plugin is not
 // connected, or no valid token exists yet. Every such error keeps the batch.
-func (p *InfluxDB) flushCredential() (*rotation.Credential, error) {
+func (p *InfluxDB) writeCredential() (*rotation.Credential, error) {
 	if wait := p.retryWait(); wait > 0 {
 		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
 			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
@@ -63,11 +63,11 @@ func (p *InfluxDB) flushCredential() (*rotation.Credential, error) {
 // credential for the whole flush. The error tells the agent which metrics
 // were stored, which must be dropped and which to keep.
 func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
-	defer p.trackFlush()()
+	defer p.trackWrite()()
 	if len(metrics) == 0 {
 		return nil
 	}
-	cred, err := p.flushCredential()
+	cred, err := p.writeCredential()
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 	defer p.limiter.Release()
 	var rejected []int
 	var rejectErrs []error
-	chunks := make([]*chunk, 0, len(batches))
+	serialized := make([]*batch, 0, len(batches))
 	bufs := make([]*[]byte, 0, len(batches))
 	var keepBuffers bool
 	defer func() {
@@ -111,7 +111,7 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		rejectErrs = append(rejectErrs, rerr...)
 		if c.count > 0 {
 			p.limiter.Reserve(int64(len(c.body)))
-			chunks = append(chunks, c)
+			serialized = append(serialized, c)
 		}
 		if errors.Is(err, errLimit) {
 			break
@@ -125,10 +125,10 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 	var lastErr error
 	for _, n := range rand.Perm(len(p.writers)) {
 		w := p.writers[n]
-		f := &flush{rotator: p.rotator, cred: cred}
-		results = p.sendAll(f, w, chunks, now)
+		f := &writeCall{rotator: p.rotator, cred: cred}
+		results = p.sendAll(f, w, serialized, now)
 		keepBuffers = keepBuffers || f.keepBuffers.Load()
-		if reachedAny(results) || len(chunks) == 0 {
+		if reachedAny(results) || len(serialized) == 0 {
 			p.reportAdoption(p.ctx, f, w, results)
 			break
 		}
@@ -141,16 +141,16 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// sendAll sends the chunks with up to concurrent_writes requests at once.
-func (p *InfluxDB) sendAll(f *flush, w *httpWriter, chunks []*chunk, now time.Time) []outcome {
-	if len(chunks) == 1 {
-		p.limiter.Accept(now, int64(len(chunks[0].body)))
-		return p.send(p.ctx, f, w, chunks[0], nil)
+// sendAll sends the serialized batches with up to concurrent_writes requests at once.
+func (p *InfluxDB) sendAll(f *writeCall, w *httpWriter, serialized []*batch, now time.Time) []outcome {
+	if len(serialized) == 1 {
+		p.limiter.Accept(now, int64(len(serialized[0].body)))
+		return p.send(p.ctx, f, w, serialized[0], nil)
 	}
-	per := make([][]outcome, len(chunks))
+	per := make([][]outcome, len(serialized))
 	sem := make(chan struct{}, max(p.ConcurrentWrites, 1))
 	var wg sync.WaitGroup
-	for i, c := range chunks {
+	for i, c := range serialized {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -194,7 +194,7 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 	for _, r := range results {
 		switch {
 		case r.err == nil:
-			accepted = append(accepted, r.chunk.indices...)
+			accepted = append(accepted, r.batch.indices...)
 		case r.err.Retryable():
 			if keepErr == nil {
 				keepErr = r.err
@@ -205,8 +205,8 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 				dropErr = r.err
 			}
 			p.log().Error(r.err)
-			rejected = append(rejected, r.chunk.indices...)
-			for range r.chunk.indices {
+			rejected = append(rejected, r.batch.indices...)
+			for range r.batch.indices {
 				rejectErrs = append(rejectErrs, r.err)
 			}
 		}
@@ -250,11 +250,11 @@ func cmpOr(errs ...error) error {
 // whole batch is safe: InfluxDB stores a point with the same series and
 // timestamp once. It is safe for concurrent use once Connect has returned.
 func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, count int) error {
-	defer p.trackFlush()()
+	defer p.trackWrite()()
 	if len(lines) == 0 {
 		return nil
 	}
-	cred, err := p.flushCredential()
+	cred, err := p.writeCredential()
 	if err != nil {
 		return err
 	}
@@ -267,11 +267,11 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 			count++
 		}
 	}
-	c := &chunk{bucket: bucket, body: lines, count: count}
+	c := &batch{bucket: bucket, body: lines, count: count}
 	var lastErr error
 	for _, n := range rand.Perm(len(p.writers)) {
 		w := p.writers[n]
-		f := &flush{rotator: p.rotator, cred: cred}
+		f := &writeCall{rotator: p.rotator, cred: cred}
 		results := p.send(ctx, f, w, c, nil)
 		if !reachedAny(results) {
 			lastErr = firstErr(results)
@@ -317,7 +317,7 @@ var newline = []byte{'\n'}
 // (no write permission on adoption_bucket) says nothing about the token's
 // right to write metrics and must not make the Rotator fall back. A report
 // that fails stays due and goes out after the next flush.
-func (p *InfluxDB) reportAdoption(ctx context.Context, f *flush, w *httpWriter, results []outcome) {
+func (p *InfluxDB) reportAdoption(ctx context.Context, f *writeCall, w *httpWriter, results []outcome) {
 	if p.adoption == nil || f.throttled.Load() || !storedAny(results) {
 		return
 	}
