@@ -153,9 +153,10 @@ func (f *Flusher) writeBatch(ctx context.Context, ps []buffer.Line) (time.Durati
 	order, groups := groupByBucket(ps)
 	for _, bucket := range order {
 		g := groups[bucket]
-		// Sized once: growing a buffer per batch was a tenth of the
-		// pipeline's CPU. A new one per request, because the HTTP
-		// transport may still read a body after the response is in.
+		// Sized once: growing a buffer per batch showed in the profile
+		// (docs/benchmarks.md, "execd pipeline"). A new one per
+		// request, because the HTTP transport may still read a body
+		// after the response is in.
 		size := 0
 		for _, p := range g {
 			size += len(p.Bytes)

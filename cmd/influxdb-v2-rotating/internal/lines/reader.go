@@ -38,7 +38,7 @@ func (lr *Reader) Next(blk *Block) error {
 	n, err := lr.r.Read(lr.buf)
 	data := lr.buf[:n]
 	// Sized once for everything this read can yield: growing by append
-	// was most of the garbage the collector spent 13% of the CPU on.
+	// made most of the garbage (docs/benchmarks.md, "execd pipeline").
 	if n > 0 {
 		blk.Raw = make([]byte, 0, len(lr.partial)+n+1)
 		blk.Lines = make([]Line, 0, bytes.Count(data, []byte{'\n'})+1)
