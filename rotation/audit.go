@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 )
 
 // AuditRecord is one line of the audit log. It holds fingerprints and
@@ -230,7 +232,7 @@ func moveTornTail(f *os.File, path string, end, size int64) (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = fsutil.SyncDir(filepath.Dir(path))
 	}
 	if err == nil {
 		err = f.Truncate(end)
@@ -239,19 +241,6 @@ func moveTornTail(f *os.File, path string, end, size int64) (string, error) {
 		err = f.Sync()
 	}
 	return aside, err
-}
-
-// syncDir makes a new name in dir survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // lastLine returns the last complete line of f (without its newline, nil

@@ -61,10 +61,12 @@ type Decision struct {
 const MaxRetryAfter = 10 * time.Minute
 
 // Classify decides what a write answer means. It is the one place in the
-// project that maps a status code to an action; the plugin, the execd binary
-// and the controller all use it. body is the start of the response body
-// (a few KiB are plenty); header may be nil. The message is not scrubbed of
-// tokens: code that sent a token calls Scrubber.Classify instead.
+// project that maps a status code to an action: the plugin decides every
+// write with it (and so the execd binary, which writes through the plugin),
+// and the controller's API client retries exactly the answers it says to
+// retry or throttle. body is the start of the response body (a few KiB are
+// plenty); header may be nil. The message is not scrubbed of tokens: code
+// that sent a token calls Scrubber.Classify instead.
 //
 // InfluxDB 3 answers an expired token like a deleted one (401 "the request
 // was not authenticated"), a resource token without the database 403, and an

@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -276,8 +277,5 @@ func classifyProbe(s *Scrubber, status int, body []byte) (Verdict, string) {
 			return VerdictNotFound, d.Message
 		}
 	}
-	if d.Message == "" {
-		d.Message = http.StatusText(status)
-	}
-	return VerdictUnknown, d.Message
+	return VerdictUnknown, cmp.Or(d.Message, http.StatusText(status))
 }

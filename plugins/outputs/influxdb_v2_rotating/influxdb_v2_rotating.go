@@ -1,5 +1,3 @@
-//go:generate ../../../tools/readme_config_includer/generator
-
 // Package influxdb_v2_rotating is Telegraf's outputs.influxdb_v2 with token
 // rotation: the same options with the same names and defaults, plus a
 // token_file that is watched, validated before use and swapped between

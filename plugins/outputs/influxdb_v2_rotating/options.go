@@ -1,6 +1,7 @@
 package influxdb_v2_rotating
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -73,7 +74,7 @@ func (p *InfluxDB) Init() error {
 // passes where stock does).
 func (p *InfluxDB) initHTTPOptions() error {
 	if p.UserAgent == "" {
-		p.UserAgent = productToken()
+		p.UserAgent = productToken() // reads the build info: only when needed
 	}
 	if len(p.URLs) == 0 {
 		p.URLs = []string{"http://localhost:8086"}
@@ -140,9 +141,7 @@ func (p *InfluxDB) initProbeOptions() error {
 	default:
 		return fmt.Errorf("probe: invalid value %q (use %q, %q or %q)", p.Probe, ProbeEmptyWrite, ProbePoint, ProbeNone)
 	}
-	if p.ProbeBucket == "" {
-		p.ProbeBucket = p.Bucket
-	}
+	p.ProbeBucket = cmp.Or(p.ProbeBucket, p.Bucket)
 	if p.ProbeTimeout < 0 {
 		return errors.New("probe_timeout: must not be negative")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,16 +121,16 @@ func (p *InfluxDB) send(ctx context.Context, f *writeCall, w *httpWriter, c *bat
 	}
 }
 
-// Back-off when the server gives no Retry-After: the stock plugin's
-// (count²)/40 seconds, capped at a minute.
-const maxThrottleBackoff = 60 * time.Second
+// throttleBackoff applies when the server gives no Retry-After: the stock
+// plugin's (count²)/40 seconds, capped at a minute, without jitter.
+var throttleBackoff = rotation.Backoff{Initial: 25 * time.Millisecond, Max: time.Minute,
+	Growth: rotation.Quadratic, Jitter: rotation.NoJitter}
 
 // throttle records that the server asked to slow down and returns how long
 // to wait: the server's Retry-After or our own back-off, whichever is longer.
 func (p *InfluxDB) throttle(retryAfter time.Duration) time.Duration {
 	n := p.throttleCount.Add(1)
-	backoff := time.Duration(math.Min(float64(n*n)/40, maxThrottleBackoff.Seconds()) * float64(time.Second))
-	wait := max(retryAfter, backoff)
+	wait := max(retryAfter, throttleBackoff.Delay(int(n-1)))
 	until := time.Now().Add(wait).UnixNano()
 	for {
 		cur := p.retryAt.Load()

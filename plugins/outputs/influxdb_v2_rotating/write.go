@@ -2,6 +2,7 @@ package influxdb_v2_rotating
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -214,7 +215,7 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 	if len(accepted) == total {
 		return nil
 	}
-	err := cmpOr(keepErr, dropErr, lastErr)
+	err := cmp.Or(keepErr, dropErr, lastErr)
 	switch {
 	case err != nil:
 	case len(accepted)+len(rejected) < total:
@@ -229,15 +230,6 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 		return err
 	}
 	return &batchError{err: err, accept: accepted, reject: rejected, rejectErrs: rejectErrs}
-}
-
-func cmpOr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 // WriteRaw posts already-serialised line protocol (newline-terminated lines,
@@ -258,9 +250,7 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 	if err != nil {
 		return err
 	}
-	if bucket == "" {
-		bucket = p.Bucket
-	}
+	bucket = cmp.Or(bucket, p.Bucket)
 	if count <= 0 {
 		count = bytes.Count(lines, newline)
 		if lines[len(lines)-1] != '\n' {

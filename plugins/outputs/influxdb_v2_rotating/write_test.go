@@ -20,6 +20,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 func addAll(ro interface{ AddMetric(telegraf.Metric) }, ms []telegraf.Metric) {
@@ -487,13 +488,9 @@ func TestInvalidNewTokenIsNeverUsed(t *testing.T) {
 	bogus := "not-a-known-token-" + strings.Repeat("x", 20)
 	e.remember(bogus)
 	e.publish(bogus)
-	deadline := time.Now().Add(10 * time.Second)
-	for p.StatsFields()["rotation_failures"] < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the bogus token was not refused by a probe within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "a probe refusing the bogus token", func() bool {
+		return p.StatsFields()["rotation_failures"] >= 1
+	})
 	ms := metrics(10, nil)
 	if err := p.Write(ms); err != nil {
 		t.Fatalf("Write: %v", err)

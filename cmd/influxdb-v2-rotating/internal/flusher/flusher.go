@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/buffer"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // Sender posts serialised line protocol. The plugin's *InfluxDB satisfies
@@ -51,7 +52,7 @@ type Config struct {
 	// StatsEvery writes the statistics point StatsPoint returns this often
 	// (0: never).
 	StatsEvery time.Duration
-	StatsPoint func(now time.Time) (bucket string, line []byte)
+	StatsPoint func(now time.Time) (bucket string, line []byte, err error)
 }
 
 // Flusher writes the buffer in batches: when a batch is full, and every
@@ -65,7 +66,7 @@ type Flusher struct {
 	maxBackoff time.Duration
 	log        *slog.Logger
 	statsEvery time.Duration
-	statsPoint func(now time.Time) (bucket string, line []byte)
+	statsPoint func(now time.Time) (bucket string, line []byte, err error)
 
 	// Counters count what was written, dropped and retried.
 	Counters Counters
@@ -236,16 +237,16 @@ func groupByBucket(ps []buffer.Line) ([]string, map[string][]buffer.Line) {
 // backoff doubles from 250ms up to maxBackoff: quick recovery from a blip,
 // no hammering of a server that is down.
 func (f *Flusher) backoff() time.Duration {
-	d := 250 * time.Millisecond
-	for i := 1; i < f.attempt && d < f.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, f.maxBackoff)
+	b := rotation.Backoff{Initial: 250 * time.Millisecond, Max: f.maxBackoff, Jitter: rotation.NoJitter}
+	return b.Delay(f.attempt - 1)
 }
 
 func (f *Flusher) writeStats(ctx context.Context) {
-	bucket, line := f.statsPoint(time.Now())
-	if err := f.send.WriteRaw(ctx, bucket, line, 1); err != nil {
+	bucket, line, err := f.statsPoint(time.Now())
+	if err == nil {
+		err = f.send.WriteRaw(ctx, bucket, line, 1)
+	}
+	if err != nil {
 		// Statistics are not worth buffering: the next ones supersede them.
 		f.log.Warn("could not write internal statistics", "error", err.Error())
 	}

@@ -319,6 +319,3 @@ func (h *Handler) Malformed() int64 { return h.malformed.Load() }
 // Unlogged is the number of malformed lines dropped without a log line of
 // their own (see dropMalformed).
 func (h *Handler) Unlogged() int64 { return h.suppressed.Load() }
-
-// MaxLineBytes is the longest line h accepts.
-func (h *Handler) MaxLineBytes() int { return h.opts.MaxLineBytes }

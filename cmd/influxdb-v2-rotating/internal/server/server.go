@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -16,6 +15,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/pipeline"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
+	"github.com/influxrotate/influxrotate/internal/statsline"
 )
 
 // backend is the output behind the binary: the plugin in production, a
@@ -151,12 +151,13 @@ func (s *Server) fields() map[string]int64 {
 	return f
 }
 
-func (s *Server) statsPoint(now time.Time) (string, []byte) {
+func (s *Server) statsPoint(now time.Time) (string, []byte, error) {
 	tags := map[string]string{"client_id": s.set.ClientID, "output": "influxdb_v2_rotating", "mode": "execd"}
-	return s.be.statsBucket(), statsLine(tags, s.fields(), now)
+	line, err := statsline.Encode("internal_token_rotation", tags, s.fields(), now, lineprotocol.Nanosecond)
+	return s.be.statsBucket(), line, err
 }
 
-// run serves until stdin ends or ctx ends (SIGTERM), then flushes within
+// Run serves until stdin ends or ctx ends (SIGTERM), then flushes within
 // the shutdown deadline. It returns the process exit code.
 func (s *Server) Run(ctx context.Context, hup <-chan struct{}) int {
 	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
@@ -225,21 +226,4 @@ wait:
 		s.log.Warn("closing the output", "error", err.Error())
 	}
 	return code
-}
-
-// statsLine encodes one internal_token_rotation point.
-func statsLine(tags map[string]string, fields map[string]int64, now time.Time) []byte {
-	var enc lineprotocol.Encoder
-	enc.SetPrecision(lineprotocol.Nanosecond)
-	enc.StartLine("internal_token_rotation")
-	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		if tags[k] != "" {
-			enc.AddTag(k, tags[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		enc.AddField(k, lineprotocol.IntValue(fields[k]))
-	}
-	enc.EndLine(now)
-	return enc.Bytes()
 }

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 )
 
 // The spool is a write-ahead log of what was read from stdin. Segments are
@@ -95,6 +97,19 @@ func Open(dir string, log *slog.Logger) (*Spool, error) {
 		s.nextSeq = segs[len(segs)-1] + 1
 	}
 	return s, nil
+}
+
+// lockDir takes an exclusive lock on dir/.lock, so that two processes never
+// append to and acknowledge the same segments.
+func lockDir(dir string) (release func(), err error) {
+	l, err := fsutil.TryLock(filepath.Join(dir, ".lock"))
+	switch {
+	case errors.Is(err, fsutil.ErrLocked):
+		return nil, fmt.Errorf("spool_dir %q is in use by another influxdb-v2-rotating process", dir)
+	case err != nil:
+		return nil, fmt.Errorf("spool_dir %q: %w", dir, err)
+	}
+	return func() { _ = l.Unlock() }, nil
 }
 
 func (s *Spool) segments() ([]int64, error) {
@@ -256,10 +271,7 @@ func (s *Spool) openSegment() error {
 		return fmt.Errorf("spool_dir: %w", err)
 	}
 	// The new name must survive a crash too.
-	if d, err := os.Open(s.dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	_ = fsutil.SyncDir(s.dir)
 	s.nextSeq++
 	s.cur, s.curSeq, s.curSize = f, seq, 0
 	return nil

@@ -7,6 +7,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -150,9 +151,7 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = "influxrotate"
-	}
+	o.UserAgent = cmp.Or(o.UserAgent, "influxrotate")
 	o.Retry.defaults()
 	if o.Scrubber == nil {
 		o.Scrubber = rotation.NewScrubber()

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -310,9 +311,7 @@ func (v *V1) Capabilities() Capabilities { return Capabilities{Inactive: true} }
 
 // WriteLines implements Backend through the v2-compatible write endpoint.
 func (v *V1) WriteLines(ctx context.Context, _, bucket, token string, lines []byte) error {
-	if token == "" {
-		token = v.user + ":" + v.pass
-	}
+	token = cmp.Or(token, v.user+":"+v.pass)
 	v.opts.Scrubber.Add(token)
 	w := &V2{opts: v.opts, base: v.base}
 	q := url.Values{"bucket": {bucket}, "precision": {"ms"}}

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -336,9 +337,7 @@ func (v *V2) ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Tar
 			continue
 		}
 		org := p.OrgID
-		if org == "" {
-			org = a.OrgID
-		}
+		org = cmp.Or(org, a.OrgID)
 		switch {
 		case p.ID != "":
 			add(rotation.Target{Org: org, Bucket: p.ID})
@@ -361,9 +360,7 @@ func (v *V2) ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Tar
 
 // WriteLines implements Backend.
 func (v *V2) WriteLines(ctx context.Context, org, bucket, token string, lines []byte) error {
-	if token == "" {
-		token = v.opts.OperatorToken
-	}
+	token = cmp.Or(token, v.opts.OperatorToken)
 	v.opts.Scrubber.Add(token)
 	q := url.Values{"org": {org}, "bucket": {bucket}, "precision": {"ms"}}
 	return v.opts.Retry.Do(ctx, v.opts.Logger, "write metrics", func(ctx context.Context) error {

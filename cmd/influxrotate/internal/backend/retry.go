@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // Retry bounds the retries of one API call: Attempts tries in all, waiting
@@ -43,7 +44,7 @@ func (r *Retry) defaults() {
 // last error.
 func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(context.Context) error) error {
 	r.defaults()
-	delay := r.Initial
+	backoff := rotation.Backoff{Initial: r.Initial, Max: r.Max, Jitter: rotation.EqualJitter}
 	until := time.Now().Add(r.For)
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -54,7 +55,7 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 		if r.OnRetry != nil {
 			r.OnRetry(op, attempt, err)
 		}
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := backoff.Delay(attempt - 1)
 		var he *HTTPError
 		if errors.As(err, &he) && he.RetryAfter > wait {
 			// Honour the server's Retry-After, within the configured bound.
@@ -70,6 +71,5 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 			return err
 		case <-t.C:
 		}
-		delay = min(delay*2, r.Max)
 	}
 }

@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -271,7 +272,7 @@ func status(ctl *controller.Controller, env Env) int {
 	}
 	for _, s := range sts {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%s: authorization=%s fingerprint=%s", s.Credential, orDash(s.Current.ID), orDash(s.Current.Fingerprint))
+		fmt.Fprintf(&b, "%s: authorization=%s fingerprint=%s", s.Credential, cmp.Or(s.Current.ID, "-"), cmp.Or(s.Current.Fingerprint, "-"))
 		if s.Age > 0 {
 			fmt.Fprintf(&b, " age=%s next_due=%s", s.Age.Round(time.Second), s.NextDue.UTC().Format(time.RFC3339))
 		} else {
@@ -294,13 +295,6 @@ func status(ctl *controller.Controller, env Env) int {
 		fmt.Fprintln(env.Stdout, b.String())
 	}
 	return ExitOK
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // pauseHook returns the test-only pause of PauseEnv, or nil.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -107,9 +108,7 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.AuthorizationID == "" && cr.Description == "" && len(cr.Buckets) == 0 {
 		return errors.New("authorization_id, description or buckets is required to find or create the authorization")
 	}
-	if cr.Description == "" {
-		cr.Description = cr.Name
-	}
+	cr.Description = cmp.Or(cr.Description, cr.Name)
 	if backend == BackendInfluxDB1 && !namePattern.MatchString(cr.Description) {
 		return fmt.Errorf("description %q is the user name prefix with backend influxdb1: letters, digits, '_', '.', '-'", cr.Description)
 	}
@@ -206,16 +205,12 @@ func (t *Target) validate() error {
 		if t.Dir == "" {
 			return errors.New("dir is required")
 		}
-		if t.Key == "" {
-			t.Key = "token"
-		}
+		t.Key = cmp.Or(t.Key, "token")
 	case TargetKubernetes:
 		if t.Secret == "" || t.Key == "" {
 			return errors.New("secret and key are required")
 		}
-		if t.Namespace == "" {
-			t.Namespace = "default"
-		}
+		t.Namespace = cmp.Or(t.Namespace, "default")
 	case TargetExec:
 		if len(t.Command) == 0 {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")

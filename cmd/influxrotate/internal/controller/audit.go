@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -30,15 +30,11 @@ func (a *auditor) append(rec rotation.AuditRecord) error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
-	lf, err := os.OpenFile(a.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := fsutil.WaitLock(a.path + ".lock")
 	if err != nil {
 		return fmt.Errorf("audit_log lock: %w", err)
 	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("audit_log lock: %w", err)
-	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN) //nolint:errcheck // released by close anyway
+	defer lock.Unlock() //nolint:errcheck // nothing was written through it
 	l, err := rotation.OpenAuditLogWith(a.path, rotation.AuditOptions{Key: a.key})
 	if err != nil {
 		return err

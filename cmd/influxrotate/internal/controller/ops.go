@@ -1,14 +1,15 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // plan prints what Rotate would do. It sends only GET requests and writes
@@ -22,7 +23,7 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 	}
 	if st.Cycle != nil {
 		fmt.Fprintf(c.out, "credential %s: would resume rotation %s at phase %s (old %s, new %s), then continue to done\n",
-			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, orNone(st.Cycle.Old.ID), orNone(st.Cycle.New.ID))
+			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, cmp.Or(st.Cycle.Old.ID, "-"), cmp.Or(st.Cycle.New.ID, "-"))
 		res.RotationID, res.Phase = st.Cycle.RotationID, st.Cycle.Phase
 		return res
 	}
@@ -84,9 +85,7 @@ func (c *Controller) Status() ([]Status, error) {
 			return nil, err
 		}
 		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted(), Phases: c.Phases()}
-		if s.Current.ID == "" {
-			s.Current.ID = cr.AuthorizationID
-		}
+		s.Current.ID = cmp.Or(s.Current.ID, cr.AuthorizationID)
 		if !st.Current.Since.IsZero() {
 			s.Age = c.now().Sub(st.Current.Since)
 			s.NextDue = st.Current.Since.Add(time.Duration(cr.MaxAge))
@@ -104,8 +103,9 @@ func (c *Controller) Status() ([]Status, error) {
 // a random jitter; a failed rotation is retried with a growing delay.
 func (c *Controller) Run(ctx context.Context) error {
 	type sched struct {
-		next    time.Time
-		backoff time.Duration
+		next time.Time
+		// failures counts the failed rotations since the last success.
+		failures int
 		// due is set when next is a jittered rotation time (not a retry),
 		// which may be before max_age: the rotation is then forced.
 		due bool
@@ -131,13 +131,13 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 			switch res.Outcome {
 			case OutcomeOK, OutcomeNotDue:
-				p.backoff = 0
+				p.failures = 0
 				p.next, p.due = c.scheduleNext(cr), true
 			default:
 				lastErr = res.Err
 				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-				p.backoff = min(max(2*p.backoff, min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute)), time.Hour)
-				p.next, p.due = c.now().Add(p.backoff), false
+				p.failures++
+				p.next, p.due = c.now().Add(retryBackoff(cr).Delay(p.failures-1)), false
 			}
 			wake = minTime(wake, p.next)
 		}
@@ -158,15 +158,14 @@ func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 	if err != nil || st.Current.Since.IsZero() {
 		return c.now().Add(min(time.Duration(cr.MaxAge), time.Minute))
 	}
-	return st.Current.Since.Add(time.Duration(cr.MaxAge) - jitter(time.Duration(cr.Jitter)))
+	spread := rotation.Backoff{Initial: time.Duration(cr.Jitter), Jitter: rotation.FullJitter}
+	return st.Current.Since.Add(time.Duration(cr.MaxAge) - spread.Delay(0))
 }
 
-// jitter is a random part of max, to spread rotations of a fleet.
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return rand.N(max)
+// retryBackoff spaces the retries of a failed rotation: a tenth of max_age
+// (between 1s and 10m) doubling up to an hour.
+func retryBackoff(cr *config.Credential) rotation.Backoff {
+	return rotation.Backoff{Initial: min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
 }
 
 func minTime(a, b time.Time) time.Time {

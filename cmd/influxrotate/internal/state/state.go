@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
@@ -155,7 +154,7 @@ func (s *Store) Save(st *State) error {
 var ErrLocked = errors.New("locked by another influxrotate")
 
 // Lock is a held flock on a credential.
-type Lock struct{ f *os.File }
+type Lock struct{ l *fsutil.Lock }
 
 // Lock takes the credential's lock without waiting. The kernel releases it
 // when the process dies, even by kill -9, so a crash never leaves it stale.
@@ -164,31 +163,23 @@ func (s *Store) Lock(name string) (*Lock, error) {
 		return nil, err
 	}
 	path := filepath.Join(s.dir, name+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	l, err := fsutil.TryLock(path)
+	if errors.Is(err, fsutil.ErrLocked) {
 		holder, _ := os.ReadFile(path)
-		_ = f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("credential %q: %w (pid %s)", name, ErrLocked, string(holder))
-		}
+		return nil, fmt.Errorf("credential %q: %w (pid %s)", name, ErrLocked, string(holder))
+	} else if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// The pid is informational: the flock, not the content, is the lock.
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
-	return &Lock{f: f}, nil
+	_ = l.File().Truncate(0)
+	_, _ = l.File().WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	return &Lock{l: l}, nil
 }
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return nil
 	}
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	err := l.f.Close()
-	l.f = nil
-	return err
+	return l.l.Unlock()
 }
