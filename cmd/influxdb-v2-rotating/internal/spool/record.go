@@ -34,23 +34,23 @@ func scanSegment(r io.Reader, maxRecord int, fn func(payload []byte) bool) (segm
 		head      []byte // while oversized, the current line's first bytes
 	)
 	for {
-		// A chunk is a line or, for a line longer than the buffer, a
+		// A part is a line or, for a line longer than the buffer, a
 		// part of one.
-		chunk, err := br.ReadSlice('\n')
-		since += len(chunk)
-		if !oversized && len(rec)+len(chunk) > maxRecord {
+		part, err := br.ReadSlice('\n')
+		since += len(part)
+		if !oversized && len(rec)+len(part) > maxRecord {
 			oversized = true
 			head = append(head[:0], rec[lineStart:min(len(rec), lineStart+len(prefix))]...)
 			rec, lineStart = rec[:0], 0
 		}
 		if oversized {
 			if n := len(prefix) - len(head); n > 0 {
-				head = append(head, chunk[:min(len(chunk), n)]...)
+				head = append(head, part[:min(len(part), n)]...)
 			}
 		} else {
-			rec = append(rec, chunk...)
+			rec = append(rec, part...)
 		}
-		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
+		if len(part) > 0 && part[len(part)-1] == '\n' {
 			switch {
 			case oversized:
 				if bytes.HasPrefix(head, prefix) {
