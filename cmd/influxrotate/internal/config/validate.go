@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 )
 
 // validate refuses a configuration that cannot work, with an error naming
@@ -134,6 +136,11 @@ func (cr *Credential) validate(backend, edition string) error {
 	if backend == BackendInfluxDB3 && cr.ExpiryMargin == 0 {
 		cr.ExpiryMargin = DefaultExpiryMargin
 	}
+	if a := cr.Adoption; a != nil {
+		if err := a.validate(cr.Buckets); err != nil {
+			return fmt.Errorf("adoption: %w", err)
+		}
+	}
 	if len(cr.Targets) == 0 {
 		return errors.New("at least one [[credential.target]] is required")
 	}
@@ -164,6 +171,45 @@ func (cr *Credential) validateV3(backend, edition string) error {
 		return errors.New("buckets need edition enterprise: InfluxDB 3 Core tokens are admin tokens")
 	case cr.ExpiryMargin < 0:
 		return errors.New("expiry_margin must be positive")
+	}
+	return nil
+}
+
+func (a *Adoption) validate(buckets []string) error {
+	if a.Bucket == "" && len(buckets) > 0 {
+		a.Bucket = buckets[0]
+	}
+	if a.Lookback == 0 {
+		a.Lookback = backend.DefaultAdoptionLookback
+	}
+	if a.MinClients == 0 {
+		a.MinClients = 1
+	}
+	if a.Timeout == 0 {
+		a.Timeout = DefaultAdoptionTimeout
+	}
+	if a.PollInterval == 0 {
+		a.PollInterval = DefaultAdoptionPoll
+	}
+	switch a.OnTimeout {
+	case "":
+		a.OnTimeout = OnTimeoutAbort
+	case OnTimeoutAbort, OnTimeoutProceed:
+	default:
+		return fmt.Errorf("on_timeout %q: must be %q or %q", a.OnTimeout, OnTimeoutAbort, OnTimeoutProceed)
+	}
+	if a.Lookback < 0 || a.Timeout < 0 || a.PollInterval < 0 || a.MinClients < 0 {
+		return errors.New("lookback, timeout, poll_interval and min_clients must be positive")
+	}
+	if a.Lookback < time.Second {
+		return fmt.Errorf("lookback %s: InfluxQL reads whole seconds; use at least 1s", a.Lookback)
+	}
+	seen := map[string]bool{}
+	for _, c := range a.Clients {
+		if c == "" || seen[c] {
+			return fmt.Errorf("clients: empty or repeated client id %q", c)
+		}
+		seen[c] = true
 	}
 	return nil
 }

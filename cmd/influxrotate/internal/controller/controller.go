@@ -1,6 +1,6 @@
 // Package controller is influxrotate's engine: it rotates the InfluxDB
 // tokens named in the configuration through provision → publish → verify →
-// grace → deactivate → observe → delete, one idempotent phase at a time,
+// adopt or grace → deactivate → observe → delete, one idempotent phase at a time,
 // journaling each phase in a state file so that a crash at any point is
 // resumed by the next run, and recording each phase event in the
 // hash-chained audit log. The CLI (cmd/influxrotate) and tests drive it.
@@ -166,6 +166,13 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.WrapBackend != nil {
 		c.be = opts.WrapBackend(c.be)
+	}
+	for i := range cfg.Credentials {
+		if cfg.Credentials[i].Adoption != nil {
+			if _, err := c.adoptionReader(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, cr := range cfg.Credentials {
 		for _, tc := range cr.Targets {

@@ -19,9 +19,21 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	if !cy.DeactivatedAt.IsZero() {
 		grace = cy.DeactivatedAt.Sub(cy.PublishedAt)
 	}
-	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s revocation_attempts=%d duration=%s\n",
+	// The adoption fields say what the adopt phase saw; without the gate
+	// (or before it let the cycle go on) they are left out.
+	var adoption time.Duration
+	adoptionText, adoptionFields := "", ""
+	if ad := cy.Adoption; ad != nil {
+		adoption = cy.AdoptedAt.Sub(cy.PublishedAt)
+		adoptionText = fmt.Sprintf(" adoption=%s clients_adopted=%d clients_missing=%d", adoption.Round(time.Millisecond), len(ad.Adopted), len(ad.Missing))
+		if len(ad.Missing) > 0 {
+			adoptionText += " cut_off=" + strings.Join(ad.Missing, ",")
+		}
+		adoptionFields = fmt.Sprintf(",adoption_ms=%di,clients_adopted=%di,clients_missing=%di", adoption.Milliseconds(), len(ad.Adopted), len(ad.Missing))
+	}
+	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s%s revocation_attempts=%d duration=%s\n",
 		cr.Name, cy.RotationID, outcome, orNone(cy.Old.ID), orNone(cy.Old.Fingerprint), orNone(cy.New.ID), orNone(cy.New.Fingerprint),
-		latency.Round(time.Millisecond), grace.Round(time.Millisecond), cy.RevocationAttempts, now.Sub(cy.Started).Round(time.Millisecond))
+		latency.Round(time.Millisecond), grace.Round(time.Millisecond), adoptionText, cy.RevocationAttempts, now.Sub(cy.Started).Round(time.Millisecond))
 	m := c.cfg.Metrics
 	if m == nil {
 		return
@@ -34,8 +46,8 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 			return
 		}
 	}
-	line := fmt.Sprintf("token_rotation,credential=%s,backend=%s rotation_latency_ms=%di,grace_ms=%di,revocation_attempts=%di,outcome=%q %d\n",
-		escapeTag(cr.Name), c.cfg.Backend, latency.Milliseconds(), grace.Milliseconds(), cy.RevocationAttempts, outcome, now.UnixMilli())
+	line := fmt.Sprintf("token_rotation,credential=%s,backend=%s rotation_latency_ms=%di,grace_ms=%di%s,revocation_attempts=%di,outcome=%q %d\n",
+		escapeTag(cr.Name), c.cfg.Backend, latency.Milliseconds(), grace.Milliseconds(), adoptionFields, cy.RevocationAttempts, outcome, now.UnixMilli())
 	// A stopping controller still reports the cycle it completed.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
 	defer cancel()
