@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 )
@@ -168,4 +169,50 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// Writer is one writer of a credential as its latest adoption report
+// within the lookback shows it.
+type Writer struct {
+	backend.Adoption
+	// Token says which token it writes with: "new" (of the cycle in
+	// flight), "current", "old" (the one the cycle in flight retires),
+	// "previous" (retired by the last cycle) or "other".
+	Token string
+}
+
+// Writers reads the adoption reports of a credential with
+// [credential.adoption] (nil without it): who writes with which token,
+// and when it last said so.
+func (c *Controller) Writers(ctx context.Context, cr *config.Credential) ([]Writer, error) {
+	if cr.Adoption == nil {
+		return nil, nil
+	}
+	st, err := c.store.Load(cr.Name)
+	if err != nil {
+		return nil, err
+	}
+	perms := st.Current.Permissions
+	known := map[string]string{st.Previous.Fingerprint: "previous", st.Current.Fingerprint: "current"}
+	if cy := st.Cycle; cy != nil {
+		perms = cy.New.Permissions
+		known[cy.Old.Fingerprint], known[cy.New.Fingerprint] = "old", "new"
+	}
+	delete(known, "")
+	q, err := adoptionQuery(cr, perms)
+	if err != nil {
+		return nil, err
+	}
+	reports, err := c.readAdoptions(ctx, cr, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Writer, len(reports))
+	for i, rep := range reports {
+		out[i] = Writer{Adoption: rep, Token: known[rep.Fingerprint]}
+		if out[i].Token == "" {
+			out[i].Token = "other"
+		}
+	}
+	return out, nil
 }
