@@ -182,6 +182,7 @@ func (r *cycleRun) adopt(ctx context.Context) (phaseOutcome, error) {
 				return nil
 			}
 			c.log.Debug("writers have not all adopted", "credential", cr.Name, "adopted", len(f.adopted), "missing", f.missing)
+			r.hook(state.PhaseAdopt, "poll")
 			if err := sleep(ctx, min(a.PollInterval, left)); err != nil {
 				return err
 			}

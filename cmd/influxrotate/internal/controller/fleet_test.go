@@ -110,6 +110,23 @@ type fleetWriter struct {
 	sent    int // points stored
 	adopted map[string]time.Time
 	refused int
+	// rep, when set, reports the token the writer writes with after each
+	// stored write that makes a report due, as the plugin does.
+	rep *rotation.AdoptionReporter
+}
+
+// report writes the adoption report due after a write stored with c,
+// through the same write path and with the same credential.
+func (w *fleetWriter) report(ctx context.Context, c *rotation.Credential) {
+	rep, line, ok := w.rep.Due(c, w.rot.Stats().Rotations.Load())
+	if !ok {
+		return
+	}
+	status, err := w.post(ctx, c, string(line))
+	if err == nil && status != http.StatusNoContent {
+		err = fmt.Errorf("adoption report: status %d", status)
+	}
+	w.rep.Done(rep, err)
 }
 
 func (w *fleetWriter) post(ctx context.Context, c *rotation.Credential, line string) (int, error) {
@@ -150,6 +167,9 @@ func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.
 			status, err := w.post(ctx, c, line)
 			if err == nil && status == http.StatusNoContent {
 				w.sent++
+				if w.rep != nil {
+					w.report(ctx, c)
+				}
 				break
 			}
 			if err == nil && rotation.Classify(status, nil, nil).Action == rotation.ActionAuth {

@@ -1,0 +1,394 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/internal/fsutil"
+	"github.com/influxrotate/influxrotate/rotation"
+	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/secscan"
+	"github.com/influxrotate/influxrotate/testutil/wait"
+)
+
+// adoptFleet is a few writers that report which token they write with,
+// each reading its own token source, named by its client ID.
+type adoptFleet struct {
+	t       *testing.T
+	e       *testEnv
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	errs    chan error
+	writers map[string]*fleetWriter
+	closers []func() error
+	once    sync.Once
+}
+
+// fileSource watches path as the plugin's token_file does.
+func fileSource(t *testing.T, path string) rotation.Source {
+	t.Helper()
+	src, err := rotation.NewFileSource(rotation.FileSourceConfig{Path: path, Debounce: 5 * time.Millisecond, Reread: 200 * time.Millisecond})
+	must(t, err)
+	return src
+}
+
+// startFleet starts one reporting writer per source.
+func (e *testEnv) startFleet(sources map[string]rotation.Source) *adoptFleet {
+	t := e.t
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	f := &adoptFleet{t: t, e: e, ctx: ctx, cancel: cancel, stop: make(chan struct{}),
+		errs: make(chan error, len(sources)), writers: map[string]*fleetWriter{}}
+	client := &http.Client{Timeout: 5 * time.Second}
+	names := make([]string, 0, len(sources))
+	for name := range sources {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: e.srv.URL(), Client: client,
+			Targets: []rotation.Target{{Org: e.org, Bucket: e.bucket}}})
+		must(t, err)
+		rot, err := rotation.NewRotator(ctx, rotation.Config{Source: sources[name], Prober: prober,
+			ProbeBackoff: rotation.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+		must(t, err)
+		rep, err := rotation.NewAdoptionReporter(rotation.AdoptionConfig{ClientID: name, Interval: time.Hour})
+		must(t, err)
+		w := &fleetWriter{id: i, rot: rot, client: client, url: e.srv.URL(), adopted: map[string]time.Time{}, rep: rep}
+		f.writers[name] = w
+		f.closers = append(f.closers, rot.Close, sources[name].Close)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.errs <- w.run(ctx, f.stop, 20*time.Millisecond)
+		}()
+	}
+	t.Cleanup(func() { f.halt() })
+	return f
+}
+
+// halt stops the writers once each has stored its pending point (or the
+// fleet's deadline passed) and reports the points never stored.
+func (f *adoptFleet) halt() {
+	f.once.Do(func() {
+		close(f.stop)
+		f.wg.Wait()
+		close(f.errs)
+		for err := range f.errs {
+			if err != nil {
+				f.t.Error(err)
+			}
+		}
+		for _, c := range f.closers {
+			_ = c()
+		}
+		f.cancel()
+	})
+}
+
+// finish halts the writers and checks that no point was lost: each
+// writer's points are stored exactly once, in an unbroken sequence.
+func (f *adoptFleet) finish() {
+	f.t.Helper()
+	f.halt()
+	stored := map[string]int{}
+	for _, p := range f.e.srv.Points() {
+		stored[p.Line]++
+	}
+	for name, w := range f.writers {
+		if w.sent == 0 {
+			f.t.Errorf("writer %s stored nothing", name)
+		}
+		for seq := range w.sent {
+			if n := stored[fmt.Sprintf("fleet,writer=w%03d %d", w.id, int64(w.id)*1e12+int64(seq))]; n != 1 {
+				f.t.Errorf("writer %s point %d stored %d times", name, seq, n)
+			}
+		}
+	}
+}
+
+// holds reports whether writer name writes with the token of fingerprint fp.
+func (f *adoptFleet) holds(name, fp string) bool { return f.writers[name].rot.Current().Fingerprint() == fp }
+
+// copyToken gives the straggler's file the token the controller published
+// to the file target: its secret update arrives late.
+func (e *testEnv) copyToken(to string) {
+	e.t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.dir, "out", "token"))
+	must(e.t, err)
+	must(e.t, fsutil.WriteFileAtomic(to, data, 0o600))
+}
+
+// lateFile is a token file holding the initial token, which only the
+// test updates.
+func (e *testEnv) lateFile(name string) string {
+	e.t.Helper()
+	p := filepath.Join(e.dir, name, "token")
+	must(e.t, os.MkdirAll(filepath.Dir(p), 0o700))
+	must(e.t, os.WriteFile(p, []byte(e.initial.Token+"\n"), 0o600))
+	return p
+}
+
+func adoptionBlock(timeout time.Duration, onTimeout string, extra string) string {
+	return fmt.Sprintf(`
+[credential.adoption]
+lookback = "1m"
+timeout = %q
+on_timeout = %q
+poll_interval = "20ms"
+%s
+`, timeout, onTimeout, extra)
+}
+
+// appendConfig adds text to the end of the configuration file: a
+// [credential.adoption] table there belongs to the one credential.
+func (e *testEnv) appendConfig(text string) {
+	e.t.Helper()
+	f, err := os.OpenFile(e.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	must(e.t, err)
+	_, err = f.WriteString(text)
+	must(e.t, errors.Join(err, f.Close()))
+}
+
+// cycleAt records the journal when the cycle reaches a point.
+type cycleAt struct {
+	mu     sync.Mutex
+	cycles map[string]state.Cycle
+}
+
+func (e *testEnv) recordCycles(points ...string) (*cycleAt, func(string)) {
+	ca := &cycleAt{cycles: map[string]state.Cycle{}}
+	return ca, func(p string) {
+		if !slices.Contains(points, p) {
+			return
+		}
+		if st, err := state.NewStore(filepath.Join(e.dir, "state")).Load("telegraf"); err == nil && st.Cycle != nil {
+			ca.mu.Lock()
+			ca.cycles[p] = *st.Cycle
+			ca.mu.Unlock()
+		}
+	}
+}
+
+func (ca *cycleAt) at(t *testing.T, p string) state.Cycle {
+	t.Helper()
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	cy, ok := ca.cycles[p]
+	if !ok {
+		t.Fatalf("the cycle never reached %s", p)
+	}
+	return cy
+}
+
+// reports reads the writers' reports as the controller does.
+func (e *testEnv) reports(c *Controller) map[string]Writer {
+	e.t.Helper()
+	ws, err := c.Writers(context.Background(), &c.cfg.Credentials[0])
+	must(e.t, err)
+	out := map[string]Writer{}
+	for _, w := range ws {
+		out[w.ClientID] = w
+	}
+	return out
+}
+
+// TestAdoptDeactivatesWhenTheLastWriterAdopts rotates twice with the same
+// writers: once with the fixed grace, once with the adoption gate. The gate
+// lets the old token go as soon as the last writer reports the new one,
+// long before the grace it no longer waits for, and never before.
+func TestAdoptDeactivatesWhenTheLastWriterAdopts(t *testing.T) {
+	const grace = 3 * time.Second
+	e := newEnv(t, envOptions{grace: grace})
+	late := e.lateFile("late")
+	f := e.startFleet(map[string]rotation.Source{
+		"edge-1": fileSource(t, filepath.Join(e.dir, "out", "token")),
+		"edge-2": fileSource(t, filepath.Join(e.dir, "out", "token")),
+		"late":   fileSource(t, late),
+	})
+	wait.For(t, 10*time.Second, "every writer to report the initial token", func() bool {
+		return len(e.srv.Points()) > 0 && f.holds("late", rotation.Fingerprint(e.initial.Token)) && len(e.reported()) == 3
+	})
+
+	// The fixed grace: the test moves the late writer's file on at once.
+	graceRun, hook := e.recordCycles("observe:before")
+	res := e.rotate(e.controller(func(p string) {
+		hook(p)
+		if p == "publish:after" {
+			e.copyToken(late)
+		}
+	}), true)
+	if res.Outcome != OutcomeOK {
+		t.Fatalf("grace rotation: %+v", res)
+	}
+	fixed := graceRun.at(t, "observe:before")
+
+	// The gate: the late writer's file moves on only after the first poll
+	// found it on the old token.
+	e.appendConfig(adoptionBlock(time.Minute, "abort", ""))
+	gateRun, hook := e.recordCycles("observe:before")
+	var firstPoll sync.Once
+	c := e.controller(func(p string) {
+		hook(p)
+		if p == "adopt:poll" {
+			firstPoll.Do(func() { e.copyToken(late) })
+		}
+	})
+	res = e.rotate(c, true)
+	if res.Outcome != OutcomeOK {
+		t.Fatalf("gated rotation: %+v", res)
+	}
+	gated := gateRun.at(t, "observe:before")
+	f.finish()
+
+	last := time.Time{}
+	for _, w := range e.reports(c) {
+		if w.Fingerprint != gated.New.Fingerprint {
+			t.Errorf("writer %s reports %s, want the new token %s", w.ClientID, w.Fingerprint, gated.New.Fingerprint)
+		}
+		if w.FirstSeen.After(last) {
+			last = w.FirstSeen
+		}
+	}
+	if gated.AdoptedAt.Before(last) {
+		t.Errorf("the gate opened at %s, before the last writer adopted at %s", gated.AdoptedAt, last)
+	}
+	if !gated.AdoptedAt.Before(gated.PublishedAt.Add(grace)) {
+		t.Errorf("the gate opened %s after publish: it waited for the grace", gated.AdoptedAt.Sub(gated.PublishedAt))
+	}
+	if gated.Adoption == nil || !slices.Equal(gated.Adoption.Adopted, []string{"edge-1", "edge-2", "late"}) || len(gated.Adoption.Missing) != 0 {
+		t.Errorf("journal adoption = %+v, want edge-1, edge-2 and late adopted", gated.Adoption)
+	}
+	if !fixed.AdoptedAt.IsZero() || fixed.Adoption != nil {
+		t.Errorf("the grace run recorded an adoption: %+v", fixed.Adoption)
+	}
+	if gated.DeactivatedAt.Before(gated.AdoptedAt) {
+		t.Errorf("deactivated at %s, before the gate opened at %s", gated.DeactivatedAt, gated.AdoptedAt)
+	}
+	gateWait, graceWait := gated.DeactivatedAt.Sub(gated.PublishedAt), fixed.DeactivatedAt.Sub(fixed.PublishedAt)
+	if graceWait < grace {
+		t.Errorf("the grace run deactivated %s after publish, before the grace of %s", graceWait, grace)
+	}
+	if gateWait >= graceWait {
+		t.Errorf("publish to adoption %s, not shorter than the grace run's %s", gateWait, graceWait)
+	}
+	t.Logf("publish → deactivate: gate %s (last writer adopted %s after publish), fixed grace %s",
+		gateWait.Round(time.Millisecond), last.Sub(gated.PublishedAt).Round(time.Millisecond), graceWait.Round(time.Millisecond))
+	e.checkEndState()
+	e.checkAdoptionAudit(gated.RotationID, "edge-1", "edge-2", "late")
+	e.scanAll()
+	if out := e.stdout.String(); !strings.Contains(out, "clients_adopted=3 clients_missing=0") {
+		t.Errorf("summary line lacks the adoption: %q", out)
+	}
+}
+
+// reported is each writer's latest report on the server: client ID → fingerprint.
+func (e *testEnv) reported() map[string]string {
+	latest := map[string]influxv2.Point{}
+	for _, p := range e.srv.Points() {
+		if p.Measurement != rotation.DefaultAdoptionMeasurement {
+			continue
+		}
+		if prev, ok := latest[p.Tags["client_id"]]; !ok || !p.Time.Before(prev.Time) {
+			latest[p.Tags["client_id"]] = p
+		}
+	}
+	out := map[string]string{}
+	for id, p := range latest {
+		out[id], _ = p.Fields["fingerprint"].(string)
+	}
+	return out
+}
+
+// auditRecords reads the audit log.
+func (e *testEnv) auditRecords() []rotation.AuditRecord {
+	e.t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.dir, "audit", "audit.jsonl"))
+	must(e.t, err)
+	var out []rotation.AuditRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec rotation.AuditRecord
+		must(e.t, json.Unmarshal([]byte(line), &rec))
+		out = append(out, rec)
+	}
+	return out
+}
+
+// checkAdoptionAudit asserts one "adopted" record per adopting client of a
+// rotation, naming the client and the new fingerprint, and the adopt
+// phase's summary.
+func (e *testEnv) checkAdoptionAudit(rid string, clients ...string) {
+	e.t.Helper()
+	var named []string
+	summary := ""
+	for _, rec := range e.auditRecords() {
+		if rec.RotationID != rid {
+			continue
+		}
+		switch {
+		case rec.Event == "adopted":
+			id, _, _ := strings.Cut(strings.TrimPrefix(rec.Message, "client_id="), " ")
+			named = append(named, id)
+			if !strings.Contains(rec.Message, "fingerprint="+rec.NewFingerprint) || !strings.Contains(rec.Message, "first_seen=") {
+				e.t.Errorf("adopted record %q lacks the new fingerprint or first_seen", rec.Message)
+			}
+		case rec.Event == string(state.PhaseAdopt) && rec.Outcome == OutcomeOK:
+			summary = rec.Message
+		}
+	}
+	slices.Sort(named)
+	if !slices.Equal(named, clients) {
+		e.t.Errorf("adopted records name %v, want %v", named, clients)
+	}
+	if want := fmt.Sprintf("adopted=%d ", len(clients)); !strings.HasPrefix(summary, want) || !strings.Contains(summary, "waited=") {
+		e.t.Errorf("adopt summary %q, want %q… with missing and waited", summary, want)
+	}
+}
+
+// scanAll scans every output of the controller and the writers' reports
+// for every token.
+func (e *testEnv) scanAll(extra ...[]byte) {
+	e.t.Helper()
+	sc := &secscan.Scanner{}
+	sc.AddServer(e.srv)
+	sc.Add(e.initial.Token, e.srv.OperatorToken())
+	if e.rec != nil {
+		sc.Add(e.rec.created()...)
+	}
+	sc.Check(e.t, "stdout", []byte(e.stdout.String()))
+	sc.Check(e.t, "logs", []byte(e.logs.String()))
+	for _, p := range e.srv.Points() {
+		if p.Measurement == rotation.DefaultAdoptionMeasurement {
+			sc.Check(e.t, "adoption report", []byte(fmt.Sprint(p.Tags, p.Fields)))
+		}
+	}
+	hits, files, err := sc.ScanTree(e.dir, func(path string) bool {
+		// The targets and the writers' token files hold tokens by design.
+		rel, _ := filepath.Rel(e.dir, path)
+		return slices.Contains([]string{"out", "mount", "late", "pinned", "operator-token"}, strings.Split(rel, string(filepath.Separator))[0]) ||
+			strings.HasPrefix(rel, "exec-token")
+	})
+	must(e.t, err)
+	if files == 0 {
+		e.t.Error("the scan found no file")
+	}
+	for _, h := range hits {
+		e.t.Errorf("secret leak: %s", h)
+	}
+	for i, b := range extra {
+		sc.Check(e.t, fmt.Sprintf("output %d", i), b)
+	}
+}
+
