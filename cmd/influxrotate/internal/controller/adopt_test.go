@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation"
@@ -392,3 +394,197 @@ func (e *testEnv) scanAll(extra ...[]byte) {
 	}
 }
 
+
+// TestAdoptStragglerAbortsThenResumes: a writer whose secret update is
+// delayed past the timeout keeps the old token valid; the run fails naming
+// it, and the next run, once it caught up, completes. No point is lost.
+func TestAdoptStragglerAbortsThenResumes(t *testing.T) {
+	e := newEnv(t, envOptions{extra: adoptionBlock(time.Second, "abort", "")})
+	late := e.lateFile("late")
+	f := e.startFleet(map[string]rotation.Source{
+		"edge-1": fileSource(t, filepath.Join(e.dir, "out", "token")),
+		"late":   fileSource(t, late),
+	})
+	wait.For(t, 10*time.Second, "both writers to report", func() bool { return len(e.reported()) == 2 })
+
+	res := e.rotate(e.controller(nil), true)
+	if res.Outcome != OutcomeFailed || res.Phase != state.PhaseAdopt || res.Err == nil || !strings.Contains(res.Err.Error(), "late") {
+		t.Fatalf("result %+v, want failed at adopt naming the straggler", res)
+	}
+	if strings.Contains(res.Err.Error(), "edge-1") {
+		t.Errorf("error %q names edge-1, which adopted", res.Err)
+	}
+	st := e.loadState()
+	if st.Cycle == nil || st.Cycle.Phase != state.PhaseAdopt || !st.Cycle.DeactivatedAt.IsZero() {
+		t.Fatalf("journal %+v, want the cycle waiting at adopt, nothing deactivated", st.Cycle)
+	}
+	newTok := e.tokenOf(e.managed()[0])
+	if !e.srv.IsActive(e.initial.Token) || !e.srv.IsActive(newTok) {
+		t.Fatal("both tokens must stay valid after the abort")
+	}
+	named := false
+	for _, rec := range e.auditRecords() {
+		if rec.Event == string(state.PhaseAdopt) && rec.Outcome == OutcomeFailed && strings.Contains(rec.Message, "late") {
+			named = true
+		}
+	}
+	if !named {
+		t.Error("no failed adopt audit record names the straggler")
+	}
+
+	// The secret update arrives; the next run resumes waiting and completes.
+	e.copyToken(late)
+	wait.For(t, 10*time.Second, "the straggler to report the new token", func() bool {
+		return e.reported()["late"] == rotation.Fingerprint(newTok)
+	})
+	c := e.controller(nil)
+	if res := e.rotate(c, false); res.Outcome != OutcomeOK {
+		t.Fatalf("rerun: %+v", res)
+	}
+	f.finish()
+	e.checkEndState()
+	e.checkAdoptionAudit(res.RotationID, "edge-1", "late")
+	e.scanAll([]byte(fmt.Sprint(e.reports(c))))
+}
+
+// TestAdoptStragglerProceed: with on_timeout = "proceed" the old token is
+// deactivated although a writer still uses it; the audit names it, its
+// points stay buffered and are stored once its file updates.
+func TestAdoptStragglerProceed(t *testing.T) {
+	e := newEnv(t, envOptions{extra: adoptionBlock(time.Second, "proceed", "")})
+	late := e.lateFile("late")
+	f := e.startFleet(map[string]rotation.Source{
+		"edge-1": fileSource(t, filepath.Join(e.dir, "out", "token")),
+		"late":   fileSource(t, late),
+	})
+	wait.For(t, 10*time.Second, "both writers to report", func() bool { return len(e.reported()) == 2 })
+	cycles, hook := e.recordCycles("observe:before")
+	res := e.rotate(e.controller(hook), true)
+	if res.Outcome != OutcomeOK {
+		t.Fatalf("rotation: %+v", res)
+	}
+	cy := cycles.at(t, "observe:before")
+	if cy.Adoption == nil || !slices.Equal(cy.Adoption.Missing, []string{"late"}) || !slices.Equal(cy.Adoption.Adopted, []string{"edge-1"}) {
+		t.Fatalf("journal adoption %+v, want edge-1 adopted and late cut off", cy.Adoption)
+	}
+	if e.srv.IsActive(e.initial.Token) {
+		t.Fatal("the old token is still active after proceed")
+	}
+	cutOff := false
+	for _, rec := range e.auditRecords() {
+		if rec.Event == string(state.PhaseAdopt) && rec.Outcome == OutcomeOK && strings.Contains(rec.Message, "cuts off") && strings.Contains(rec.Message, "late") {
+			cutOff = true
+		}
+	}
+	if !cutOff {
+		t.Error("the adopt audit record does not name the writer cut off")
+	}
+	if out := e.stdout.String(); !strings.Contains(out, "clients_adopted=1 clients_missing=1 cut_off=late") {
+		t.Errorf("summary line %q does not name the writer cut off", out)
+	}
+	// The straggler's writes are refused now; its points wait for its token.
+	stuck := f.writers["late"]
+	wait.For(t, 10*time.Second, "the straggler's writes to be refused", func() bool { return stuck.rot.Stats().AuthFailures.Load() > 0 })
+	e.copyToken(late)
+	newFP := cy.New.Fingerprint
+	wait.For(t, 10*time.Second, "the straggler to report the new token", func() bool { return e.reported()["late"] == newFP })
+	f.finish()
+	e.checkEndState()
+	e.scanAll()
+}
+
+// TestAdoptPinnedTokenNamedAsStraggler: a writer configured with the old
+// token as a fixed token (adoption_report turned on) can never adopt and is
+// named by its client ID.
+func TestAdoptPinnedTokenNamedAsStraggler(t *testing.T) {
+	e := newEnv(t, envOptions{extra: adoptionBlock(500*time.Millisecond, "abort", "")})
+	pinned, err := rotation.NewStaticSource(e.initial.Token)
+	must(t, err)
+	f := e.startFleet(map[string]rotation.Source{
+		"edge-1":     fileSource(t, filepath.Join(e.dir, "out", "token")),
+		"hand-tuned": pinned,
+	})
+	wait.For(t, 10*time.Second, "both writers to report", func() bool { return len(e.reported()) == 2 })
+	res := e.rotate(e.controller(nil), true)
+	if res.Outcome != OutcomeFailed || res.Err == nil || !strings.Contains(res.Err.Error(), "not on the new token: hand-tuned") {
+		t.Fatalf("result %+v, want the pinned writer named", res)
+	}
+	f.finish()
+	e.scanAll()
+}
+
+// TestAdoptWriterThatLeftDoesNotBlock: a writer whose last report is older
+// than the lookback has left the fleet; a configured client that never
+// reported blocks, as one that must adopt.
+func TestAdoptWriterThatLeftDoesNotBlock(t *testing.T) {
+	e := newEnv(t, envOptions{extra: adoptionBlock(time.Minute, "abort", "")})
+	// A writer that reported the old token an hour ago and stopped.
+	gone := fmt.Sprintf("%s,client_id=decommissioned fingerprint=%q,previous=\"\",rotations=0i %d\n",
+		rotation.DefaultAdoptionMeasurement, rotation.Fingerprint(e.initial.Token), time.Now().Add(-time.Hour).UnixNano())
+	e.writeLine(e.initial.Token, gone)
+	f := e.startFleet(map[string]rotation.Source{"edge-1": fileSource(t, filepath.Join(e.dir, "out", "token"))})
+	wait.For(t, 10*time.Second, "the writer to report", func() bool { return len(e.reported()) == 2 })
+	cycles, hook := e.recordCycles("observe:before")
+	if res := e.rotate(e.controller(hook), true); res.Outcome != OutcomeOK {
+		t.Fatalf("rotation: %+v", res)
+	}
+	if ad := cycles.at(t, "observe:before").Adoption; ad == nil || !slices.Equal(ad.Adopted, []string{"edge-1"}) || len(ad.Missing) != 0 {
+		t.Errorf("adoption %+v, want edge-1 only", ad)
+	}
+	f.finish()
+
+	// The same writer named in clients must adopt.
+	cfg := strings.Replace(mustRead(t, e.cfgPath), `timeout = "1m0s"`, `timeout = "200ms"
+clients = ["edge-1", "decommissioned"]`, 1)
+	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
+	res := e.rotate(e.controller(nil), true)
+	if res.Outcome != OutcomeFailed || res.Err == nil || !strings.Contains(res.Err.Error(), "decommissioned") {
+		t.Fatalf("result %+v, want the configured client named", res)
+	}
+}
+
+// TestAdoptionUnreadableBeforePublish: an operator token that cannot read
+// the reports is a configuration error found before anything is created.
+func TestAdoptionUnreadableBeforePublish(t *testing.T) {
+	e := newEnv(t, envOptions{extra: adoptionBlock(time.Minute, "abort", `bucket = "no-such-bucket"`)})
+	res := e.rotate(e.controller(nil), true)
+	if res.Err == nil || !ConfigError(res.Err) || !errors.Is(res.Err, backend.ErrAdoptionAccess) {
+		t.Fatalf("result %+v, want a configuration error wrapping ErrAdoptionAccess", res)
+	}
+	if !strings.Contains(res.Err.Error(), "no-such-bucket") {
+		t.Errorf("error %q does not name the bucket", res.Err)
+	}
+	if m := e.managed(); len(m) != 0 {
+		t.Errorf("authorizations created: %v", m)
+	}
+	for _, tg := range e.targets() {
+		if got, err := tg.ReadBack(context.Background()); err != nil || got != e.initial.Token {
+			t.Errorf("%s changed (%v)", tg.Name(), err)
+		}
+	}
+	if st := e.loadState(); st.Cycle != nil {
+		t.Errorf("a cycle was journaled: %+v", st.Cycle)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	must(t, err)
+	return string(data)
+}
+
+// writeLine writes line protocol with tok.
+func (e *testEnv) writeLine(tok, line string) {
+	e.t.Helper()
+	q := url.Values{"org": {e.org}, "bucket": {e.bucket}, "precision": {"ns"}}
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL()+"/api/v2/write?"+q.Encode(), strings.NewReader(line))
+	must(e.t, err)
+	req.Header.Set("Authorization", "Token "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	must(e.t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		e.t.Fatalf("write: status %d", resp.StatusCode)
+	}
+}
