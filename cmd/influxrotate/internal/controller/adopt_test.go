@@ -122,7 +122,9 @@ func (f *adoptFleet) finish() {
 }
 
 // holds reports whether writer name writes with the token of fingerprint fp.
-func (f *adoptFleet) holds(name, fp string) bool { return f.writers[name].rot.Current().Fingerprint() == fp }
+func (f *adoptFleet) holds(name, fp string) bool {
+	return f.writers[name].rot.Current().Fingerprint() == fp
+}
 
 // copyToken gives the straggler's file the token the controller published
 // to the file target: its secret update arrives late.
@@ -393,7 +395,6 @@ func (e *testEnv) scanAll(extra ...[]byte) {
 		sc.Check(e.t, fmt.Sprintf("output %d", i), b)
 	}
 }
-
 
 // TestAdoptStragglerAbortsThenResumes: a writer whose secret update is
 // delayed past the timeout keeps the old token valid; the run fails naming
