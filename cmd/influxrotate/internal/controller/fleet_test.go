@@ -191,15 +191,10 @@ func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.
 
 // TestFleetAdoptsFiveRotations runs writers sharing one secret-dir mount
 // while the controller rotates five times, deactivating and deleting each
-// old token: every point must be stored.
+// old token once every writer reported the new one: every point must be
+// stored, and no token may be deactivated before the last writer adopted it.
 func TestFleetAdoptsFiveRotations(t *testing.T) {
 	writers, groups := 200, 20
-	grace := 400 * time.Millisecond
-	if raceEnabled {
-		// The race detector makes each request several times costlier on
-		// two cores: adoption takes about a second, so the grace grows.
-		grace = 1500 * time.Millisecond
-	}
 	if testing.Short() {
 		writers, groups = 20, 2
 	}
@@ -225,12 +220,16 @@ max = "20ms"
 name = "fleet"
 org = "acme"
 authorization_id = %q
-grace = "%s"
 observe = "50ms"
+  [credential.adoption]
+  bucket = "telemetry"
+  min_clients = %d
+  poll_interval = "50ms"
+  timeout = "40s"
   [[credential.target]]
   type = "secret-dir"
   dir = "mount"
-`, srv.URL(), initial.ID, grace)
+`, srv.URL(), initial.ID, writers)
 	must(t, os.WriteFile(filepath.Join(dir, "c.toml"), []byte(cfgText), 0o600))
 	cfg, err := config.Load(filepath.Join(dir, "c.toml"))
 	must(t, err)
@@ -251,7 +250,9 @@ observe = "50ms"
 			ProbeBackoff: rotation.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 			OnPromote:    client.CloseIdleConnections})
 		must(t, err)
-		fleet[i] = &fleetWriter{id: i, rot: rot, client: client, url: srv.URL(), adopted: map[string]time.Time{}}
+		rep, err := rotation.NewAdoptionReporter(rotation.AdoptionConfig{ClientID: fmt.Sprintf("w%03d", i), Interval: time.Hour})
+		must(t, err)
+		fleet[i] = &fleetWriter{id: i, rot: rot, client: client, url: srv.URL(), adopted: map[string]time.Time{}, rep: rep}
 	}
 	stop := make(chan struct{})
 	errs := make(chan error, writers)
@@ -264,21 +265,41 @@ observe = "50ms"
 		}()
 	}
 
-	// The controller, in process, records when each new token reached the mount.
+	// The gate counts the writers' reports: every writer must have
+	// reported the initial token before the first rotation.
+	wait.For(t, 30*time.Second, "every writer to report", func() bool {
+		clients := map[string]bool{}
+		for _, p := range srv.Points() {
+			if p.Measurement == rotation.DefaultAdoptionMeasurement {
+				clients[p.Tags["client_id"]] = true
+			}
+		}
+		return len(clients) == writers
+	})
+
+	// The controller, in process, records when each new token reached the
+	// mount and when the old one was deactivated.
 	published := map[string]time.Time{}
+	var cycles []state.Cycle
 	var pubMu sync.Mutex
 	var st atomic.Pointer[string]
 	c, err := New(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), Hook: func(p string) {
-		if p == "publish:after" {
-			s, err := state.NewStore(filepath.Join(dir, "state")).Load("fleet")
-			if err == nil && s.Cycle != nil {
-				pubMu.Lock()
-				published[s.Cycle.New.Fingerprint] = s.Cycle.PublishedAt
-				pubMu.Unlock()
-				fp := s.Cycle.New.Fingerprint
-				st.Store(&fp)
-			}
+		if p != "publish:after" && p != "observe:before" {
+			return
 		}
+		s, err := state.NewStore(filepath.Join(dir, "state")).Load("fleet")
+		if err != nil || s.Cycle == nil {
+			return
+		}
+		pubMu.Lock()
+		defer pubMu.Unlock()
+		if p == "observe:before" {
+			cycles = append(cycles, *s.Cycle)
+			return
+		}
+		published[s.Cycle.New.Fingerprint] = s.Cycle.PublishedAt
+		fp := s.Cycle.New.Fingerprint
+		st.Store(&fp)
 	}})
 	must(t, err)
 	start := time.Now()
@@ -337,8 +358,17 @@ observe = "50ms"
 			t.Errorf("writer %d ends on %s, want the last token %s", w.id, fp, last)
 		}
 	}
-	if len(srv.Points()) != total {
-		t.Errorf("server holds %d points, writers sent %d", len(srv.Points()), total)
+	data, reports := 0, 0
+	for _, p := range srv.Points() {
+		switch p.Measurement {
+		case "fleet":
+			data++
+		case rotation.DefaultAdoptionMeasurement:
+			reports++
+		}
+	}
+	if data != total {
+		t.Errorf("server holds %d points, writers sent %d", data, total)
 	}
 	// Adoption time: from the token reaching the mount to each writer's
 	// first use of it.
@@ -361,6 +391,32 @@ observe = "50ms"
 			writers, elapsed.Round(time.Millisecond), total, refused, adoption[0], adoption[len(adoption)/2],
 			adoption[len(adoption)*99/100], adoption[len(adoption)-1])
 	}
+	// The gate: each old token went only after the last writer used the
+	// new one, and long before the fixed grace the gate replaces.
+	var toDeactivate []time.Duration
+	for _, cy := range cycles {
+		last := time.Time{}
+		for _, w := range fleet {
+			if at := w.adopted[cy.New.Fingerprint]; at.After(last) {
+				last = at
+			}
+		}
+		if cy.AdoptedAt.Before(last) || cy.DeactivatedAt.Before(cy.AdoptedAt) {
+			t.Errorf("rotation %s: gate opened %s, deactivated %s, before the last writer adopted at %s",
+				cy.RotationID, cy.AdoptedAt, cy.DeactivatedAt, last)
+		}
+		if cy.Adoption == nil || len(cy.Adoption.Adopted) != writers || len(cy.Adoption.Missing) != 0 {
+			t.Errorf("rotation %s: adoption %+v, want all %d writers", cy.RotationID, cy.Adoption, writers)
+		}
+		toDeactivate = append(toDeactivate, cy.DeactivatedAt.Sub(cy.PublishedAt))
+	}
+	if len(toDeactivate) != 5 {
+		t.Fatalf("%d cycles reached observe, want 5", len(toDeactivate))
+	}
+	slices.Sort(toDeactivate)
+	t.Logf("%d adoption reports read by the gate", reports)
+	t.Logf("publish → deactivate with the adoption gate: min %s, median %s, max %s (the fixed grace it replaces: %s)",
+		toDeactivate[0].Round(time.Millisecond), toDeactivate[2].Round(time.Millisecond), toDeactivate[4].Round(time.Millisecond), config.DefaultGrace)
 	if managed := len(srv.Authorizations()); managed != 2 { // the operator's and the current one
 		t.Errorf("%d authorizations left, want the operator's and the current one", managed)
 	}
