@@ -138,3 +138,40 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal("no credential in the example")
 	}
 }
+
+func TestAdoptionOptions(t *testing.T) {
+	doc := strings.Replace(minimal, `authorization_id = "0123456789abcdef"`, `authorization_id = "0123456789abcdef"
+buckets = ["telemetry", "other"]
+  [credential.adoption]`, 1)
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Credentials[0].Adoption
+	if a == nil || a.Bucket != "telemetry" || a.Lookback != 15*time.Minute || a.MinClients != 1 ||
+		a.Timeout != DefaultAdoptionTimeout || a.OnTimeout != OnTimeoutAbort || a.PollInterval != DefaultAdoptionPoll {
+		t.Errorf("adoption defaults not applied: %+v", a)
+	}
+	if cfg, err := Parse([]byte(minimal)); err != nil || cfg.Credentials[0].Adoption != nil {
+		t.Errorf("no [credential.adoption] must mean no gate: %+v %v", cfg.Credentials[0].Adoption, err)
+	}
+	for edit, want := range map[string]string{
+		`on_timeout = "wait"`:         `on_timeout "wait"`,
+		`lookback = "500ms"`:          "whole seconds",
+		`timeout = "-1s"`:             "must be positive",
+		`clients = ["a", "a"]`:        `repeated client id "a"`,
+		`clients = [""]`:              "empty or repeated",
+		`poll_interval = 5`:           "needs a unit",
+		`min_clients = -1`:            "must be positive",
+		`unknown_adoption_opt = true`: "credential.adoption.unknown_adoption_opt",
+	} {
+		_, err := Parse([]byte(strings.Replace(doc, "[credential.adoption]", "[credential.adoption]\n"+edit, 1)))
+		if err == nil {
+			t.Errorf("%s: accepted", edit)
+			continue
+		}
+		if want != "" && !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q, want %q", edit, err, want)
+		}
+	}
+}

@@ -201,6 +201,9 @@ func (a *Adoption) validate(buckets []string) error {
 	if a.Lookback < 0 || a.Timeout < 0 || a.PollInterval < 0 || a.MinClients < 0 {
 		return errors.New("lookback, timeout, poll_interval and min_clients must be positive")
 	}
+	if a.PollInterval < time.Millisecond || a.Timeout < time.Millisecond {
+		return fmt.Errorf("poll_interval %s, timeout %s: too short; a duration needs a unit, such as \"10s\"", a.PollInterval, a.Timeout)
+	}
 	if a.Lookback < time.Second {
 		return fmt.Errorf("lookback %s: InfluxQL reads whole seconds; use at least 1s", a.Lookback)
 	}
