@@ -11,6 +11,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // fleet is one reading of a credential's writers: which of them write with
@@ -204,12 +205,14 @@ func (r *cycleRun) adopt(ctx context.Context) (phaseOutcome, error) {
 		c.log.Error("writers did not adopt the new token", "credential", cr.Name, "stragglers", f.missing, "adopted", len(f.adopted))
 		return phaseOutcome{}, &stragglersError{cause}
 	}
-	for _, ad := range f.adopted {
-		msg := fmt.Sprintf("client_id=%s fingerprint=%s first_seen=%s last_report=%s", ad.ClientID, ad.Fingerprint,
-			ad.FirstSeen.UTC().Format(time.RFC3339Nano), ad.LastReport.UTC().Format(time.RFC3339Nano))
-		if err := c.record(cr, cy, "adopted", OutcomeOK, 0, msg); err != nil {
-			return phaseOutcome{}, err
-		}
+	recs := make([]rotation.AuditRecord, len(f.adopted))
+	for i, ad := range f.adopted {
+		recs[i] = c.auditRecord(cr, cy, "adopted", OutcomeOK, 0, fmt.Sprintf("client_id=%s fingerprint=%s first_seen=%s last_report=%s",
+			ad.ClientID, ad.Fingerprint, ad.FirstSeen.UTC().Format(time.RFC3339Nano), ad.LastReport.UTC().Format(time.RFC3339Nano)))
+	}
+	// One append for the fleet: the log is opened (and its tail read) once.
+	if err := c.appendAudit(recs...); err != nil {
+		return phaseOutcome{}, err
 	}
 	cy.AdoptedAt = now
 	cy.Adoption = &state.Adoption{Adopted: f.adoptedIDs(), Missing: f.missing}

@@ -19,10 +19,10 @@ type auditor struct {
 	clientID string
 }
 
-func (a *auditor) append(rec rotation.AuditRecord) error {
+// append appends recs in order, under one lock and one open of the log.
+func (a *auditor) append(recs ...rotation.AuditRecord) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	rec.ClientID = a.clientID
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
@@ -39,7 +39,10 @@ func (a *auditor) append(rec rotation.AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := l.Append(rec); err != nil {
+	for i := range recs {
+		recs[i].ClientID = a.clientID
+	}
+	if err := l.AppendAll(recs...); err != nil {
 		_ = l.Close()
 		return err
 	}

@@ -233,6 +233,11 @@ func (c *Controller) targetNames(name string) []string {
 // record appends an audit record; a failed append is logged and makes the
 // phase fail, as a rotation that cannot be audited must not go on.
 func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) error {
+	return c.appendAudit(c.auditRecord(cr, cy, event, outcome, status, msg))
+}
+
+// auditRecord is the record of an event of a credential's cycle.
+func (c *Controller) auditRecord(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) rotation.AuditRecord {
 	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: msg,
 		Targets: c.targetNames(cr.Name)}
 	if cy != nil {
@@ -240,7 +245,12 @@ func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outco
 		rec.OldAuthID, rec.OldFingerprint = cy.Old.ID, cy.Old.Fingerprint
 		rec.NewAuthID, rec.NewFingerprint = cy.New.ID, cy.New.Fingerprint
 	}
-	if err := c.audit.append(rec); err != nil {
+	return rec
+}
+
+// appendAudit appends records in one go; see record.
+func (c *Controller) appendAudit(recs ...rotation.AuditRecord) error {
+	if err := c.audit.append(recs...); err != nil {
 		c.log.Error("audit log append failed", "error", err)
 		return fmt.Errorf("audit_log: %w", err)
 	}
