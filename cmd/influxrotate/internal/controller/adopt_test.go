@@ -197,6 +197,24 @@ func (ca *cycleAt) at(t *testing.T, p string) state.Cycle {
 	return cy
 }
 
+// whenAdopted is a hook that holds the adopt phase back until client has
+// reported the new token, so that a short timeout only ever runs out on
+// the straggler the test means, however busy the machine; then next.
+func (e *testEnv) whenAdopted(client string, next func(string)) func(string) {
+	return func(p string) {
+		if next != nil {
+			next(p)
+		}
+		if p != "adopt:before" {
+			return
+		}
+		st := e.loadState()
+		wait.For(e.t, 20*time.Second, client+" to report the new token", func() bool {
+			return e.reported()[client] == st.Cycle.New.Fingerprint
+		})
+	}
+}
+
 // reports reads the writers' reports as the controller does.
 func (e *testEnv) reports(c *Controller) map[string]Writer {
 	e.t.Helper()
@@ -244,9 +262,14 @@ func TestAdoptDeactivatesWhenTheLastWriterAdopts(t *testing.T) {
 	e.appendConfig(adoptionBlock(time.Minute, "abort", ""))
 	gateRun, hook := e.recordCycles("observe:before")
 	var firstPoll sync.Once
+	var pollMu sync.Mutex
+	var unfinished []time.Time // polls that found a writer behind
 	c := e.controller(func(p string) {
 		hook(p)
 		if p == "adopt:poll" {
+			pollMu.Lock()
+			unfinished = append(unfinished, time.Now())
+			pollMu.Unlock()
 			firstPoll.Do(func() { e.copyToken(late) })
 		}
 	})
@@ -268,6 +291,19 @@ func TestAdoptDeactivatesWhenTheLastWriterAdopts(t *testing.T) {
 	}
 	if gated.AdoptedAt.Before(last) {
 		t.Errorf("the gate opened at %s, before the last writer adopted at %s", gated.AdoptedAt, last)
+	}
+	// Within one poll: at most one poll (the one that ran while the last
+	// report was on its way) found a writer behind after it adopted.
+	pollMu.Lock()
+	after := 0
+	for _, at := range unfinished {
+		if at.After(last) {
+			after++
+		}
+	}
+	pollMu.Unlock()
+	if len(unfinished) == 0 || after > 1 {
+		t.Errorf("%d polls found the late writer behind, %d of them after it adopted: want at least one, and at most one after", len(unfinished), after)
 	}
 	if !gated.AdoptedAt.Before(gated.PublishedAt.Add(grace)) {
 		t.Errorf("the gate opened %s after publish: it waited for the grace", gated.AdoptedAt.Sub(gated.PublishedAt))
@@ -408,7 +444,7 @@ func TestAdoptStragglerAbortsThenResumes(t *testing.T) {
 	})
 	wait.For(t, 10*time.Second, "both writers to report", func() bool { return len(e.reported()) == 2 })
 
-	res := e.rotate(e.controller(nil), true)
+	res := e.rotate(e.controller(e.whenAdopted("edge-1", nil)), true)
 	if res.Outcome != OutcomeFailed || res.Phase != state.PhaseAdopt || res.Err == nil || !strings.Contains(res.Err.Error(), "late") {
 		t.Fatalf("result %+v, want failed at adopt naming the straggler", res)
 	}
@@ -460,7 +496,7 @@ func TestAdoptStragglerProceed(t *testing.T) {
 	})
 	wait.For(t, 10*time.Second, "both writers to report", func() bool { return len(e.reported()) == 2 })
 	cycles, hook := e.recordCycles("observe:before")
-	res := e.rotate(e.controller(hook), true)
+	res := e.rotate(e.controller(e.whenAdopted("edge-1", hook)), true)
 	if res.Outcome != OutcomeOK {
 		t.Fatalf("rotation: %+v", res)
 	}
@@ -506,7 +542,7 @@ func TestAdoptPinnedTokenNamedAsStraggler(t *testing.T) {
 		"hand-tuned": pinned,
 	})
 	wait.For(t, 10*time.Second, "both writers to report", func() bool { return len(e.reported()) == 2 })
-	res := e.rotate(e.controller(nil), true)
+	res := e.rotate(e.controller(e.whenAdopted("edge-1", nil)), true)
 	if res.Outcome != OutcomeFailed || res.Err == nil || !strings.Contains(res.Err.Error(), "not on the new token: hand-tuned") {
 		t.Fatalf("result %+v, want the pinned writer named", res)
 	}
@@ -548,7 +584,11 @@ clients = ["edge-1", "decommissioned"]`, 1)
 // the reports is a configuration error found before anything is created.
 func TestAdoptionUnreadableBeforePublish(t *testing.T) {
 	e := newEnv(t, envOptions{extra: adoptionBlock(time.Minute, "abort", `bucket = "no-such-bucket"`)})
-	res := e.rotate(e.controller(nil), true)
+	c := e.controller(nil)
+	if res := c.Rotate(context.Background(), &c.cfg.Credentials[0], RotateOptions{Force: true, DryRun: true}); !ConfigError(res.Err) {
+		t.Errorf("dry run: %+v, want the configuration error", res)
+	}
+	res := e.rotate(c, true)
 	if res.Err == nil || !ConfigError(res.Err) || !errors.Is(res.Err, backend.ErrAdoptionAccess) {
 		t.Fatalf("result %+v, want a configuration error wrapping ErrAdoptionAccess", res)
 	}

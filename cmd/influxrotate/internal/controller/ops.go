@@ -53,7 +53,21 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 		cr.Org, len(perms), strings.Join(missingFrom(perms, nil), ", "))
 	fmt.Fprintf(c.out, "  publish:   %s\n", strings.Join(c.targetNames(cr.Name), "; "))
 	fmt.Fprintf(c.out, "  verify:    an empty write on each bucket it may write\n")
-	fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
+	if a := cr.Adoption; a != nil {
+		// A read-only query: a dry run finds a missing read permission too.
+		q, err := adoptionQuery(cr, perms)
+		if err == nil {
+			_, err = c.readAdoptions(ctx, cr, q)
+		}
+		if err != nil {
+			res.Outcome, res.Err = OutcomeFailed, err
+			return res
+		}
+		fmt.Fprintf(c.out, "  adopt:     until every writer reporting to %q is on the new token (at most %s, then %s), then deactivate %s\n",
+			q.Bucket, a.Timeout, a.OnTimeout, curID)
+	} else {
+		fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
+	}
 	fmt.Fprintf(c.out, "  observe:   %s, then delete %s\n", cr.Observe, curID)
 	return res
 }
