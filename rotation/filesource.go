@@ -8,12 +8,16 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
+	"github.com/influxrotate/influxrotate/internal/slot"
 )
 
 // FileSource reads a token from a file and reports changes to it.
@@ -39,9 +43,7 @@ type FileSource struct {
 	changes chan *Credential
 
 	watcher *fsnotify.Watcher
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	loop    *lifecycle.Goroutine
 
 	// watchingDir is whether the parent directory itself is watched, else
 	// ancestor is. target is the directory of the resolved file when a
@@ -94,8 +96,6 @@ func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
 		stats:   cfg.Stats,
 		changes: make(chan *Credential, 1),
 		watcher: w,
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -114,7 +114,7 @@ func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
 		s.watchTarget(resolved)
 		s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
 	}
-	go s.run()
+	s.loop = lifecycle.Go(s.run)
 	return s, nil
 }
 
@@ -133,10 +133,7 @@ func (s *FileSource) Read(context.Context) (*Credential, error) {
 		return nil, err
 	}
 	// An undelivered change is older than what the caller now holds.
-	select {
-	case <-s.changes:
-	default:
-	}
+	slot.Clear(s.changes)
 	s.mu.Lock()
 	s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
 	s.mu.Unlock()
@@ -151,8 +148,7 @@ func (s *FileSource) Changes() <-chan *Credential { return s.changes }
 
 // Close stops the watcher goroutine, waits for it and closes Changes.
 func (s *FileSource) Close() error {
-	s.once.Do(func() { close(s.stop) })
-	<-s.done
+	s.loop.Stop()
 	return nil
 }
 
@@ -228,21 +224,7 @@ func (s *FileSource) check() {
 		return
 	}
 	s.log.Info("token file changed", "credential", c)
-	s.deliver(c)
-}
-
-// deliver replaces any undelivered credential with c. Only run sends, and
-// Read only receives, so after draining the send cannot block.
-func (s *FileSource) deliver(c *Credential) {
-	select {
-	case s.changes <- c:
-	default:
-		select {
-		case <-s.changes:
-		default:
-		}
-		s.changes <- c
-	}
+	slot.Replace(s.changes, c)
 }
 
 // ensureWatch watches the parent directory, or while it does not exist the
@@ -303,17 +285,11 @@ func (s *FileSource) watchTarget(resolved string) {
 }
 
 func (s *FileSource) watched(dir string) bool {
-	for _, w := range s.watcher.WatchList() {
-		if w == dir {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(s.watcher.WatchList(), dir)
 }
 
 // run is the one goroutine that owns the watcher.
-func (s *FileSource) run() {
-	defer close(s.done)
+func (s *FileSource) run(ctx context.Context) {
 	defer close(s.changes)
 	defer s.watcher.Close()
 
@@ -327,7 +303,7 @@ func (s *FileSource) run() {
 	}
 	for {
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			debounce.Stop()
 			return
 		case ev, ok := <-s.watcher.Events:

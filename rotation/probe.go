@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,9 @@ type ProberConfig struct {
 	Timeout time.Duration
 	// Header is added to every probe (User-Agent, http_headers).
 	Header http.Header
+	// Scrubber removes tokens from the server's messages; the prober adds
+	// each token it probes. Default: a new one.
+	Scrubber *Scrubber
 }
 
 func (v Verdict) String() string {
@@ -136,7 +140,7 @@ func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 		var err error
 		u, err = url.Parse(cfg.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", cfg.URL)
+			return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", RedactURL(cfg.URL))
 		}
 	}
 	switch cfg.Mode {
@@ -163,6 +167,9 @@ func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 	client := cfg.Client
 	if client == nil {
 		client = &http.Client{CheckRedirect: NoRedirect}
+	}
+	if cfg.Scrubber == nil {
+		cfg.Scrubber = NewScrubber()
 	}
 	return &HTTPProber{cfg: cfg, base: u, client: client}, nil
 }
@@ -197,6 +204,8 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 		res.Message = "no token"
 		return res
 	}
+	// Registered before it is sent: an echo of it in the answer is scrubbed.
+	p.cfg.Scrubber.AddCredential(c)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	req, err := p.request(ctx, t, body, c)
@@ -206,14 +215,14 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		res.Message = err.Error()
+		res.Message = p.cfg.Scrubber.Scrub(err.Error())
 		return res
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	res.Status = resp.StatusCode
-	res.Verdict, res.Message = classifyProbe(resp.StatusCode, msg)
+	res.Verdict, res.Message = classifyProbe(p.cfg.Scrubber, resp.StatusCode, msg)
 	return res
 }
 
@@ -248,9 +257,9 @@ func (p *HTTPProber) request(ctx context.Context, t Target, body string, c *Cred
 // refused (forbidden for 403), and of the answers it would drop a write for,
 // the empty write's 400 means the token passed and 404 names a missing
 // org or bucket. A server that cannot answer (429, 5xx) is never taken to
-// have refused the token.
-func classifyProbe(status int, body []byte) (Verdict, string) {
-	d := Classify(status, nil, body)
+// have refused the token. s scrubs the message.
+func classifyProbe(s *Scrubber, status int, body []byte) (Verdict, string) {
+	d := s.Classify(status, nil, body)
 	switch d.Action {
 	case ActionAccept:
 		return VerdictValid, ""
@@ -268,8 +277,5 @@ func classifyProbe(status int, body []byte) (Verdict, string) {
 			return VerdictNotFound, d.Message
 		}
 	}
-	if d.Message == "" {
-		d.Message = http.StatusText(status)
-	}
-	return VerdictUnknown, d.Message
+	return VerdictUnknown, cmp.Or(d.Message, http.StatusText(status))
 }

@@ -47,7 +47,7 @@ func readTokenFile(path string) (tok, resolved string, err error) {
 		return "", "", unwrapPathError(err)
 	}
 	if !info.Mode().IsRegular() {
-		return "", "", fmt.Errorf("%w (%s)", ErrNotRegularFile, fileKind(info.Mode()))
+		return "", "", NotRegularFileError(info.Mode())
 	}
 	content, err := io.ReadAll(io.LimitReader(f, MaxTokenSize+65))
 	if err != nil {
@@ -63,6 +63,13 @@ func readTokenFile(path string) (tok, resolved string, err error) {
 // ErrNotRegularFile is returned for a token path that is a directory, a
 // named pipe, a socket or a device rather than a file.
 var ErrNotRegularFile = errors.New("not a regular file")
+
+// NotRegularFileError is ErrNotRegularFile naming what the file is instead,
+// for anyone who opened a token path (without blocking on a named pipe) and
+// found something else there.
+func NotRegularFileError(m fs.FileMode) error {
+	return fmt.Errorf("%w (%s)", ErrNotRegularFile, fileKind(m))
+}
 
 func fileKind(m fs.FileMode) string {
 	switch {

@@ -1,5 +1,7 @@
 // Package fsutil holds the file operations that must survive a crash or a
-// power cut, shared by the controller's journal and its file targets.
+// power cut, and the flock that keeps a directory or a journal to one
+// owner: shared by the controller's journal, its audit log and file
+// targets, the execd binary's spool and rotation/secretdir.
 package fsutil
 
 import (
@@ -52,7 +54,7 @@ func WriteFileAtomicAs(path string, data []byte, mode os.FileMode, uid, gid int)
 	if err = os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // tempPrefix starts the name of WriteFileAtomic's temp files for path;
@@ -100,14 +102,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// syncDir fsyncs a directory, which makes a rename in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

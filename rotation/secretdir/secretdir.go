@@ -39,6 +39,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 )
 
 const (
@@ -158,7 +160,7 @@ func Write(dir string, files map[string][]byte, mode os.FileMode) error {
 			_ = os.RemoveAll(tsDir)
 			return fmt.Errorf("secretdir: %w", err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return fmt.Errorf("secretdir: %w", err)
 		}
 	}
@@ -285,7 +287,7 @@ func writePayload(payload map[string][]byte, tsDir string, mode os.FileMode) err
 		}
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -310,18 +312,6 @@ func writeFileSync(p string, content []byte, mode os.FileMode) error {
 	}
 	// OpenFile's mode is filtered by the umask; the requested mode must win.
 	return os.Chmod(p, mode)
-}
-
-func syncDir(d string) error {
-	f, err := os.Open(d)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func createVisibleLinks(payload map[string][]byte, dir string) error {

@@ -3,7 +3,6 @@ package influxdb_v2_rotating
 import (
 	"context"
 	"errors"
-	"net/url"
 	"time"
 
 	"github.com/influxrotate/influxrotate/rotation"
@@ -22,6 +21,7 @@ func (p *InfluxDB) newProber(w *httpWriter, mode rotation.ProbeMode) (*rotation.
 		Client:      w.client,
 		Timeout:     time.Duration(p.ProbeTimeout),
 		NewRequest:  w.probeRequest,
+		Scrubber:    w.scrub,
 	})
 }
 
@@ -66,11 +66,7 @@ func (p *InfluxDB) Check(ctx context.Context) (*rotation.Credential, []CheckResu
 		if err != nil {
 			return cred, results, err
 		}
-		shown := p.URLs[i]
-		if u, err := url.Parse(shown); err == nil {
-			shown = u.Redacted()
-		}
-		results = append(results, CheckResult{URL: shown, ProbeResult: prober.Probe(ctx, cred)})
+		results = append(results, CheckResult{URL: rotation.RedactURL(p.URLs[i]), ProbeResult: prober.Probe(ctx, cred)})
 	}
 	return cred, results, nil
 }

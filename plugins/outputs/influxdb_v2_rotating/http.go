@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,6 +45,7 @@ type httpWriter struct {
 	gzip            bool
 	userAgent       string
 	headers         map[string]*config.Secret
+	scrub           *rotation.Scrubber
 	writeURLs       sync.Map // bucket -> *url.URL
 	consecutiveFail atomic.Int64
 }
@@ -62,12 +62,14 @@ type writerConfig struct {
 	gzip            bool
 	userAgent       string
 	headers         map[string]*config.Secret
+	// scrub removes tokens from the server's messages; the Rotator fills it.
+	scrub *rotation.Scrubber
 }
 
 func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 	u, err := url.Parse(cfg.url)
 	if err != nil {
-		return nil, fmt.Errorf("urls: error parsing url %q: %w", cfg.url, err)
+		return nil, fmt.Errorf("urls: error parsing url %q: %w", rotation.RedactURL(cfg.url), rotation.URLParseError(err))
 	}
 	proxy := http.ProxyFromEnvironment
 	if cfg.proxy != nil {
@@ -103,7 +105,7 @@ func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 		}
 		base = url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/api/v2/write"}
 	default:
-		return nil, fmt.Errorf("urls: unsupported scheme %q in %q", u.Scheme, cfg.url)
+		return nil, fmt.Errorf("urls: unsupported scheme %q in %q", u.Scheme, rotation.RedactURL(cfg.url))
 	}
 	base.RawQuery = ""
 	return &httpWriter{
@@ -117,6 +119,7 @@ func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 		gzip:      cfg.gzip,
 		userAgent: cfg.userAgent,
 		headers:   cfg.headers,
+		scrub:     cfg.scrub,
 	}, nil
 }
 
@@ -226,12 +229,12 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 	}
 	// Drain so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	d = rotation.Classify(resp.StatusCode, resp.Header, errBody)
+	d = w.scrub.Classify(resp.StatusCode, resp.Header, errBody)
 	if xe := resp.Header.Get("X-Influx-Error"); xe != "" && d.Action != rotation.ActionAccept {
 		if d.Message == "" {
-			d.Message = rotation.ServerMessage([]byte(xe))
+			d.Message = w.scrub.ServerMessage([]byte(xe))
 		} else {
-			d.Message += "; " + rotation.ServerMessage([]byte(xe))
+			d.Message += "; " + w.scrub.ServerMessage([]byte(xe))
 		}
 	}
 	return d, false, nil
@@ -437,16 +440,16 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 	}
 }
 
-// Back-off when the server gives no Retry-After: the stock plugin's
-// (count²)/40 seconds, capped at a minute.
-const maxThrottleBackoff = 60 * time.Second
+// throttleBackoff applies when the server gives no Retry-After: the stock
+// plugin's (count²)/40 seconds, capped at a minute, without jitter.
+var throttleBackoff = rotation.Backoff{Initial: 25 * time.Millisecond, Max: time.Minute,
+	Growth: rotation.Quadratic, Jitter: rotation.NoJitter}
 
 // throttle records that the server asked to slow down and returns how long
 // to wait: the server's Retry-After or our own back-off, whichever is longer.
 func (p *InfluxDB) throttle(retryAfter time.Duration) time.Duration {
 	n := p.throttleCount.Add(1)
-	backoff := time.Duration(math.Min(float64(n*n)/40, maxThrottleBackoff.Seconds()) * float64(time.Second))
-	wait := max(retryAfter, backoff)
+	wait := max(retryAfter, throttleBackoff.Delay(int(n-1)))
 	until := time.Now().Add(wait).UnixNano()
 	for {
 		cur := p.retryAt.Load()

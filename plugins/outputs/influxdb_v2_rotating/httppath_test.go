@@ -126,6 +126,10 @@ func TestBadAddressesFailAtConnectLikeStock(t *testing.T) {
 		{"urls scheme", []string{"ftp://x"}, "", "", `urls: unsupported scheme "ftp"`},
 		{"http_proxy", []string{"http://127.0.0.1:1"}, "http://a b:%", "", "http_proxy: error parsing"},
 		{"local_address", []string{"http://127.0.0.1:1"}, "", "127.0.0.1:99999", "local_address: invalid port"},
+		// A URL's password is masked, also where the URL does not parse.
+		{"urls scheme password", []string{"ftp://u:url-s3cret-pw@x"}, "", "", `"ftp://u:xxxxx@x"`},
+		{"urls parse password", []string{"http://u:url-s3cret-pw@x:port"}, "", "", `"http://u:xxxxx@x:port": invalid port`},
+		{"http_proxy password", []string{"http://127.0.0.1:1"}, "http://u:url-s3cret-pw@x:port", "", `"http://u:xxxxx@x:port"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +152,9 @@ func TestBadAddressesFailAtConnectLikeStock(t *testing.T) {
 			err := p.Connect()
 			if err == nil || !strings.Contains(err.Error(), tc.wantIn) {
 				t.Fatalf("Connect: %v, want an error containing %q", err, tc.wantIn)
+			}
+			if strings.Contains(err.Error(), "url-s3cret-pw") {
+				t.Fatal("Connect error shows the URL's password")
 			}
 			if err := p.Close(); err != nil {
 				t.Errorf("Close after a failed Connect: %v", err)

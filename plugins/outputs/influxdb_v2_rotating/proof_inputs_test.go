@@ -33,6 +33,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // testCA issues loopback server certificates.
@@ -217,13 +218,10 @@ func TestProofBadTokenFiles(t *testing.T) {
 			if err := os.Rename(tmp, r.path); err != nil {
 				r.t.Fatal(err)
 			}
-			deadline := time.Now().Add(3 * time.Second)
-			for r.stat("source_errors") == 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if r.stat("source_errors") == 0 {
-				r.t.Errorf("token file replaced by a named pipe: no source error within 3s; the reader is blocked in open(2) " +
-					"(rotation.FileSource should refuse anything but a regular file before opening it)")
+			refused := wait.Check(r.t, 3*time.Second, "a source error for the named pipe put in place of the token file "+
+				"(none means the reader is blocked in open(2): rotation.FileSource should refuse anything but a regular file before opening it)",
+				func() bool { return r.stat("source_errors") > 0 })
+			if !refused {
 				for range 50 { // a reader may open it again at the next event
 					w, err := os.OpenFile(r.path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 					if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	telegrafconfig "github.com/influxdata/telegraf/config"
 )
 
 const minimal = `
@@ -32,7 +34,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.Backend != BackendInfluxDB2 || cr.Grace != DefaultGrace || cr.Observe != DefaultObserve || cr.MaxAge != DefaultMaxAge {
 		t.Errorf("defaults not applied: %+v %+v", cfg, cr)
 	}
-	if cr.Grace <= 60*time.Second {
+	if time.Duration(cr.Grace) <= 60*time.Second {
 		t.Errorf("default grace %s is not above the kubelet sync period", cr.Grace)
 	}
 	if cr.Targets[0].Mode != 0 {
@@ -139,6 +141,118 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 }
 
+// TestExampleInfluxDB3SectionLoads: the commented InfluxDB 3 configuration
+// at the end of example.toml, uncommented, is a valid configuration.
+func TestExampleInfluxDB3SectionLoads(t *testing.T) {
+	data, err := os.ReadFile("../../example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "# --- InfluxDB 3 (Core and Enterprise)")
+	if !ok {
+		t.Fatal("example.toml has no InfluxDB 3 section")
+	}
+	// The prose ends at the first empty comment line; after it, "# " starts
+	// a line of the configuration and "# # " a comment in it.
+	_, section, _ = strings.Cut(section, "\n#\n")
+	var doc strings.Builder
+	for _, line := range strings.Split(section, "\n") {
+		if rest, ok := strings.CutPrefix(line, "# "); ok && !strings.HasPrefix(rest, "#") {
+			doc.WriteString(rest + "\n")
+		}
+	}
+	cfg, err := Parse([]byte(doc.String()))
+	if err != nil {
+		t.Fatalf("the InfluxDB 3 section: %v\n%s", err, doc.String())
+	}
+	if cfg.Backend != BackendInfluxDB3 || cfg.Edition != EditionEnterprise || len(cfg.Credentials) != 1 ||
+		time.Duration(cfg.Credentials[0].ExpiryMargin) != 168*time.Hour {
+		t.Errorf("the InfluxDB 3 section reads as %+v", cfg)
+	}
+}
+
+// TestURLPasswordIsMasked: a configuration error naming the url masks the
+// password of its userinfo.
+func TestURLPasswordIsMasked(t *testing.T) {
+	for _, u := range []string{
+		"ftp://user:url-s3cret-pw@influx.example.com",
+		"http://user:url-s3cret-pw@influx.example.com:8086",
+		"http://user:url-s3cret-pw@influx.example.com:port",
+	} {
+		doc := strings.Replace(minimal, `url = "http://127.0.0.1:8086"`, "url = \""+u+"\"", 1)
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "user:xxxxx@") || strings.Contains(err.Error(), "url-s3cret-pw") {
+			t.Errorf("url %s: error %v, want one naming the url with its password masked", "user:…@", err)
+		}
+	}
+}
+
+// TestDurationsReadAsTelegrafReadsThem: a bare number is seconds, as in
+// the plugin's and the execd binary's Telegraf configuration (it was read
+// as nanoseconds: max_age = 720 rotated on every run).
+func TestDurationsReadAsTelegrafReadsThem(t *testing.T) {
+	for _, v := range []string{`90`, `2.5`, `0`, `"90"`, `"90s"`, `"1h30m"`, `"250ms"`, `'2m'`} {
+		t.Run(v, func(t *testing.T) {
+			doc := strings.Replace(minimal, "[[credential]]\n", "[[credential]]\ngrace = "+v+"\n", 1)
+			cfg, err := Parse([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want telegrafconfig.Duration
+			if err := want.UnmarshalText([]byte(strings.Trim(v, `"'`))); err != nil {
+				t.Fatal(err)
+			}
+			if time.Duration(want) == 0 {
+				want = telegrafconfig.Duration(DefaultGrace) // 0 selects the default
+			}
+			if got := cfg.Credentials[0].Grace; time.Duration(got) != time.Duration(want) {
+				t.Errorf("grace = %s read as %s; Telegraf reads it as %s", v, got, time.Duration(want))
+			}
+		})
+	}
+	doc := strings.Replace(minimal, "[[credential]]\n", "timeout = 3\n[retry]\ninitial = 1\nmax = 2\n[[credential]]\nmax_age = 720\njitter = 60\nobserve = 30\n", 1) +
+		"  timeout = 45\n"
+	doc = strings.Replace(doc, `type = "file"`+"\n  path = \"/run/token\"", `type = "exec"`+"\n  command = [\"/bin/true\"]", 1)
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := cfg.Credentials[0]
+	for name, c := range map[string]struct{ got, want time.Duration }{
+		"timeout":        {time.Duration(cfg.Timeout), 3 * time.Second},
+		"retry.initial":  {time.Duration(cfg.Retry.Initial), time.Second},
+		"retry.max":      {time.Duration(cfg.Retry.Max), 2 * time.Second},
+		"max_age":        {time.Duration(cr.MaxAge), 720 * time.Second},
+		"jitter":         {time.Duration(cr.Jitter), time.Minute},
+		"observe":        {time.Duration(cr.Observe), 30 * time.Second},
+		"target.timeout": {time.Duration(cr.Targets[0].ExecTimeout), 45 * time.Second},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: bare integer read as %s, want %s", name, c.got, c.want)
+		}
+	}
+}
+
+func TestBadDurationsNameTheOption(t *testing.T) {
+	for v, want := range map[string]string{
+		`"90d"`:            `duration "90d"`,
+		`"soon"`:           `duration "soon"`,
+		`true`:             "not bool",
+		`9999999999999999`: "out of range",
+		`-5`:               "must be positive",
+		`"-1s"`:            "must be positive",
+	} {
+		t.Run(v, func(t *testing.T) {
+			doc := strings.Replace(minimal, "[[credential]]\n", "[[credential]]\ngrace = "+v+"\n", 1)
+			_, err := Parse([]byte(doc))
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "grace") {
+				t.Fatalf("grace = %s: %v, want a configuration error naming grace and containing %q", v, err, want)
+			}
+		})
+	}
+}
+
 func TestAdoptionOptions(t *testing.T) {
 	doc := strings.Replace(minimal, `authorization_id = "0123456789abcdef"`, `authorization_id = "0123456789abcdef"
 buckets = ["telemetry", "other"]
@@ -148,12 +262,17 @@ buckets = ["telemetry", "other"]
 		t.Fatal(err)
 	}
 	a := cfg.Credentials[0].Adoption
-	if a == nil || a.Bucket != "telemetry" || a.Lookback != 15*time.Minute || a.MinClients != 1 ||
-		a.Timeout != DefaultAdoptionTimeout || a.OnTimeout != OnTimeoutAbort || a.PollInterval != DefaultAdoptionPoll {
+	if a == nil || a.Bucket != "telemetry" || time.Duration(a.Lookback) != 15*time.Minute || a.MinClients != 1 ||
+		time.Duration(a.Timeout) != DefaultAdoptionTimeout || a.OnTimeout != OnTimeoutAbort || time.Duration(a.PollInterval) != DefaultAdoptionPoll {
 		t.Errorf("adoption defaults not applied: %+v", a)
 	}
 	if cfg, err := Parse([]byte(minimal)); err != nil || cfg.Credentials[0].Adoption != nil {
 		t.Errorf("no [credential.adoption] must mean no gate: %+v %v", cfg.Credentials[0].Adoption, err)
+	}
+	// Durations read as everywhere else: a bare number is seconds.
+	if cfg, err := Parse([]byte(strings.Replace(doc, "[credential.adoption]", "[credential.adoption]\npoll_interval = 5", 1))); err != nil ||
+		time.Duration(cfg.Credentials[0].Adoption.PollInterval) != 5*time.Second {
+		t.Errorf("poll_interval = 5: %v", err)
 	}
 	for edit, want := range map[string]string{
 		`on_timeout = "wait"`:         `on_timeout "wait"`,
@@ -161,7 +280,7 @@ buckets = ["telemetry", "other"]
 		`timeout = "-1s"`:             "must be positive",
 		`clients = ["a", "a"]`:        `repeated client id "a"`,
 		`clients = [""]`:              "empty or repeated",
-		`poll_interval = 5`:           "needs a unit",
+		`poll_interval = "1us"`:       "too short",
 		`min_clients = -1`:            "must be positive",
 		`unknown_adoption_opt = true`: "credential.adoption.unknown_adoption_opt",
 	} {

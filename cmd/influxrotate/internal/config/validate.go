@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // validate refuses a configuration that cannot work, with an error naming
@@ -19,10 +21,10 @@ func (c *Config) validate() error {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("url %q must be http(s)://host[:port]", c.URL)
+		return fmt.Errorf("url %q must be http(s)://host[:port]", rotation.RedactURL(c.URL))
 	}
 	if u.Scheme == "http" && !c.AllowInsecureHTTP && !IsLoopback(u.Hostname()) {
-		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", c.URL)
+		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", rotation.RedactURL(c.URL))
 	}
 	switch c.Backend {
 	case "":
@@ -107,9 +109,7 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.AuthorizationID == "" && cr.Description == "" && len(cr.Buckets) == 0 {
 		return errors.New("authorization_id, description or buckets is required to find or create the authorization")
 	}
-	if cr.Description == "" {
-		cr.Description = cr.Name
-	}
+	cr.Description = cmp.Or(cr.Description, cr.Name)
 	if backend == BackendInfluxDB1 && !namePattern.MatchString(cr.Description) {
 		return fmt.Errorf("description %q is the user name prefix with backend influxdb1: letters, digits, '_', '.', '-'", cr.Description)
 	}
@@ -124,11 +124,11 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.Grace == 0 {
 		cr.Grace = DefaultGrace
 	}
-	if cr.Observe == 0 {
+	if cr.Observe == 0 && backend != BackendInfluxDB3 {
 		cr.Observe = DefaultObserve
 	}
-	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 {
-		return errors.New("max_age, jitter, grace and observe must be positive")
+	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 || cr.ActivationTimeout < 0 {
+		return errors.New("max_age, jitter, grace, observe and activation_timeout must be positive")
 	}
 	if cr.Jitter >= cr.MaxAge {
 		return errors.New("jitter must be less than max_age")
@@ -171,6 +171,10 @@ func (cr *Credential) validateV3(backend, edition string) error {
 		return errors.New("buckets need edition enterprise: InfluxDB 3 Core tokens are admin tokens")
 	case cr.ExpiryMargin < 0:
 		return errors.New("expiry_margin must be positive")
+	case cr.Observe != 0:
+		// Observe keeps a deactivated token around for a rollback; an
+		// InfluxDB 3 token cannot be deactivated, so there is no such phase.
+		return errors.New("observe does not apply to backend influxdb3: InfluxDB 3 has no inactive state, the old token is deleted after grace")
 	}
 	return nil
 }
@@ -180,16 +184,16 @@ func (a *Adoption) validate(buckets []string) error {
 		a.Bucket = buckets[0]
 	}
 	if a.Lookback == 0 {
-		a.Lookback = backend.DefaultAdoptionLookback
+		a.Lookback = Duration(backend.DefaultAdoptionLookback)
 	}
 	if a.MinClients == 0 {
 		a.MinClients = 1
 	}
 	if a.Timeout == 0 {
-		a.Timeout = DefaultAdoptionTimeout
+		a.Timeout = Duration(DefaultAdoptionTimeout)
 	}
 	if a.PollInterval == 0 {
-		a.PollInterval = DefaultAdoptionPoll
+		a.PollInterval = Duration(DefaultAdoptionPoll)
 	}
 	switch a.OnTimeout {
 	case "":
@@ -201,11 +205,11 @@ func (a *Adoption) validate(buckets []string) error {
 	if a.Lookback < 0 || a.Timeout < 0 || a.PollInterval < 0 || a.MinClients < 0 {
 		return errors.New("lookback, timeout, poll_interval and min_clients must be positive")
 	}
-	if a.PollInterval < time.Millisecond || a.Timeout < time.Millisecond {
-		return fmt.Errorf("poll_interval %s, timeout %s: too short; a duration needs a unit, such as \"10s\"", a.PollInterval, a.Timeout)
+	if a.PollInterval < Duration(time.Millisecond) || a.Timeout < Duration(time.Millisecond) {
+		return fmt.Errorf("poll_interval %s, timeout %s: too short", time.Duration(a.PollInterval), time.Duration(a.Timeout))
 	}
-	if a.Lookback < time.Second {
-		return fmt.Errorf("lookback %s: InfluxQL reads whole seconds; use at least 1s", a.Lookback)
+	if a.Lookback < Duration(time.Second) {
+		return fmt.Errorf("lookback %s: InfluxQL reads whole seconds; use at least 1s", time.Duration(a.Lookback))
 	}
 	seen := map[string]bool{}
 	for _, c := range a.Clients {
@@ -249,22 +253,18 @@ func (t *Target) validate() error {
 		if t.Dir == "" {
 			return errors.New("dir is required")
 		}
-		if t.Key == "" {
-			t.Key = "token"
-		}
+		t.Key = cmp.Or(t.Key, "token")
 	case TargetKubernetes:
 		if t.Secret == "" || t.Key == "" {
 			return errors.New("secret and key are required")
 		}
-		if t.Namespace == "" {
-			t.Namespace = "default"
-		}
+		t.Namespace = cmp.Or(t.Namespace, "default")
 	case TargetExec:
 		if len(t.Command) == 0 {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")
 		}
 		if t.ExecTimeout == 0 {
-			t.ExecTimeout = 30 * time.Second
+			t.ExecTimeout = Duration(30 * time.Second)
 		}
 	}
 	// A file target without a mode keeps the mode of the file it replaces.

@@ -99,7 +99,7 @@ func (c *Controller) adoptionReader() (backend.AdoptionReader, error) {
 // the first bucket the new token may write.
 func adoptionQuery(cr *config.Credential, perms []backend.Permission) (backend.AdoptionQuery, error) {
 	a := cr.Adoption
-	q := backend.AdoptionQuery{Bucket: a.Bucket, Measurement: a.Measurement, Lookback: a.Lookback}
+	q := backend.AdoptionQuery{Bucket: a.Bucket, Measurement: a.Measurement, Lookback: time.Duration(a.Lookback)}
 	for _, p := range perms {
 		if q.Bucket != "" {
 			break
@@ -162,7 +162,8 @@ func (r *cycleRun) adopt(ctx context.Context) (phaseOutcome, error) {
 		c.log.Warn("the old token's fingerprint is unknown: only writers already on the new token and the configured clients make the fleet",
 			"credential", cr.Name)
 	}
-	deadline := c.now().Add(a.Timeout)
+	timeout, poll := time.Duration(a.Timeout), time.Duration(a.PollInterval)
+	deadline := c.now().Add(timeout)
 	c.log.Info("waiting for the writers to adopt the new token", "credential", cr.Name, "rotation_id", cy.RotationID,
 		"bucket", q.Bucket, "new_fingerprint", newFP, "timeout", a.Timeout)
 	if err := c.record(cr, cy, string(state.PhaseAdopt), "waiting", 0, fmt.Sprintf("for the writers' reports in %q, at most %s", q.Bucket, a.Timeout)); err != nil {
@@ -170,7 +171,7 @@ func (r *cycleRun) adopt(ctx context.Context) (phaseOutcome, error) {
 	}
 	var f fleet
 	// Bounded: one poll per interval until the deadline, and the last one at it.
-	maxPolls := int(a.Timeout/a.PollInterval) + 2
+	maxPolls := int(timeout/poll) + 2
 	out, err := r.unlocked(ctx, func(ctx context.Context) error {
 		for polls := 1; ; polls++ {
 			reports, err := c.readAdoptions(ctx, cr, q)
@@ -184,7 +185,7 @@ func (r *cycleRun) adopt(ctx context.Context) (phaseOutcome, error) {
 			}
 			c.log.Debug("writers have not all adopted", "credential", cr.Name, "adopted", len(f.adopted), "missing", f.missing)
 			r.hook(state.PhaseAdopt, "poll")
-			if err := sleep(ctx, min(a.PollInterval, left)); err != nil {
+			if err := sleep(ctx, min(poll, left)); err != nil {
 				return err
 			}
 		}

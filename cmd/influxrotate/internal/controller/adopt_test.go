@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,8 +113,10 @@ func (f *adoptFleet) finish() {
 			f.t.Errorf("writer %s stored nothing", name)
 		}
 		for seq := range w.sent {
-			if n := stored[fmt.Sprintf("fleet,writer=w%03d %d", w.id, int64(w.id)*1e12+int64(seq))]; n != 1 {
-				f.t.Errorf("writer %s point %d stored %d times", name, seq, n)
+			// A resend after a lost answer may store a point twice (an
+			// overwrite in InfluxDB); never zero times.
+			if n := stored[fmt.Sprintf("fleet,writer=w%03d %d", w.id, int64(w.id)*1e12+int64(seq))]; n != 1 && (n == 0 || w.lostAnswers == 0) {
+				f.t.Errorf("writer %s point %d stored %d times (%d answers lost)", name, seq, n, w.lostAnswers)
 			}
 		}
 	}
@@ -348,20 +349,6 @@ func (e *testEnv) reported() map[string]string {
 	out := map[string]string{}
 	for id, p := range latest {
 		out[id], _ = p.Fields["fingerprint"].(string)
-	}
-	return out
-}
-
-// auditRecords reads the audit log.
-func (e *testEnv) auditRecords() []rotation.AuditRecord {
-	e.t.Helper()
-	data, err := os.ReadFile(filepath.Join(e.dir, "audit", "audit.jsonl"))
-	must(e.t, err)
-	var out []rotation.AuditRecord
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var rec rotation.AuditRecord
-		must(e.t, json.Unmarshal([]byte(line), &rec))
-		out = append(out, rec)
 	}
 	return out
 }

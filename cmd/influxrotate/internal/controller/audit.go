@@ -2,11 +2,12 @@ package controller
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -17,6 +18,9 @@ type auditor struct {
 	mu       sync.Mutex
 	path     string
 	clientID string
+	// key keys the chain (audit_key_file); nil for a plain chain.
+	key []byte
+	log *slog.Logger
 }
 
 // append appends recs in order, under one lock and one open of the log.
@@ -26,18 +30,18 @@ func (a *auditor) append(recs ...rotation.AuditRecord) error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
-	lf, err := os.OpenFile(a.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := fsutil.WaitLock(a.path + ".lock")
 	if err != nil {
 		return fmt.Errorf("audit_log lock: %w", err)
 	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("audit_log lock: %w", err)
-	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN) //nolint:errcheck // released by close anyway
-	l, err := rotation.OpenAuditLog(a.path)
+	defer lock.Unlock() //nolint:errcheck // nothing was written through it
+	l, err := rotation.OpenAuditLogWith(a.path, rotation.AuditOptions{Key: a.key})
 	if err != nil {
 		return err
+	}
+	if aside := l.Recovered(); aside != "" {
+		a.log.Warn("audit_log ended in a torn record (a crash in the middle of an append); its bytes were moved aside and the recovery recorded",
+			"path", a.path, "moved_to", aside)
 	}
 	for i := range recs {
 		recs[i].ClientID = a.clientID

@@ -1,6 +1,8 @@
 // Package controller is influxrotate's engine: it rotates the InfluxDB
 // tokens named in the configuration through provision → publish → verify →
-// adopt or grace → deactivate → observe → delete, one idempotent phase at a time,
+// grace or adopt → deactivate → observe → delete (on InfluxDB 3, which
+// has no inactive state: provision → publish → verify → grace or adopt →
+// delete), one idempotent phase at a time,
 // journaling each phase in a state file so that a crash at any point is
 // resumed by the next run, and recording each phase event in the
 // hash-chained audit log. The CLI (cmd/influxrotate) and tests drive it.
@@ -84,6 +86,9 @@ type Controller struct {
 	// never reach the state file: a restarted controller finds them again
 	// on the server (2.7-) or in the targets.
 	tokens map[string]string
+	// scrub holds every token above, the operator's and those the backend
+	// creates or writes with: server messages are scrubbed of them.
+	scrub *rotation.Scrubber
 }
 
 // Result is the end of one credential's run.
@@ -109,7 +114,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{},
+		scrub: rotation.NewScrubber()}
 	if c.out == nil {
 		c.out = io.Discard
 	}
@@ -125,10 +131,17 @@ func New(opts Options) (*Controller, error) {
 	if c.client == nil {
 		// InfluxDB never redirects an API call; following one would send
 		// the operator token wherever it points.
-		c.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: rotation.NoRedirect}
+		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
 	c.store = state.NewStore(cfg.StateDir)
-	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
+	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
+	if cfg.AuditKeyFile != "" {
+		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
+		if err != nil {
+			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
+		}
+		c.audit.key = key
+	}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
 		if err != nil {
@@ -139,9 +152,9 @@ func New(opts Options) (*Controller, error) {
 				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
-			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
+			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
-			UserAgent: "influxrotate/" + cfg.ClientID}
+			UserAgent: "influxrotate/" + cfg.ClientID, Scrubber: c.scrub}
 		switch cfg.Backend {
 		case config.BackendInfluxDB1:
 			be, err := backend.NewV1(bopts)
@@ -158,15 +171,11 @@ func New(opts Options) (*Controller, error) {
 		default:
 			c.be = backend.NewV2(bopts)
 		}
-		// The cycle deactivates the old token before it deletes it; on a
-		// server without that state it would stop half-way.
-		if !c.be.Capabilities().Inactive {
-			return nil, &config.Error{Err: fmt.Errorf("backend %s: the rotation cycle does not run yet on a server without an inactive state", cfg.Backend)}
-		}
 	}
 	if opts.WrapBackend != nil {
 		c.be = opts.WrapBackend(c.be)
 	}
+	c.phases = cycleFor(c.be.Capabilities())
 	for i := range cfg.Credentials {
 		if cfg.Credentials[i].Adoption != nil {
 			if _, err := c.adoptionReader(); err != nil {
@@ -211,6 +220,7 @@ func (c *Controller) remember(id, tok string) {
 	if id == "" || tok == "" {
 		return
 	}
+	c.scrub.Add(tok)
 	c.mu.Lock()
 	c.tokens[id] = tok
 	c.mu.Unlock()
@@ -238,7 +248,9 @@ func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outco
 
 // auditRecord is the record of an event of a credential's cycle.
 func (c *Controller) auditRecord(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) rotation.AuditRecord {
-	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: msg,
+	// Messages are scrubbed where they quote a server; this catches any
+	// other text that might quote a token the controller holds.
+	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: c.scrub.Scrub(msg),
 		Targets: c.targetNames(cr.Name)}
 	if cy != nil {
 		rec.RotationID = cy.RotationID

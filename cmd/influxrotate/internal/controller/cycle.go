@@ -104,7 +104,7 @@ func (c *Controller) nextDue(cr *config.Credential, st *state.State, cur *backen
 	if since.IsZero() {
 		return time.Time{}, false
 	}
-	return since.Add(cr.MaxAge), true
+	return since.Add(time.Duration(cr.MaxAge)), true
 }
 
 // start journals a new cycle.
@@ -243,7 +243,8 @@ func (r *cycleRun) conclude(ctx context.Context, phase state.Phase, i int, out p
 func (r *cycleRun) finish(context.Context) (phaseOutcome, error) {
 	cy := r.st.Cycle
 	r.st.Previous = cy.Old
-	r.st.Current = state.Ref{ID: cy.New.ID, Fingerprint: cy.New.Fingerprint, Since: cy.ProvisionedAt, Permissions: cy.New.Permissions}
+	r.st.Current = state.Ref{ID: cy.New.ID, Fingerprint: cy.New.Fingerprint, Since: cy.ProvisionedAt, Permissions: cy.New.Permissions,
+		Expires: cy.New.Expires}
 	r.st.Retired = nil
 	r.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeOK, Finished: r.c.now()}
 	return phaseOutcome{}, nil

@@ -1,15 +1,16 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // plan prints what Rotate would do. It sends only GET requests and writes
@@ -23,7 +24,7 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 	}
 	if st.Cycle != nil {
 		fmt.Fprintf(c.out, "credential %s: would resume rotation %s at phase %s (old %s, new %s), then continue to done\n",
-			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, orNone(st.Cycle.Old.ID), orNone(st.Cycle.New.ID))
+			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, cmp.Or(st.Cycle.Old.ID, "-"), cmp.Or(st.Cycle.New.ID, "-"))
 		res.RotationID, res.Phase = st.Cycle.RotationID, st.Cycle.Phase
 		return res
 	}
@@ -53,6 +54,12 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 		cr.Org, len(perms), strings.Join(missingFrom(perms, nil), ", "))
 	fmt.Fprintf(c.out, "  publish:   %s\n", strings.Join(c.targetNames(cr.Name), "; "))
 	fmt.Fprintf(c.out, "  verify:    an empty write on each bucket it may write\n")
+	// What ends the old token: deactivation where the server has an
+	// inactive state, deletion (for good) where it has none.
+	then, final := "deactivate", ""
+	if c.phaseIndex(state.PhaseDeactivate) < 0 {
+		then, final = "delete", ": this server has no inactive state, so no rollback after it"
+	}
 	if a := cr.Adoption; a != nil {
 		// A read-only query: a dry run finds a missing read permission too.
 		q, err := adoptionQuery(cr, perms)
@@ -63,10 +70,13 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 			res.Outcome, res.Err = OutcomeFailed, err
 			return res
 		}
-		fmt.Fprintf(c.out, "  adopt:     until every writer reporting to %q is on the new token (at most %s, then %s), then deactivate %s\n",
-			q.Bucket, a.Timeout, a.OnTimeout, curID)
+		fmt.Fprintf(c.out, "  adopt:     until every writer reporting to %q is on the new token (at most %s, then %s), then %s %s%s\n",
+			q.Bucket, a.Timeout, a.OnTimeout, then, curID, final)
 	} else {
-		fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
+		fmt.Fprintf(c.out, "  grace:     %s, then %s %s%s\n", cr.Grace, then, curID, final)
+	}
+	if then == "delete" {
+		return res
 	}
 	fmt.Fprintf(c.out, "  observe:   %s, then delete %s\n", cr.Observe, curID)
 	return res
@@ -81,6 +91,8 @@ type Status struct {
 	Last        state.Outcome
 	Interrupted state.Phase
 	RotationID  string
+	// Phases is the cycle this backend runs, in order.
+	Phases []state.Phase
 }
 
 // Status reads the state files; it contacts no server.
@@ -92,13 +104,11 @@ func (c *Controller) Status() ([]Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted()}
-		if s.Current.ID == "" {
-			s.Current.ID = cr.AuthorizationID
-		}
+		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted(), Phases: c.Phases()}
+		s.Current.ID = cmp.Or(s.Current.ID, cr.AuthorizationID)
 		if !st.Current.Since.IsZero() {
 			s.Age = c.now().Sub(st.Current.Since)
-			s.NextDue = st.Current.Since.Add(cr.MaxAge)
+			s.NextDue = st.Current.Since.Add(time.Duration(cr.MaxAge))
 		}
 		if st.Cycle != nil {
 			s.RotationID = st.Cycle.RotationID
@@ -113,8 +123,9 @@ func (c *Controller) Status() ([]Status, error) {
 // a random jitter; a failed rotation is retried with a growing delay.
 func (c *Controller) Run(ctx context.Context) error {
 	type sched struct {
-		next    time.Time
-		backoff time.Duration
+		next time.Time
+		// failures counts the failed rotations since the last success.
+		failures int
 		// due is set when next is a jittered rotation time (not a retry),
 		// which may be before max_age: the rotation is then forced.
 		due bool
@@ -140,13 +151,13 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 			switch res.Outcome {
 			case OutcomeOK, OutcomeNotDue:
-				p.backoff = 0
+				p.failures = 0
 				p.next, p.due = c.scheduleNext(cr), true
 			default:
 				lastErr = res.Err
 				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-				p.backoff = min(max(2*p.backoff, min(max(cr.MaxAge/10, time.Second), 10*time.Minute)), time.Hour)
-				p.next, p.due = c.now().Add(p.backoff), false
+				p.failures++
+				p.next, p.due = c.now().Add(retryBackoff(cr).Delay(p.failures-1)), false
 			}
 			wake = minTime(wake, p.next)
 		}
@@ -165,17 +176,16 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 	st, err := c.store.Load(cr.Name)
 	if err != nil || st.Current.Since.IsZero() {
-		return c.now().Add(min(cr.MaxAge, time.Minute))
+		return c.now().Add(min(time.Duration(cr.MaxAge), time.Minute))
 	}
-	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+	spread := rotation.Backoff{Initial: time.Duration(cr.Jitter), Jitter: rotation.FullJitter}
+	return st.Current.Since.Add(time.Duration(cr.MaxAge) - spread.Delay(0))
 }
 
-// jitter is a random part of max, to spread rotations of a fleet.
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return rand.N(max)
+// retryBackoff spaces the retries of a failed rotation: a tenth of max_age
+// (between 1s and 10m) doubling up to an hour.
+func retryBackoff(cr *config.Credential) rotation.Backoff {
+	return rotation.Backoff{Initial: min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -128,8 +128,8 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // masked returns the kept output for an error message with token replaced
-// by its fingerprint, including a piece of it left at the start where the
-// earlier output was cut.
+// by its fingerprint (rotation.Scrubber), including a piece of it left at
+// the start where the earlier output was cut.
 func (t *tailBuffer) masked(token string) string {
 	s := string(t.buf)
 	prefix := ""
@@ -142,9 +142,8 @@ func (t *tailBuffer) masked(token string) string {
 			}
 		}
 	}
-	if token != "" {
-		s = strings.ReplaceAll(s, token, rotation.Fingerprint(token))
-	}
+	// Also in base64 and URL-escaped form: a hook may print what it sent.
+	s = rotation.NewScrubber(token).Scrub(s)
 	return prefix + strings.TrimSpace(s)
 }
 

@@ -193,7 +193,7 @@ func openExisting(path string) (*existing, error) {
 	}
 	if !cur.info.Mode().IsRegular() {
 		cur.close()
-		return nil, fmt.Errorf("%w: %w (%s)", ErrRefused, rotation.ErrNotRegularFile, kindOf(cur.info.Mode()))
+		return nil, fmt.Errorf("%w: %w", ErrRefused, rotation.NotRegularFileError(cur.info.Mode()))
 	}
 	st, ok := cur.info.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -226,20 +226,6 @@ func (cur *existing) close() {
 	if cur.file != nil {
 		_ = cur.file.Close()
 	}
-}
-
-func kindOf(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "type " + m.Type().String()
 }
 
 // readTokenFile reads a published token back as a writer's FileSource

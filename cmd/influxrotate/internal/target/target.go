@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -70,7 +71,7 @@ func New(cfg config.Target, opts Options) (Target, error) {
 		}
 		return &Kubernetes{Client: client, Namespace: cfg.Namespace, Secret: cfg.Secret, Key: cfg.Key}, nil
 	case config.TargetExec:
-		return &Exec{Command: cfg.Command, ReadCommand: cfg.ReadCommand, Timeout: cfg.ExecTimeout, Env: opts.Env, Logger: log}, nil
+		return &Exec{Command: cfg.Command, ReadCommand: cfg.ReadCommand, Timeout: time.Duration(cfg.ExecTimeout), Env: opts.Env, Logger: log}, nil
 	}
 	return nil, fmt.Errorf("target type %q is unknown", cfg.Type)
 }
