@@ -391,6 +391,9 @@ func TestAdoptionGateExitCodesAndStatus(t *testing.T) {
   bucket = "telemetry"
   timeout = "100ms"
   poll_interval = "10ms"
+[metrics]
+org = "acme"
+bucket = "monitoring"
 `)
 	e.report("edge-1", e.initial.Token)
 	e.report("edge-2", e.initial.Token)
@@ -420,6 +423,16 @@ func TestAdoptionGateExitCodesAndStatus(t *testing.T) {
 	}
 	if e.srv.IsActive(e.initial.Token) {
 		t.Error("the old token is still active")
+	}
+	var metrics []influxv2.Point
+	for _, p := range e.srv.Points() {
+		if p.Measurement == "token_rotation" {
+			metrics = append(metrics, p)
+		}
+	}
+	if len(metrics) != 1 || metrics[0].Fields["clients_adopted"] != int64(2) || metrics[0].Fields["clients_missing"] != int64(0) ||
+		metrics[0].Fields["adoption_ms"] == nil {
+		t.Errorf("token_rotation points %+v, want one with adoption_ms, clients_adopted=2, clients_missing=0", metrics)
 	}
 	code, out = e.main(context.Background(), nil, "status", "-config", e.cfg)
 	if code != ExitOK || strings.Count(out, "token=current") != 2 {
