@@ -89,6 +89,15 @@ func Refused(err error) bool {
 	return false
 }
 
+// denied reports whether the server refused the caller's token for the
+// call: an answer Classify takes as auth (401, 403). Which of the two a
+// server sends for a missing permission differs (2.x 403, InfluxDB 3's v1
+// /query 401), so callers ask this rather than for a status.
+func denied(err error) bool {
+	status := StatusOf(err)
+	return status != 0 && rotation.Classify(status, nil, nil).Action == rotation.ActionAuth
+}
+
 // gone reports whether err says the authorization does not exist (for a
 // delete: already done). InfluxDB 2.x answers 404; 1.x answers an unknown
 // user with a statement error, whatever the status.
