@@ -52,7 +52,7 @@ func TestInfluxDB3AdoptionGate(t *testing.T) {
 
 			cycles, record := e.recordCycles("delete:before", "done:before")
 			var mu sync.Mutex
-			var polls []time.Time    // polls that found a writer behind
+			var polls []time.Time     // polls that found a writer behind
 			oldValidAtDelete := false // the old token still wrote when delete began
 			var firstPoll sync.Once
 			c := e.controller(func(p string) {
