@@ -199,7 +199,9 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		for _, s := range res.Series {
 			a, ok, err := adoptionOf(s.Tags["client_id"], s.Columns, s.Values)
 			if err != nil {
-				return nil, Permanent(fmt.Errorf("%s: %w", op, err))
+				// The error quotes the server's columns and values, which an
+				// echoing server can fill with the operator token.
+				return nil, Permanent(fmt.Errorf("%s: %s", op, opts.Scrubber.Scrub(err.Error())))
 			}
 			if ok {
 				out = append(out, a)

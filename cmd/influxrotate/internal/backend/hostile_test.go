@@ -185,3 +185,23 @@ func TestClientTimeoutIsRetried(t *testing.T) {
 		t.Errorf("%d calls after the context's deadline, want 1", n)
 	}
 }
+
+func TestAdoptionsScrubTheEchoedOperatorTokenFromAMalformedAnswer(t *testing.T) {
+	const operator = "operator+token/with==padding-AbCdEf0123456789"
+	// A hostile server fills the columns and the time value of its answer
+	// with the token it was sent; the decoding error quotes both.
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		fmt.Fprintf(w, `{"results":[{"series":[{"tags":{"client_id":"a"},"columns":[%q],"values":[[%q]]}]},`+
+			`{"series":[{"tags":{"client_id":"b"},"columns":["time","fingerprint","previous","rotations"],"values":[[%q,"sha256:0123456789ab","",0]]}]}]}`,
+			tok, tok, tok)
+	})
+	v := NewV2(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}})
+	_, err := v.Adoptions(t.Context(), AdoptionQuery{Bucket: "telemetry", Measurement: "influxrotate_adoption", Lookback: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), rotation.Fingerprint(operator)) {
+		t.Fatalf("adoptions: %v, want a decoding error naming the token by its fingerprint", err)
+	}
+	var scan secscan.Scanner
+	scan.Add(operator)
+	scan.Check(t, "adoptions error", []byte(err.Error()))
+}
