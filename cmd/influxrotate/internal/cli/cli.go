@@ -45,10 +45,10 @@ type Env struct {
 }
 
 const usage = `usage:
-  influxrotate rotate   -config FILE [-credential NAME] [-dry-run] [-force]
-  influxrotate run      -config FILE
-  influxrotate status   -config FILE
-  influxrotate rollback -config FILE -credential NAME
+  influxrotate rotate   -config FILE [-credential NAME] [-dry-run] [-force] [-debug]
+  influxrotate run      -config FILE [-debug]
+  influxrotate status   -config FILE [-debug]
+  influxrotate rollback -config FILE -credential NAME [-debug]
   influxrotate audit verify [-key-file KEYFILE] FILE
 `
 
