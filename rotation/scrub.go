@@ -79,71 +79,69 @@ func NewScrubber(tokens ...string) *Scrubber {
 // token already held makes it the newest and is cheap, so callers may
 // register the token of each request they send.
 func (s *Scrubber) Add(tokens ...string) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	changed := false
-	for _, tok := range tokens {
-		if tok == "" || s.pinned[tok] {
-			continue
+	s.change(func() bool {
+		added := false
+		for _, tok := range tokens {
+			if tok == "" || s.pinned[tok] {
+				continue
+			}
+			if i := slices.Index(s.recent, tok); i >= 0 {
+				s.recent = append(slices.Delete(s.recent, i, i+1), tok)
+				continue
+			}
+			s.recent = append(s.recent, tok)
+			added = true
 		}
-		if i := slices.Index(s.recent, tok); i >= 0 {
-			s.recent = append(slices.Delete(s.recent, i, i+1), tok)
-			continue
-		}
-		s.recent = append(s.recent, tok)
-		changed = true
-	}
-	if s.trimLocked() || changed {
-		s.rebuildLocked()
-	}
+		return s.trimLocked() || added
+	})
 }
 
 // Pin holds tokens until Unpin; empty ones are ignored.
 func (s *Scrubber) Pin(tokens ...string) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	changed := false
-	for _, tok := range tokens {
-		if tok == "" || s.pinned[tok] {
-			continue
+	s.change(func() bool {
+		added := false
+		for _, tok := range tokens {
+			if tok == "" || s.pinned[tok] {
+				continue
+			}
+			if s.pinned == nil {
+				s.pinned = make(map[string]bool)
+			}
+			s.pinned[tok] = true
+			if i := slices.Index(s.recent, tok); i >= 0 {
+				s.recent = slices.Delete(s.recent, i, i+1) // held all the same
+			} else {
+				added = true
+			}
 		}
-		if s.pinned == nil {
-			s.pinned = make(map[string]bool)
-		}
-		s.pinned[tok] = true
-		if i := slices.Index(s.recent, tok); i >= 0 {
-			s.recent = slices.Delete(s.recent, i, i+1) // held all the same
-		} else {
-			changed = true
-		}
-	}
-	if changed {
-		s.rebuildLocked()
-	}
+		return added
+	})
 }
 
 // Unpin turns pinned tokens into the newest added ones: a message quoting
 // one may still arrive (an answer in flight), so it is dropped only when
 // Keep newer ones have been added. Tokens not pinned are ignored.
 func (s *Scrubber) Unpin(tokens ...string) {
+	s.change(func() bool {
+		for _, tok := range tokens {
+			if s.pinned[tok] {
+				delete(s.pinned, tok)
+				s.recent = append(s.recent, tok)
+			}
+		}
+		return s.trimLocked()
+	})
+}
+
+// change runs update with s.mu held and rebuilds the replacer when update
+// reports that the set of tokens held changed. A nil s holds nothing.
+func (s *Scrubber) change(update func() (changed bool)) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, tok := range tokens {
-		if s.pinned[tok] {
-			delete(s.pinned, tok)
-			s.recent = append(s.recent, tok)
-		}
-	}
-	if s.trimLocked() {
+	if update() {
 		s.rebuildLocked()
 	}
 }
