@@ -23,10 +23,10 @@ type auditor struct {
 	log *slog.Logger
 }
 
-func (a *auditor) append(rec rotation.AuditRecord) error {
+// append appends recs in order, under one lock and one open of the log.
+func (a *auditor) append(recs ...rotation.AuditRecord) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	rec.ClientID = a.clientID
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
@@ -43,7 +43,10 @@ func (a *auditor) append(rec rotation.AuditRecord) error {
 		a.log.Warn("audit_log ended in a torn record (a crash in the middle of an append); its bytes were moved aside and the recovery recorded",
 			"path", a.path, "moved_to", aside)
 	}
-	if err := l.Append(rec); err != nil {
+	for i := range recs {
+		recs[i].ClientID = a.clientID
+	}
+	if err := l.AppendAll(recs...); err != nil {
 		_ = l.Close()
 		return err
 	}

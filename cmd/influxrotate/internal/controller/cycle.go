@@ -69,6 +69,7 @@ func (r *cycleRun) result(err error) Result {
 		res.RotationID = r.st.Last.RotationID
 	}
 	var ab *abortError
+	var sg *stragglersError
 	switch {
 	case err == nil && r.st != nil && r.st.Last.Outcome == OutcomeRolledBack:
 		// A rollback took the cycle over while this run waited.
@@ -77,7 +78,8 @@ func (r *cycleRun) result(err error) Result {
 		res.Outcome = OutcomeOK
 	case ConfigError(err):
 		res.Outcome, res.Err = OutcomeFailed, err
-	case errors.As(err, &ab):
+	case errors.As(err, &ab), errors.As(err, &sg):
+		// An abort closed the cycle; stragglers leave it waiting at adopt.
 		res.Outcome, res.Err = OutcomeFailed, err
 	case r.st != nil && r.st.Cycle != nil:
 		res.Outcome, res.Err = OutcomeInterrupted, err
@@ -110,6 +112,9 @@ func (r *cycleRun) start(ctx context.Context, cur *backend.Authorization) error 
 	c, cr := r.c, r.cr
 	perms, err := c.desiredPermissions(ctx, cr, cur)
 	if err != nil {
+		return err
+	}
+	if err := c.checkAdoption(ctx, cr, perms); err != nil {
 		return err
 	}
 	now := c.now()
