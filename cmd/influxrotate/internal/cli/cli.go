@@ -327,6 +327,9 @@ func writers(ctx context.Context, ctl *controller.Controller, name string, env E
 	return ExitOK
 }
 
+// pauseBound is how long a paused test run waits to be killed.
+const pauseBound = 10 * time.Minute
+
 // pauseHook returns the test-only pause of PauseEnv, or nil.
 func pauseHook(env Env) func(string) {
 	at := env.Getenv(PauseEnv)
@@ -342,9 +345,11 @@ func pauseHook(env Env) func(string) {
 			_ = f.Sync()
 		}
 		// Block until killed; a timer (not select{}) keeps the runtime's
-		// deadlock detector from ending the process first.
-		for {
-			time.Sleep(time.Hour)
-		}
+		// deadlock detector from ending the process first. Bounded, so a
+		// test that dies before it kills the process leaves no process
+		// behind for ever: after the bound it exits as an interrupted run.
+		time.Sleep(pauseBound)
+		fmt.Fprintf(env.Stderr, "INFLUXROTATE_TEST_PAUSED %s: not killed within %s, exiting\n", point, pauseBound)
+		os.Exit(ExitInterrupted)
 	}
 }
