@@ -205,3 +205,34 @@ func TestAdoptionsScrubTheEchoedOperatorTokenFromAMalformedAnswer(t *testing.T) 
 	scan.Add(operator)
 	scan.Check(t, "adoptions error", []byte(err.Error()))
 }
+
+func TestV3ScrubsTheOperatorTokenQuotedInItsAnswers(t *testing.T) {
+	const operator = "apiv3_operator+token/with==padding-AbCdEf0123"
+	// A hostile InfluxDB 3 puts the token it was sent into the fields the
+	// backend quotes when they do not parse: a token's name and expiry in
+	// system.tokens, and the name in a create answer.
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		switch r.URL.Path {
+		case "/api/v3/query_sql":
+			fmt.Fprintf(w, `[{"token_id":1,"name":%q,"expiry":%q}]`, tok, tok)
+		default:
+			fmt.Fprintf(w, `{"name":%q,"token":""}`, tok)
+		}
+	})
+	v, err := NewV3(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}}, V3Options{Edition: EditionCore})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, listErr := v.List(t.Context(), "")
+	_, createErr := v.Create(t.Context(), "", Label{Credential: "c", RotationID: "r"}, []Permission{adminPermission})
+	var scan secscan.Scanner
+	scan.Add(operator)
+	for what, err := range map[string]error{"list": listErr, "create": createErr} {
+		if err == nil || !strings.Contains(err.Error(), rotation.Fingerprint(operator)) {
+			t.Errorf("%s: %v, want an error quoting the token by its fingerprint", what, err)
+			continue
+		}
+		scan.Check(t, what+" error", []byte(err.Error()))
+	}
+}
