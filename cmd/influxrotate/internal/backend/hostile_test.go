@@ -236,3 +236,20 @@ func TestV3ScrubsTheOperatorTokenQuotedInItsAnswers(t *testing.T) {
 		scan.Check(t, what+" error", []byte(err.Error()))
 	}
 }
+
+func TestV2ScrubsATokenSentAsAnAuthorizationID(t *testing.T) {
+	const operator = "operator+token/with==padding-AbCdEf0123456789-and-more-than-forty-characters"
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		fmt.Fprintf(w, `{"authorizations":[{"id":%q,"status":"active"}]}`, tok)
+	})
+	v := NewV2(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}})
+	_, err := v.List(t.Context(), "acme")
+	if err == nil || !strings.Contains(err.Error(), "not 16 lowercase hex digits") {
+		t.Fatalf("list: %v, want the ID refused", err)
+	}
+	var scan secscan.Scanner
+	// The first 40 characters are what an unscrubbed error would quote.
+	scan.Add(operator[:40])
+	scan.Check(t, "list error", []byte(err.Error()))
+}
