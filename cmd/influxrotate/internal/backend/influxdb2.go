@@ -133,7 +133,7 @@ func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
 	if err != nil {
 		return nil, notFound(err, "authorization", id)
 	}
-	return a.convert("the server's answer to get authorization " + id, v.opts.Scrubber)
+	return a.convert("the server's answer to get authorization "+id, v.opts.Scrubber)
 }
 
 // List implements Backend.
