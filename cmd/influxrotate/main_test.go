@@ -19,6 +19,7 @@ import (
 	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/secscan"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 var (
@@ -311,12 +312,9 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	}
 	waitFor := func(lines *capture.Buffer, what string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(lines.String(), what) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in:\n%s", what, lines.String())
-			}
-			time.Sleep(10 * time.Millisecond) // bounded poll of the child's output
+		if !wait.Check(t, 30*time.Second, fmt.Sprintf("%q in the daemon's output", what),
+			func() bool { return strings.Contains(lines.String(), what) }) {
+			t.Fatalf("the daemon's output:\n%s", lines.String())
 		}
 	}
 	terminate := func(cmd *exec.Cmd, lines *capture.Buffer) int {

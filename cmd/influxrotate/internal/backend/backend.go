@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -27,7 +26,7 @@ type Authorization struct {
 	Active      bool
 	OrgID       string
 	Org         string
-	Permissions []state.Permission
+	Permissions []Permission
 	CreatedAt   time.Time
 	// ExpiresAt is when the server stops accepting the token by itself; zero
 	// for never (always zero where Capabilities().Expiry is false).
@@ -56,6 +55,17 @@ type Capabilities struct {
 // state (Capabilities.Inactive false).
 var ErrNoInactiveState = errors.New("this server has no inactive state: a token is valid until it is deleted or expires")
 
+// Permission is one grant of an authorization. The controller's journal
+// stores it so that a deactivated 1.x user can be re-granted on rollback
+// and so that comparing permission sets survives a restart.
+type Permission struct {
+	Action string `json:"action"`
+	Type   string `json:"type"`
+	OrgID  string `json:"org_id,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
 // Label marks an authorization as made by the controller for a credential
 // in one rotation, so that an orphan left by a crash can be found again.
 type Label struct {
@@ -74,7 +84,7 @@ type Backend interface {
 	// List returns the authorizations of org (1.x: every user).
 	List(ctx context.Context, org string) ([]*Authorization, error)
 	// Create makes an active authorization with exactly perms.
-	Create(ctx context.Context, org string, label Label, perms []state.Permission) (*Authorization, error)
+	Create(ctx context.Context, org string, label Label, perms []Permission) (*Authorization, error)
 	// SetActive activates or deactivates a; a deleted one is ErrNotFound.
 	SetActive(ctx context.Context, a *Authorization, active bool) error
 	// Delete removes an authorization; one already gone counts as deleted.
@@ -82,7 +92,7 @@ type Backend interface {
 	// LabelOf reads the label of a, if it has one.
 	LabelOf(a *Authorization) (Label, bool)
 	// BucketPermissions returns write permissions on the named buckets.
-	BucketPermissions(ctx context.Context, org string, buckets []string) ([]state.Permission, error)
+	BucketPermissions(ctx context.Context, org string, buckets []string) ([]Permission, error)
 	// ProbeTargets lists the buckets a may write, for the verify probe.
 	ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Target, error)
 	// WriteLines writes line protocol with the operator token (or token).
@@ -104,20 +114,6 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.Op, e.Status, e.Message)
 }
 
-// Retryable reports whether err is worth retrying: 429, 5xx or a network
-// error. A context error is not.
-func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Status == http.StatusTooManyRequests || he.Status >= 500
-	}
-	var pe *permanentError
-	return !errors.As(err, &pe)
-}
-
 // permanentError marks an error that retrying cannot fix (a bad answer body).
 type permanentError struct{ err error }
 
@@ -130,15 +126,6 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err}
-}
-
-// StatusOf returns the HTTP status of err, or 0.
-func StatusOf(err error) int {
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
 }
 
 // Options configure a backend.

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -112,15 +111,12 @@ func (v *V1) users(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-func (v *V1) grants(ctx context.Context, user string) ([]state.Permission, error) {
+func (v *V1) grants(ctx context.Context, user string) ([]Permission, error) {
 	res, err := v.query(ctx, "show grants for "+user, "SHOW GRANTS FOR "+quoteIdent(user), "")
 	if err != nil {
-		if strings.Contains(err.Error(), "user not found") {
-			return nil, fmt.Errorf("user %s: %w", user, ErrNotFound)
-		}
-		return nil, err
+		return nil, notFound(err, "user", user)
 	}
-	var perms []state.Permission
+	var perms []Permission
 	for _, r := range res.Results {
 		for _, s := range r.Series {
 			for _, row := range s.Values {
@@ -140,7 +136,7 @@ func (v *V1) grants(ctx context.Context, user string) ([]state.Permission, error
 				default:
 					continue // NO PRIVILEGES
 				}
-				perms = append(perms, state.Permission{Action: action, Type: "database", Name: db})
+				perms = append(perms, Permission{Action: action, Type: "database", Name: db})
 			}
 		}
 	}
@@ -215,7 +211,7 @@ func privilege(action string) (string, error) {
 }
 
 // Create implements Backend.
-func (v *V1) Create(ctx context.Context, _ string, label Label, perms []state.Permission) (*Authorization, error) {
+func (v *V1) Create(ctx context.Context, _ string, label Label, perms []Permission) (*Authorization, error) {
 	name := UserName(label)
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
@@ -235,7 +231,7 @@ func (v *V1) Create(ctx context.Context, _ string, label Label, perms []state.Pe
 	return &Authorization{ID: name, Token: name + ":" + pass, Description: name, Active: true, Permissions: perms}, nil
 }
 
-func (v *V1) grant(ctx context.Context, user string, perms []state.Permission) error {
+func (v *V1) grant(ctx context.Context, user string, perms []Permission) error {
 	for _, p := range perms {
 		priv, err := privilege(p.Action)
 		if err != nil {
@@ -279,18 +275,18 @@ func (v *V1) SetActive(ctx context.Context, a *Authorization, active bool) error
 // Delete implements Backend.
 func (v *V1) Delete(ctx context.Context, id string) error {
 	_, err := v.query(ctx, "drop user "+id, "DROP USER "+quoteIdent(id), "")
-	if err != nil && strings.Contains(err.Error(), "user not found") {
+	if gone(err) {
 		return nil
 	}
 	return err
 }
 
 // BucketPermissions implements Backend: a bucket is "db" or "db/rp".
-func (v *V1) BucketPermissions(_ context.Context, _ string, buckets []string) ([]state.Permission, error) {
-	var perms []state.Permission
+func (v *V1) BucketPermissions(_ context.Context, _ string, buckets []string) ([]Permission, error) {
+	var perms []Permission
 	for _, b := range buckets {
 		db, _, _ := strings.Cut(b, "/")
-		perms = append(perms, state.Permission{Action: "write", Type: "database", Name: db})
+		perms = append(perms, Permission{Action: "write", Type: "database", Name: db})
 	}
 	return perms, nil
 }

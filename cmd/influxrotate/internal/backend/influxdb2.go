@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -56,7 +55,7 @@ func (a *v2Authorization) convert() *Authorization {
 	out := &Authorization{ID: a.ID, Token: a.Token, Description: a.Description, Active: a.Status != "inactive",
 		OrgID: a.OrgID, Org: a.Org, CreatedAt: a.CreatedAt}
 	for _, p := range a.Permissions {
-		out.Permissions = append(out.Permissions, state.Permission{Action: p.Action, Type: p.Resource.Type,
+		out.Permissions = append(out.Permissions, Permission{Action: p.Action, Type: p.Resource.Type,
 			OrgID: p.Resource.OrgID, ID: p.Resource.ID, Name: p.Resource.Name})
 	}
 	return out
@@ -107,11 +106,8 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
 	var a v2Authorization
 	err := v.call(ctx, "get authorization "+id, http.MethodGet, "/api/v2/authorizations/"+url.PathEscape(id), nil, &a)
-	if StatusOf(err) == http.StatusNotFound {
-		return nil, fmt.Errorf("authorization %s: %w", id, ErrNotFound)
-	}
 	if err != nil {
-		return nil, err
+		return nil, notFound(err, "authorization", id)
 	}
 	return a.convert(), nil
 }
@@ -176,7 +172,7 @@ func (v *V2) Capabilities() Capabilities { return Capabilities{Inactive: true} }
 // that timed out may have created the authorization, so before each retry
 // the label is looked up and a match is returned instead (without its
 // token when the server hashes tokens; the caller then deletes it).
-func (v *V2) Create(ctx context.Context, org string, label Label, perms []state.Permission) (*Authorization, error) {
+func (v *V2) Create(ctx context.Context, org string, label Label, perms []Permission) (*Authorization, error) {
 	orgID, err := v.orgID(ctx, org)
 	if err != nil {
 		return nil, err
@@ -242,16 +238,13 @@ func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error
 	}
 	err := v.call(ctx, "set authorization "+a.ID+" "+status, http.MethodPatch,
 		"/api/v2/authorizations/"+url.PathEscape(a.ID), map[string]string{"status": status}, nil)
-	if StatusOf(err) == http.StatusNotFound {
-		return fmt.Errorf("authorization %s: %w", a.ID, ErrNotFound)
-	}
-	return err
+	return notFound(err, "authorization", a.ID)
 }
 
 // Delete implements Backend.
 func (v *V2) Delete(ctx context.Context, id string) error {
 	err := v.call(ctx, "delete authorization "+id, http.MethodDelete, "/api/v2/authorizations/"+url.PathEscape(id), nil, nil)
-	if StatusOf(err) == http.StatusNotFound {
+	if gone(err) {
 		return nil
 	}
 	return err
@@ -274,8 +267,8 @@ func (v *V2) buckets(ctx context.Context, query string) ([]v2Bucket, error) {
 }
 
 // BucketPermissions implements Backend.
-func (v *V2) BucketPermissions(ctx context.Context, org string, names []string) ([]state.Permission, error) {
-	var perms []state.Permission
+func (v *V2) BucketPermissions(ctx context.Context, org string, names []string) ([]Permission, error) {
+	var perms []Permission
 	for _, name := range names {
 		bs, err := v.buckets(ctx, url.Values{"org": {org}, "name": {name}}.Encode())
 		if err != nil {
@@ -290,7 +283,7 @@ func (v *V2) BucketPermissions(ctx context.Context, org string, names []string) 
 		if found == nil {
 			return nil, fmt.Errorf("buckets: bucket %q not found in org %q", name, org)
 		}
-		perms = append(perms, state.Permission{Action: "write", Type: "buckets", OrgID: found.OrgID, ID: found.ID})
+		perms = append(perms, Permission{Action: "write", Type: "buckets", OrgID: found.OrgID, ID: found.ID})
 	}
 	return perms, nil
 }

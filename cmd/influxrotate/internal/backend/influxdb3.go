@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -138,7 +137,7 @@ func parseV3Time(s string) (time.Time, error) {
 }
 
 // adminPermission is how an admin token's "*:*:*" is held in state.
-var adminPermission = state.Permission{Action: "*", Type: "*", Name: "*"}
+var adminPermission = Permission{Action: "*", Type: "*", Name: "*"}
 
 // parseV3Permissions reads the permissions column: "*:*:*" for admin tokens,
 // else RESOURCE_TYPE:NAMES:ACTIONS such as "db:telemetry,metrics:read,write",
@@ -146,7 +145,7 @@ var adminPermission = state.Permission{Action: "*", Type: "*", Name: "*"}
 // the set can be compared and given again exactly. Some third-party notes
 // describe the column as a JSON array of such entries
 // (["db:telemetry:read","db:telemetry:write"]); that form is read too.
-func parseV3Permissions(s string) ([]state.Permission, error) {
+func parseV3Permissions(s string) ([]Permission, error) {
 	entries := strings.Split(s, ";")
 	if strings.HasPrefix(strings.TrimSpace(s), "[") {
 		entries = nil
@@ -158,9 +157,9 @@ func parseV3Permissions(s string) ([]state.Permission, error) {
 		}
 	}
 	if len(entries) == 1 && strings.TrimSpace(entries[0]) == "*:*:*" {
-		return []state.Permission{adminPermission}, nil
+		return []Permission{adminPermission}, nil
 	}
-	var out []state.Permission
+	var out []Permission
 	for _, entry := range entries {
 		parts := strings.Split(strings.TrimSpace(entry), ":")
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" || parts[0] == "*" {
@@ -168,7 +167,7 @@ func parseV3Permissions(s string) ([]state.Permission, error) {
 		}
 		for _, name := range strings.Split(parts[1], ",") {
 			for _, action := range strings.Split(parts[2], ",") {
-				out = append(out, state.Permission{Action: action, Type: parts[0], Name: name})
+				out = append(out, Permission{Action: action, Type: parts[0], Name: name})
 			}
 		}
 	}
@@ -226,14 +225,14 @@ type v3Created struct {
 // create whose answer was lost made it, and that answer was the only copy of
 // the token: the token is deleted and created again. The POST is retried
 // like every call, so a lost answer ends in exactly that 409.
-func (v *V3) Create(ctx context.Context, _ string, label Label, perms []state.Permission) (*Authorization, error) {
+func (v *V3) Create(ctx context.Context, _ string, label Label, perms []Permission) (*Authorization, error) {
 	body := v3Create{TokenName: describe(label)}
 	if d := v.v3.Expiry[label.Credential]; d > 0 {
 		body.ExpirySecs = int64((d + time.Second - 1) / time.Second)
 	}
 	path := "/api/v3/configure/token/named_admin"
 	switch {
-	case slices.Equal(perms, []state.Permission{adminPermission}):
+	case slices.Equal(perms, []Permission{adminPermission}):
 	case v.v3.Edition == EditionCore:
 		return nil, fmt.Errorf("create token %q: InfluxDB 3 Core has admin tokens only, not %s", body.TokenName, describePermissions(perms))
 	default:
@@ -290,7 +289,7 @@ func (v *V3) Create(ctx context.Context, _ string, label Label, perms []state.Pe
 // groupV3Permissions turns per-name, per-action permissions back into the
 // API's {resource_type, resource_names, actions}: names with the same actions
 // share an entry, so the token gets exactly the pairs asked for, never more.
-func groupV3Permissions(perms []state.Permission) ([]v3Permission, error) {
+func groupV3Permissions(perms []Permission) ([]v3Permission, error) {
 	type key struct{ typ, name string }
 	actions := map[key][]string{}
 	var order []key
@@ -327,7 +326,7 @@ func groupV3Permissions(perms []state.Permission) ([]v3Permission, error) {
 	return out, nil
 }
 
-func describePermissions(perms []state.Permission) string {
+func describePermissions(perms []Permission) string {
 	parts := make([]string, len(perms))
 	for i, p := range perms {
 		parts[i] = p.Type + ":" + p.Name + ":" + p.Action
@@ -368,13 +367,13 @@ func (v *V3) Delete(ctx context.Context, id string) error {
 
 // BucketPermissions implements Backend: buckets are databases, and only an
 // Enterprise resource token can be limited to them.
-func (v *V3) BucketPermissions(_ context.Context, _ string, buckets []string) ([]state.Permission, error) {
+func (v *V3) BucketPermissions(_ context.Context, _ string, buckets []string) ([]Permission, error) {
 	if v.v3.Edition == EditionCore {
 		return nil, errors.New("buckets: InfluxDB 3 Core tokens are admin tokens and cannot be limited to databases")
 	}
-	perms := make([]state.Permission, 0, len(buckets))
+	perms := make([]Permission, 0, len(buckets))
 	for _, b := range buckets {
-		perms = append(perms, state.Permission{Action: "write", Type: "db", Name: b})
+		perms = append(perms, Permission{Action: "write", Type: "db", Name: b})
 	}
 	return perms, nil
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
@@ -90,7 +89,7 @@ func TestV3CoreRotatesNamedAdminTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Token != "" || !got.Active || !slices.Equal(got.Permissions, []state.Permission{adminPermission}) ||
+	if got.Token != "" || !got.Active || !slices.Equal(got.Permissions, []Permission{adminPermission}) ||
 		!got.CreatedAt.Equal(v3Start) || !got.ExpiresAt.IsZero() {
 		t.Fatalf("current token %+v", got)
 	}
@@ -193,7 +192,7 @@ func TestV3CoreRefusesResourcePermissions(t *testing.T) {
 		t.Error("Core accepted database permissions")
 	}
 	_, err := v.Create(ctx, "", Label{Credential: "c", Description: "c", RotationID: "r"},
-		[]state.Permission{{Action: "write", Type: "db", Name: "telemetry"}})
+		[]Permission{{Action: "write", Type: "db", Name: "telemetry"}})
 	if err == nil || !strings.Contains(err.Error(), "admin tokens only") {
 		t.Errorf("create: %v", err)
 	}
@@ -215,7 +214,7 @@ func TestV3EnterpriseClonesExactPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []state.Permission{
+	want := []Permission{
 		{Action: "write", Type: "db", Name: "telemetry"}, {Action: "write", Type: "db", Name: "metrics"},
 		{Action: "read", Type: "db", Name: "telemetry"},
 	}
@@ -250,12 +249,12 @@ func TestV3EnterpriseClonesExactPermissions(t *testing.T) {
 
 	// buckets = databases: write permissions only.
 	perms, err := v.BucketPermissions(ctx, "", []string{"a", "b"})
-	if err != nil || !slices.Equal(perms, []state.Permission{{Action: "write", Type: "db", Name: "a"}, {Action: "write", Type: "db", Name: "b"}}) {
+	if err != nil || !slices.Equal(perms, []Permission{{Action: "write", Type: "db", Name: "a"}, {Action: "write", Type: "db", Name: "b"}}) {
 		t.Errorf("bucket permissions %+v %v", perms, err)
 	}
 	// A permission the API cannot express is refused before anything is created.
 	if _, err := v.Create(ctx, "", Label{Credential: "tg", Description: "tg", RotationID: "r3"},
-		[]state.Permission{{Action: "write", Type: "buckets", ID: "0123456789abcdef"}}); err == nil {
+		[]Permission{{Action: "write", Type: "buckets", ID: "0123456789abcdef"}}); err == nil {
 		t.Error("a 2.x permission was accepted")
 	}
 }
@@ -279,10 +278,10 @@ func TestV3LostCreateAnswer(t *testing.T) {
 	for _, edition := range []influxv2.Edition{influxv2.Core, influxv2.Enterprise} {
 		t.Run(string(edition), func(t *testing.T) {
 			srv, v, _ := newV3Pair(t, edition, map[string]time.Duration{"c": time.Hour})
-			perms := []state.Permission{adminPermission}
+			perms := []Permission{adminPermission}
 			path := "/api/v3/configure/token/named_admin"
 			if edition == influxv2.Enterprise {
-				perms = []state.Permission{{Action: "write", Type: "db", Name: "telemetry"}}
+				perms = []Permission{{Action: "write", Type: "db", Name: "telemetry"}}
 				path = "/api/v3/enterprise/configure/token"
 			}
 			srv.Inject(influxv2.Fault{Path: path, LoseAnswer: true})
@@ -326,7 +325,7 @@ func TestV3CreateAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	created, err := v.Create(context.Background(), "", label, []state.Permission{adminPermission})
+	created, err := v.Create(context.Background(), "", label, []Permission{adminPermission})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,12 +337,12 @@ func TestV3CreateAfterCrash(t *testing.T) {
 func TestV3Expiry(t *testing.T) {
 	srv, v, clock := newV3Pair(t, influxv2.Core, map[string]time.Duration{"c": 90 * time.Minute})
 	ctx := context.Background()
-	created, err := v.Create(ctx, "", Label{Credential: "c", Description: "c", RotationID: "r1"}, []state.Permission{adminPermission})
+	created, err := v.Create(ctx, "", Label{Credential: "c", Description: "c", RotationID: "r1"}, []Permission{adminPermission})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A credential without an expiry configured gets none.
-	never, err := v.Create(ctx, "", Label{Credential: "other", Description: "o", RotationID: "r1"}, []state.Permission{adminPermission})
+	never, err := v.Create(ctx, "", Label{Credential: "other", Description: "o", RotationID: "r1"}, []Permission{adminPermission})
 	if err != nil || !never.ExpiresAt.IsZero() {
 		t.Fatalf("unconfigured credential: %+v %v", never, err)
 	}
@@ -383,14 +382,14 @@ func TestV3RetriesAndErrorsHoldNoToken(t *testing.T) {
 	// A server that answers a token but no such name is an error naming no token.
 	srv.Inject(influxv2.Fault{Path: "/api/v3/configure/token/named_admin", Status: 201,
 		Body: `{"id":1,"name":"other","token":"` + tk.Token + `"}`})
-	_, err = v.Create(ctx, "", Label{Credential: "c", Description: "c", RotationID: "r"}, []state.Permission{adminPermission})
+	_, err = v.Create(ctx, "", Label{Credential: "c", Description: "c", RotationID: "r"}, []Permission{adminPermission})
 	if err == nil || strings.Contains(err.Error(), tk.Token) || strings.Contains(err.Error(), srv.OperatorToken()) {
 		t.Errorf("create with a wrong answer: %v", err)
 	}
 }
 
 func TestParseV3Permissions(t *testing.T) {
-	for in, want := range map[string][]state.Permission{
+	for in, want := range map[string][]Permission{
 		"*:*:*":                         {adminPermission},
 		"db:telemetry:write":            {{Action: "write", Type: "db", Name: "telemetry"}},
 		"db:a,b:read,write":             {{Action: "read", Type: "db", Name: "a"}, {Action: "write", Type: "db", Name: "a"}, {Action: "read", Type: "db", Name: "b"}, {Action: "write", Type: "db", Name: "b"}},

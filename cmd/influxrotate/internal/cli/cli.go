@@ -123,27 +123,9 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 		fmt.Fprintf(env.Stderr, "influxrotate rollback: -credential is required\n")
 		return ExitConfig
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
-		return ExitConfig
-	}
-	opts := controller.Options{Config: cfg, Stdout: env.Stdout, Logger: log, Hook: pauseHook(env)}
-	if env.Options != nil {
-		env.Options(&opts)
-	}
-	ctl, err := controller.New(opts)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
-		if controller.ConfigError(err) {
-			return ExitConfig
-		}
-		return ExitFailed
+	ctl, log, code := newController(*cfgPath, *debug, env)
+	if ctl == nil {
+		return code
 	}
 	switch cmd {
 	case "status":
@@ -173,6 +155,34 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 		}
 	}
 	return exitCode(ctl.RotateAll(ctx, *name, controller.RotateOptions{Force: *force, DryRun: *dry}), env)
+}
+
+// newController loads the configuration and builds the controller with
+// its logger; on failure it says why on stderr and returns the exit code.
+func newController(cfgPath string, debug bool, env Env) (*controller.Controller, *slog.Logger, int) {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
+		return nil, nil, ExitConfig
+	}
+	opts := controller.Options{Config: cfg, Stdout: env.Stdout, Logger: log, Hook: pauseHook(env)}
+	if env.Options != nil {
+		env.Options(&opts)
+	}
+	ctl, err := controller.New(opts)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
+		if controller.ConfigError(err) {
+			return nil, nil, ExitConfig
+		}
+		return nil, nil, ExitFailed
+	}
+	return ctl, log, ExitOK
 }
 
 // interruptedCode is 3 when a stopped daemon left a cycle to resume.

@@ -14,6 +14,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 type cliEnv struct {
@@ -254,19 +255,16 @@ func TestRunResumesAndStops(t *testing.T) {
 		done <- c
 	}()
 	store := state.NewStore(filepath.Join(e.dir, "state"))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := store.Load("telegraf")
-		if err == nil && st.Cycle == nil && st.Last.Outcome == "ok" && strings.Contains(e.out.String(), "outcome=ok") {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("the daemon did not finish the interrupted cycle: %+v", st)
-		}
-		time.Sleep(10 * time.Millisecond) // bounded poll of the daemon's journal
-	}
+	var st *state.State
+	finished := wait.Check(t, 20*time.Second, "the daemon to finish the interrupted cycle", func() bool {
+		var err error
+		st, err = store.Load("telegraf")
+		return err == nil && st.Cycle == nil && st.Last.Outcome == "ok" && strings.Contains(e.out.String(), "outcome=ok")
+	})
 	stop()
+	if !finished {
+		t.Fatalf("the daemon did not finish the interrupted cycle: %+v", st)
+	}
 	select {
 	case code := <-done:
 		if code != ExitOK {

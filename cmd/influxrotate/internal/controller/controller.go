@@ -76,6 +76,8 @@ type Controller struct {
 	hook    func(string)
 	now     func() time.Time
 	retries atomic.Int64
+	// phases is the rotation cycle for this backend, in order.
+	phases []phaseStep
 
 	mu sync.Mutex
 	// tokens holds the tokens this process knows, by authorization ID. They
@@ -107,7 +109,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{}}
 	if c.out == nil {
 		c.out = io.Discard
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 func TestRotateEndToEnd(t *testing.T) {
@@ -260,6 +261,7 @@ var crashPoints = []string{
 	"deactivate:before", "deactivate:patched", "deactivate:after",
 	"observe:before", "observe:after",
 	"delete:before", "delete:deleted", "delete:after",
+	"done:before",
 }
 
 func TestResumeAfterCrashAtEveryPoint(t *testing.T) {
@@ -506,18 +508,16 @@ func TestRunRotatesOnSchedule(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	seen := map[string]bool{}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(seen) < 3 {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("%d rotations in 30s, want 3", len(seen))
-		}
+	rotated := wait.Check(t, 30*time.Second, "three rotations by the daemon", func() bool {
 		if st := e.loadState(); st.Last.Outcome == OutcomeOK {
 			seen[st.Last.RotationID] = true
 		}
-		time.Sleep(5 * time.Millisecond) // bounded poll of the daemon's journal
-	}
+		return len(seen) >= 3
+	})
 	cancel()
+	if !rotated {
+		t.Fatalf("%d rotations in 30s, want 3", len(seen))
+	}
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

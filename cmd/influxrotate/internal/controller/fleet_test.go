@@ -23,6 +23,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // sharedSource fans one FileSource out to many writers. The kernel allows
@@ -269,12 +270,15 @@ observe = "50ms"
 	}
 	// Let every writer flush once more with the last token, then stop.
 	last := *st.Load()
-	deadline := time.Now().Add(20 * time.Second)
-	for _, w := range fleet {
-		for w.rot.Current().Fingerprint() != last && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond) // bounded poll of another goroutine's progress
+	// Check, not For: the writers must still be stopped on a timeout.
+	wait.Check(t, 20*time.Second, "every writer to hold the last token", func() bool {
+		for _, w := range fleet {
+			if w.rot.Current().Fingerprint() != last {
+				return false
+			}
 		}
-	}
+		return true
+	})
 	close(stop)
 	wg.Wait()
 	close(errs)

@@ -30,7 +30,7 @@ type recorder struct {
 	tokens []string
 }
 
-func (r *recorder) Create(ctx context.Context, org string, l backend.Label, p []state.Permission) (*backend.Authorization, error) {
+func (r *recorder) Create(ctx context.Context, org string, l backend.Label, p []backend.Permission) (*backend.Authorization, error) {
 	a, err := r.Backend.Create(ctx, org, l, p)
 	if a != nil && a.Token != "" {
 		r.mu.Lock()

@@ -2,15 +2,13 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
-	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // plan prints what Rotate would do. It sends only GET requests and writes
@@ -95,124 +93,6 @@ func (c *Controller) Status() ([]Status, error) {
 	return out, nil
 }
 
-// Rollback undoes the last rotation of a credential (or the one in
-// flight): it reactivates the old authorization and, when its token is
-// still known (shown by the server, or held by a target), republishes it
-// and removes the new one. When the old token is unknown, the old
-// authorization stays active for writers that still hold it, the targets
-// keep the new token, and the next rotation retires the old one.
-func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result {
-	res := Result{Credential: cr.Name}
-	lock, err := c.store.Lock(cr.Name)
-	if err != nil {
-		res.Outcome, res.Err = OutcomeFailed, err
-		return res
-	}
-	defer func() { _ = lock.Unlock() }()
-	st, err := c.store.Load(cr.Name)
-	if err != nil {
-		res.Outcome, res.Err = OutcomeFailed, err
-		return res
-	}
-	var old, nw state.Ref
-	cy := st.Cycle
-	switch {
-	case cy != nil && cy.Old.ID != "":
-		old, nw = cy.Old, cy.New
-	case cy == nil && st.Previous.ID != "":
-		old, nw = st.Previous, st.Current
-		cy = &state.Cycle{RotationID: st.Last.RotationID, Old: old, New: nw}
-	default:
-		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("credential %q: nothing to roll back", cr.Name)
-		return res
-	}
-	res.RotationID = cy.RotationID
-	fail := func(err error) Result {
-		_ = c.record(cr, cy, "rollback", OutcomeFailed, backend.StatusOf(err), err.Error())
-		res.Outcome, res.Err = OutcomeFailed, err
-		return res
-	}
-	a, err := c.be.Get(ctx, old.ID)
-	if err != nil {
-		return fail(fmt.Errorf("rollback: old authorization %s: %w", old.ID, err))
-	}
-	if err := c.be.SetActive(ctx, &backend.Authorization{ID: old.ID, Permissions: old.Permissions}, true); err != nil {
-		return fail(fmt.Errorf("rollback: reactivating %s: %w", old.ID, err))
-	}
-	tok := c.token(old.ID)
-	if tok == "" && a.Token != "" && (old.Fingerprint == "" || rotation.Fingerprint(a.Token) == old.Fingerprint) {
-		tok = a.Token
-	}
-	if tok == "" {
-		r := &run{c: c, cr: cr, st: st}
-		tok = r.findInTargets(ctx, old.Fingerprint)
-	}
-	now := c.now()
-	if tok == "" && st.Cycle != nil && st.Cycle.Phase == state.PhaseProvision {
-		// Nothing was published yet: dropping the new authorization is the
-		// whole rollback, and the old one stays current.
-		if nw.ID != "" {
-			if err := c.be.Delete(ctx, nw.ID); err != nil {
-				return fail(fmt.Errorf("rollback: deleting the new authorization %s: %w", nw.ID, err))
-			}
-		}
-		st.Cycle = nil
-		st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Finished: now}
-		if err := c.store.Save(st); err != nil {
-			return fail(err)
-		}
-		if err := c.record(cr, cy, "rollback", OutcomeOK, 0, "cycle abandoned before publish"); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=rolled_back current=%s\n", cr.Name, cy.RotationID, old.ID)
-		res.Outcome = OutcomeRolledBack
-		return res
-	}
-	if tok == "" {
-		st.Cycle = nil
-		if nw.ID != "" {
-			st.Current = state.Ref{ID: nw.ID, Fingerprint: nw.Fingerprint, Since: cy.ProvisionedAt, Permissions: nw.Permissions}
-		}
-		st.Retired = append(st.Retired, old)
-		msg := "old authorization " + old.ID + " reactivated, but its token is unknown: targets keep the new token; the next rotation retires the old one"
-		st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Message: msg, Finished: now}
-		if err := c.store.Save(st); err != nil {
-			return fail(err)
-		}
-		_ = c.record(cr, cy, "rollback", "partial", 0, msg)
-		res.Outcome, res.Err = OutcomeFailed, errors.New("rollback: "+msg)
-		return res
-	}
-	for _, t := range c.targets[cr.Name] {
-		if err := t.Publish(ctx, tok); err != nil {
-			return fail(fmt.Errorf("rollback: %w", err))
-		}
-	}
-	r := &run{c: c, cr: cr, st: st}
-	if err := r.confirm(ctx, tok); err != nil {
-		return fail(fmt.Errorf("rollback: %w", err))
-	}
-	if nw.ID != "" && nw.ID != old.ID {
-		if err := c.be.Delete(ctx, nw.ID); err != nil {
-			return fail(fmt.Errorf("rollback: deleting the new authorization %s: %w", nw.ID, err))
-		}
-	}
-	st.Cycle = nil
-	st.Current = state.Ref{ID: old.ID, Fingerprint: rotation.Fingerprint(tok), Since: old.Since, Permissions: old.Permissions}
-	st.Previous = state.Ref{}
-	st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Finished: now}
-	if err := c.store.Save(st); err != nil {
-		return fail(err)
-	}
-	if err := c.record(cr, cy, "rollback", OutcomeOK, 0, "old authorization reactivated and republished"); err != nil {
-		return fail(err)
-	}
-	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=rolled_back current=%s(%s)\n",
-		cr.Name, cy.RotationID, old.ID, rotation.Fingerprint(tok))
-	res.Outcome = OutcomeRolledBack
-	return res
-}
-
 // Run rotates on schedule until ctx ends: interrupted cycles are resumed
 // at start; each credential is rotated when its token reaches max_age less
 // a random jitter; a failed rotation is retried with a growing delay.
@@ -273,6 +153,14 @@ func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
 		return c.now().Add(min(cr.MaxAge, time.Minute))
 	}
 	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+}
+
+// jitter is a random part of max, to spread rotations of a fleet.
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -16,9 +16,13 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 )
 
-// Phase is a step of the rotation cycle, in order.
+// Phase is a step of the rotation cycle; the controller decides their
+// order (which may differ by backend), the journal only names them.
 type Phase string
 
 // The phases of a cycle. A cycle whose phase is not PhaseDone was interrupted
@@ -34,25 +38,12 @@ const (
 	PhaseDone       Phase = "done"
 )
 
-// Phases lists the phases in order.
-var Phases = []Phase{PhaseProvision, PhasePublish, PhaseVerify, PhaseGrace, PhaseDeactivate, PhaseObserve, PhaseDelete, PhaseDone}
-
-// Permission is one grant, stored so that a deactivated 1.x user can be
-// re-granted on rollback and so that the comparison survives a restart.
-type Permission struct {
-	Action string `json:"action"`
-	Type   string `json:"type"`
-	OrgID  string `json:"org_id,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Name   string `json:"name,omitempty"`
-}
-
 // Ref names an authorization without its token.
 type Ref struct {
-	ID          string       `json:"id"`
-	Fingerprint string       `json:"fingerprint,omitempty"`
-	Since       time.Time    `json:"since,omitzero"`
-	Permissions []Permission `json:"permissions,omitempty"`
+	ID          string               `json:"id"`
+	Fingerprint string               `json:"fingerprint,omitempty"`
+	Since       time.Time            `json:"since,omitzero"`
+	Permissions []backend.Permission `json:"permissions,omitempty"`
 }
 
 // Cycle is a rotation in flight.
@@ -151,50 +142,7 @@ func (s *Store) Save(st *State) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(s.Path(st.Credential), append(data, '\n'), 0o600)
-}
-
-// WriteFileAtomic writes data to a temp file in path's directory, fsyncs it,
-// renames it over path and fsyncs the directory so that the rename survives
-// a power cut.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.WriteFileAtomic(s.Path(st.Credential), append(data, '\n'), 0o600)
 }
 
 // ErrLocked is returned when another controller holds a credential's lock.

@@ -10,7 +10,7 @@ import (
 	"os"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
-	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -44,7 +44,7 @@ func (f *File) Publish(ctx context.Context, token string) error {
 		if err := os.Chmod(f.Path, f.Mode); err != nil {
 			return fmt.Errorf("%s: %w", f.Name(), err)
 		}
-	} else if err := state.WriteFileAtomic(f.Path, content, f.Mode); err != nil {
+	} else if err := fsutil.WriteFileAtomic(f.Path, content, f.Mode); err != nil {
 		return fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	warnReadable(f.Logger, f.Name(), f.Path)

@@ -1,0 +1,63 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
+	"github.com/influxrotate/influxrotate/rotation"
+)
+
+// verify probes the new token on every bucket it may write.
+func (r *cycleRun) verify(ctx context.Context, tok string) (phaseOutcome, error) {
+	c, cr, cy := r.c, r.cr, r.st.Cycle
+	a, err := c.be.Get(ctx, cy.New.ID)
+	if errors.Is(err, backend.ErrNotFound) {
+		return r.reprovision(ctx)
+	}
+	if err != nil {
+		return phaseOutcome{}, err
+	}
+	targets, err := c.be.ProbeTargets(ctx, a)
+	if err != nil {
+		return phaseOutcome{}, err
+	}
+	if len(targets) == 0 {
+		c.log.Warn("the token may write no bucket; nothing to probe", "credential", cr.Name)
+	} else if err := r.probe(ctx, tok, targets); err != nil {
+		return phaseOutcome{}, err
+	}
+	cy.VerifiedAt = c.now()
+	return phaseOutcome{status: 204, message: fmt.Sprintf("%d bucket(s)", len(targets))}, nil
+}
+
+// probe writes nothing to each target with the new token, retrying answers
+// that say nothing about the token. A refused token is a refusal: the
+// cycle ends with the old token still active.
+func (r *cycleRun) probe(ctx context.Context, tok string, targets []rotation.Target) error {
+	c, cy := r.c, r.st.Cycle
+	prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: c.cfg.URL, Targets: targets, Client: c.client,
+		Timeout: c.cfg.Timeout, Header: map[string][]string{"User-Agent": {"influxrotate"}}})
+	if err != nil {
+		return err
+	}
+	cred := rotation.NewCredential(tok, cy.New.ID, "new authorization")
+	var res rotation.ProbeResult
+	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: c.cfg.Retry.Initial, Max: c.cfg.Retry.Max}.
+		Do(ctx, c.log, "verify probe", func(ctx context.Context) error {
+			res = prober.Probe(ctx, cred)
+			if res.Verdict == rotation.VerdictUnknown {
+				return fmt.Errorf("probe %s/%s: status %d: %s", res.Target.Org, res.Target.Bucket, res.Status, res.Message)
+			}
+			return nil
+		})
+	if err != nil {
+		return r.failure(res.Status, err, fmt.Errorf("verify: %w", err))
+	}
+	if res.Verdict != rotation.VerdictValid {
+		return &refusal{fmt.Errorf("verify: the new token was refused on %s/%s: %s (%d %s)",
+			res.Target.Org, res.Target.Bucket, res.Verdict, res.Status, res.Message), res.Status}
+	}
+	return nil
+}
