@@ -42,7 +42,7 @@ func (r *cycleRun) abort(ctx context.Context, cause error, status int) error {
 	now := c.now()
 	r.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeFailed, Message: strings.Join(msgs, "; "), Finished: now}
 	r.st.Cycle = nil
-	if err := r.save(); err != nil {
+	if err := r.save(ctx); err != nil {
 		r.st.Cycle = cy
 		return err
 	}

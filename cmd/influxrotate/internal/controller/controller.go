@@ -50,8 +50,11 @@ type Options struct {
 	// WrapBackend, when set, wraps the backend (tests record the tokens
 	// created, to check that none of them leaks).
 	WrapBackend func(backend.Backend) backend.Backend
-	// Kube replaces the Kubernetes client of kubernetes targets.
+	// Kube replaces the Kubernetes client of kubernetes targets and of the
+	// kubernetes state store.
 	Kube kubernetes.Interface
+	// Store replaces the state store built from the configuration.
+	Store Store
 	// HTTPClient is used for API calls and probes. Default: one client with
 	// the configured timeout.
 	HTTPClient *http.Client
@@ -70,7 +73,7 @@ type Controller struct {
 	log     *slog.Logger
 	be      backend.Backend
 	client  *http.Client
-	store   *state.Store
+	store   Store
 	audit   *auditor
 	targets map[string][]target.Target
 	hook    func(string)
@@ -125,7 +128,13 @@ func New(opts Options) (*Controller, error) {
 	if c.client == nil {
 		c.client = &http.Client{Timeout: cfg.Timeout}
 	}
-	c.store = state.NewStore(cfg.StateDir)
+	c.store = opts.Store
+	if c.store == nil {
+		var err error
+		if c.store, err = newStore(cfg, opts.Kube, c.log, c.now); err != nil {
+			return nil, err
+		}
+	}
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)

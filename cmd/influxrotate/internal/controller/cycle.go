@@ -17,7 +17,7 @@ import (
 type cycleRun struct {
 	c    *Controller
 	cr   *config.Credential
-	lock *state.Lock
+	lock Lock
 	st   *state.State
 }
 
@@ -27,14 +27,18 @@ func (c *Controller) Rotate(ctx context.Context, cr *config.Credential, opts Rot
 	if opts.DryRun {
 		return c.plan(ctx, cr, opts)
 	}
-	lock, err := c.store.Lock(cr.Name)
+	lock, err := c.store.Lock(ctx, cr.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
 	}
 	r := &cycleRun{c: c, cr: cr, lock: lock}
-	defer func() { _ = r.lock.Unlock() }()
-	if r.st, err = c.store.Load(cr.Name); err != nil {
+	defer func() {
+		if r.lock != nil {
+			_ = r.lock.Unlock()
+		}
+	}()
+	if r.st, err = c.store.Load(ctx, cr.Name); err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
 	}
@@ -77,7 +81,7 @@ func (r *cycleRun) result(err error) Result {
 		res.Outcome = OutcomeOK
 	case ConfigError(err):
 		res.Outcome, res.Err = OutcomeFailed, err
-	case errors.As(err, &ab):
+	case errors.As(err, &ab), errors.Is(err, ErrConcurrent):
 		res.Outcome, res.Err = OutcomeFailed, err
 	case r.st != nil && r.st.Cycle != nil:
 		res.Outcome, res.Err = OutcomeInterrupted, err
@@ -119,7 +123,7 @@ func (r *cycleRun) start(ctx context.Context, cur *backend.Authorization) error 
 		cy.Old = r.oldRef(ctx, cur)
 	}
 	r.st.Cycle = cy
-	if err := r.save(); err != nil {
+	if err := r.save(ctx); err != nil {
 		return err
 	}
 	c.log.Info("rotation started", "credential", cr.Name, "rotation_id", cy.RotationID, "old_authorization", cy.Old.ID)
@@ -155,8 +159,14 @@ func (r *cycleRun) oldRef(ctx context.Context, cur *backend.Authorization) state
 	return old
 }
 
-// save journals the state.
-func (r *cycleRun) save() error { return r.c.store.Save(r.st) }
+// save journals the state. A stopping controller still journals what it
+// has done (bounded by the API timeout), so that the next run need not
+// redo it.
+func (r *cycleRun) save(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.c.cfg.Timeout)
+	defer cancel()
+	return r.c.store.Save(ctx, r.st)
+}
 
 // hook calls the test hook at a point of a phase.
 func (r *cycleRun) hook(phase state.Phase, point string) { r.c.hook(string(phase) + ":" + point) }
@@ -210,15 +220,15 @@ func (r *cycleRun) conclude(ctx context.Context, phase state.Phase, i int, out p
 		return nil
 	case out.back != "":
 		cy.Phase = out.back
-		return r.save()
+		return r.save(ctx)
 	case i+1 < len(r.c.phases):
 		cy.Phase = r.c.phases[i+1].phase
-		if err := r.save(); err != nil {
+		if err := r.save(ctx); err != nil {
 			return err
 		}
 	default:
 		r.st.Cycle = nil
-		if err := r.save(); err != nil {
+		if err := r.save(ctx); err != nil {
 			r.st.Cycle = cy
 			return err
 		}

@@ -15,7 +15,7 @@ import (
 // no file.
 func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
 	res := Result{Credential: cr.Name, Outcome: OutcomeDryRun}
-	st, err := c.store.Load(cr.Name)
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
@@ -68,12 +68,12 @@ type Status struct {
 	RotationID  string
 }
 
-// Status reads the state files; it contacts no server.
-func (c *Controller) Status() ([]Status, error) {
+// Status reads the journals; it contacts no InfluxDB server.
+func (c *Controller) Status(ctx context.Context) ([]Status, error) {
 	var out []Status
 	for i := range c.cfg.Credentials {
 		cr := &c.cfg.Credentials[i]
-		st, err := c.store.Load(cr.Name)
+		st, err := c.store.Load(ctx, cr.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +126,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			switch res.Outcome {
 			case OutcomeOK, OutcomeNotDue:
 				p.backoff = 0
-				p.next, p.due = c.scheduleNext(cr), true
+				p.next, p.due = c.scheduleNext(ctx, cr), true
 			default:
 				lastErr = res.Err
 				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
@@ -147,8 +147,8 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // scheduleNext is when the daemon next looks at a credential: at max_age
 // less a random jitter, so that a fleet does not rotate in lockstep.
-func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
-	st, err := c.store.Load(cr.Name)
+func (c *Controller) scheduleNext(ctx context.Context, cr *config.Credential) time.Time {
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil || st.Current.Since.IsZero() {
 		return c.now().Add(min(cr.MaxAge, time.Minute))
 	}

@@ -31,22 +31,25 @@ func (r *cycleRun) wait(ctx context.Context, deadline time.Time) (phaseOutcome, 
 		return phaseOutcome{}, err
 	}
 	_ = r.lock.Unlock()
+	r.lock = nil
 	t := time.NewTimer(d)
 	select {
 	case <-ctx.Done():
 		t.Stop()
 	case <-t.C:
 	}
-	lock, err := c.store.Lock(cr.Name)
+	if err := ctx.Err(); err != nil {
+		return phaseOutcome{}, err
+	}
+	lock, err := c.store.Lock(ctx, cr.Name)
 	if err != nil {
-		r.lock = nil
 		return phaseOutcome{}, err
 	}
 	r.lock = lock
 	if err := ctx.Err(); err != nil {
 		return phaseOutcome{}, err
 	}
-	st, err := c.store.Load(cr.Name)
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil {
 		return phaseOutcome{}, err
 	}

@@ -1,0 +1,89 @@
+package controller
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	manifests "github.com/influxrotate/influxrotate/deploy/kubernetes"
+	"github.com/influxrotate/influxrotate/testutil/k8srbac"
+)
+
+// kubeNS is the namespace the Kubernetes tests deploy to.
+const kubeNS = "monitoring"
+
+// deployedCluster is a fake API server holding what `kubectl apply -k
+// deploy/kubernetes` creates in kubeNS, plus objects, behind a reactor
+// that enforces the Role of deploy/kubernetes: any request the Role does
+// not grant fails the test.
+func deployedCluster(t *testing.T, objects ...runtime.Object) (*fake.Clientset, *k8srbac.Enforcer) {
+	t.Helper()
+	set, err := manifests.Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range set.All() {
+		switch x := o.(type) {
+		case *corev1.ConfigMap:
+			x = x.DeepCopy()
+			x.Namespace = kubeNS
+			objects = append(objects, x)
+		case *coordinationv1.Lease:
+			x = x.DeepCopy()
+			x.Namespace = kubeNS
+			objects = append(objects, x)
+		}
+	}
+	cs := fake.NewClientset(objects...)
+	return cs, k8srbac.Enforce(t, &cs.Fake, deployedRole(t))
+}
+
+// testStateConfig is the kubernetes store of deploy/kubernetes with a
+// short lease.
+func testStateConfig(lease time.Duration) config.StateStore {
+	return config.StateStore{Type: config.StateKubernetes, Namespace: kubeNS, ConfigMap: config.DefaultStateConfigMap,
+		LeasePrefix: config.DefaultLeasePrefix, LeaseDuration: lease}
+}
+
+func newTestKubeStore(cs *fake.Clientset, lease time.Duration, identity string) *kubeStore {
+	return newKubeStore(cs, testStateConfig(lease), identity, slog.New(slog.DiscardHandler), time.Now)
+}
+
+// crash makes the held Lease of name behave as if its process were killed:
+// renewals stop and nothing releases it.
+func (s *kubeStore) crash(name string) {
+	s.mu.Lock()
+	l := s.held[name]
+	delete(s.held, name)
+	s.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.once.Do(func() {
+		l.stop()
+		<-l.done
+	})
+}
+
+func deployedRole(t *testing.T) *rbacv1.Role {
+	t.Helper()
+	role, err := manifests.Role()
+	if err != nil {
+		t.Fatal(err)
+	}
+	role.Namespace = kubeNS
+	return role
+}
+
+// installRBAC enforces role without failing the test on a denial, for
+// tests that expect one.
+func installRBAC(cs *fake.Clientset, role *rbacv1.Role) *k8srbac.Enforcer {
+	return k8srbac.Install(&cs.Fake, role)
+}
