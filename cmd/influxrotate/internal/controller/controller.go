@@ -135,7 +135,11 @@ func New(opts Options) (*Controller, error) {
 			return nil, err
 		}
 	}
-	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID}
+	var auditStream io.Writer
+	if cfg.AuditStdout {
+		auditStream = c.out
+	}
+	c.audit = newAuditor(cfg.AuditLog, cfg.ClientID, auditStream)
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
 		if err != nil {

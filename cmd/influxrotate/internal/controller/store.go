@@ -72,7 +72,7 @@ func holderIdentity(clientID string) string {
 type dirStore struct{ s *state.Store }
 
 func (d dirStore) Load(_ context.Context, name string) (*state.State, error) { return d.s.Load(name) }
-func (d dirStore) Save(_ context.Context, st *state.State) error            { return d.s.Save(st) }
+func (d dirStore) Save(_ context.Context, st *state.State) error             { return d.s.Save(st) }
 func (d dirStore) Lock(_ context.Context, name string) (Lock, error) {
 	l, err := d.s.Lock(name)
 	if err != nil {
