@@ -179,8 +179,19 @@ func (e *testEnv) targets() []target.Target {
 // in-memory token cache goes).
 func (e *testEnv) controller(hook func(string)) *Controller {
 	e.t.Helper()
+	return e.controllerWith(hook, nil)
+}
+
+// controllerWith builds a fresh controller whose configuration is first
+// changed by edit.
+func (e *testEnv) controllerWith(hook func(string), edit func(*config.Config)) *Controller {
+	e.t.Helper()
 	var rec *recorder
-	c, err := New(Options{Config: e.config(), Stdout: e.stdout,
+	cfg := e.config()
+	if edit != nil {
+		edit(cfg)
+	}
+	c, err := New(Options{Config: cfg, Stdout: e.stdout,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Kube:   e.kube, Hook: hook,
 		WrapBackend: func(b backend.Backend) backend.Backend {

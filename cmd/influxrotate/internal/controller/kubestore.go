@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,11 +174,11 @@ func (s *kubeStore) Lock(ctx context.Context, name string) (Lock, error) {
 
 // acquireLease takes the Lease of rl for its identity (see kubeStore.Lock).
 func acquireLease(ctx context.Context, rl *resourcelock.LeaseLock, duration time.Duration, now func() time.Time) error {
-	var observed []byte
+	var observed *resourcelock.LeaderElectionRecord
 	var observedAt time.Time
 	poll := min(duration/4, time.Second)
 	for {
-		rec, raw, err := rl.Get(ctx)
+		rec, _, err := rl.Get(ctx)
 		t := now()
 		desired := resourcelock.LeaderElectionRecord{HolderIdentity: rl.Identity(),
 			LeaseDurationSeconds: int(duration / time.Second), AcquireTime: metav1.NewTime(t), RenewTime: metav1.NewTime(t)}
@@ -199,8 +198,8 @@ func acquireLease(ctx context.Context, rl *resourcelock.LeaseLock, duration time
 		if rec.HolderIdentity != "" && rec.HolderIdentity != rl.Identity() {
 			switch {
 			case observed == nil:
-				observed, observedAt = raw, t
-			case !bytes.Equal(raw, observed):
+				observed, observedAt = rec, t
+			case renewed(observed, rec):
 				return fmt.Errorf("%w (Lease %s held by %s, renewed %s)", state.ErrLocked, rl.Describe(),
 					rec.HolderIdentity, rec.RenewTime.UTC().Format(time.RFC3339))
 			}
@@ -231,6 +230,14 @@ func acquireLease(ctx context.Context, rl *resourcelock.LeaseLock, duration time
 		}
 		return nil
 	}
+}
+
+// renewed reports whether a Lease record changed: another holder, or a
+// renewal. The times are compared as times, not as the record's JSON,
+// which has whole seconds only and would hide renewals within a second.
+func renewed(before, now *resourcelock.LeaderElectionRecord) bool {
+	return before.HolderIdentity != now.HolderIdentity || !before.RenewTime.Time.Equal(now.RenewTime.Time) ||
+		before.LeaderTransitions != now.LeaderTransitions
 }
 
 // leaseLock is a held Lease, renewed in the background until released.

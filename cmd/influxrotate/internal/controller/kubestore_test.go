@@ -16,6 +16,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/testutil/k8sfake"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
@@ -203,6 +204,7 @@ func TestKubeStoreLostLeaseStopsJournaling(t *testing.T) {
 // create, which is the point here, so it is checked and reset.)
 func TestKubeStoreWithoutDeployedObjects(t *testing.T) {
 	cs := fake.NewClientset()
+	k8sfake.ResourceVersions(cs)
 	role := deployedRole(t)
 	enf := installRBAC(cs, role)
 	s := newTestKubeStore(cs, time.Second, "a")
