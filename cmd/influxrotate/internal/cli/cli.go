@@ -127,6 +127,7 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 	if ctl == nil {
 		return code
 	}
+	defer ctl.Close()
 	switch cmd {
 	case "status":
 		return status(ctx, ctl, env)

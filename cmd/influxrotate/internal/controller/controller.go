@@ -75,6 +75,7 @@ type Controller struct {
 	client  *http.Client
 	store   Store
 	audit   *auditor
+	events  *events
 	targets map[string][]target.Target
 	hook    func(string)
 	now     func() time.Time
@@ -188,6 +189,7 @@ func New(opts Options) (*Controller, error) {
 			c.targets[cr.Name] = append(c.targets[cr.Name], t)
 		}
 	}
+	c.events = newEvents(c.targets)
 	return c, nil
 }
 
@@ -252,7 +254,14 @@ func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outco
 		c.log.Error("audit log append failed", "error", err)
 		return fmt.Errorf("audit_log: %w", err)
 	}
+	c.events.emit(rec)
 	return nil
+}
+
+// Close stops what the controller runs in the background (the senders of
+// Kubernetes Events). A controller is not used after Close.
+func (c *Controller) Close() {
+	c.events.close()
 }
 
 // Credential returns the configuration of a credential.

@@ -205,6 +205,7 @@ func (e *testEnv) controllerWith(hook func(string), edit func(*config.Config)) *
 			return rec
 		}})
 	must(e.t, err)
+	e.t.Cleanup(c.Close)
 	return c
 }
 
