@@ -76,6 +76,19 @@ type Controller struct {
 	store   Store
 	audit   *auditor
 	events  *events
+	metrics *promMetrics
+	// probe is what /healthz and /readyz report.
+	probe probeState
+	// kube and identity are the kubernetes store's client and Lease
+	// holder identity, for the leader election of Run.
+	kube     kubernetes.Interface
+	identity string
+	// releaseLeader gives the leader Lease up when Run stops (a SIGTERM),
+	// so that the standby takes over at once; tests that emulate a crash
+	// clear it.
+	releaseLeader bool
+	// addr is where Run serves the probes (a net.Addr).
+	addr atomic.Value
 	targets map[string][]target.Target
 	hook    func(string)
 	now     func() time.Time
@@ -129,12 +142,17 @@ func New(opts Options) (*Controller, error) {
 	if c.client == nil {
 		c.client = &http.Client{Timeout: cfg.Timeout}
 	}
+	c.metrics = newPromMetrics(c.now)
+	c.releaseLeader = true
 	c.store = opts.Store
 	if c.store == nil {
 		var err error
 		if c.store, err = newStore(cfg, opts.Kube, c.log, c.now); err != nil {
 			return nil, err
 		}
+	}
+	if ks, ok := c.store.(*kubeStore); ok {
+		c.kube, c.identity = ks.client, ks.identity
 	}
 	var auditStream io.Writer
 	if cfg.AuditStdout {

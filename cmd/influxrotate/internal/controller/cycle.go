@@ -23,6 +23,12 @@ type cycleRun struct {
 
 // Rotate runs or resumes one credential's cycle if it is due (or forced).
 func (c *Controller) Rotate(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
+	res := c.rotate(ctx, cr, opts)
+	c.metrics.cycles.WithLabelValues(cr.Name, res.Outcome).Inc()
+	return res
+}
+
+func (c *Controller) rotate(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
 	res := Result{Credential: cr.Name}
 	if opts.DryRun {
 		return c.plan(ctx, cr, opts)
@@ -195,7 +201,9 @@ func (r *cycleRun) loop(ctx context.Context) error {
 			return fmt.Errorf("state file: unknown phase %q", phase)
 		}
 		r.hook(phase, "before")
+		began := time.Now()
 		out, err := r.c.phases[i].run(r, ctx)
+		r.c.metrics.phases.WithLabelValues(r.cr.Name, string(phase)).Observe(time.Since(began).Seconds())
 		var refused *refusal
 		if errors.As(err, &refused) {
 			return r.abort(ctx, refused.err, refused.status)

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -91,81 +90,4 @@ func (c *Controller) Status(ctx context.Context) ([]Status, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// Run rotates on schedule until ctx ends: interrupted cycles are resumed
-// at start; each credential is rotated when its token reaches max_age less
-// a random jitter; a failed rotation is retried with a growing delay.
-func (c *Controller) Run(ctx context.Context) error {
-	type sched struct {
-		next    time.Time
-		backoff time.Duration
-		// due is set when next is a jittered rotation time (not a retry),
-		// which may be before max_age: the rotation is then forced.
-		due bool
-	}
-	plans := map[string]*sched{}
-	for i := range c.cfg.Credentials {
-		plans[c.cfg.Credentials[i].Name] = &sched{}
-	}
-	var lastErr error
-	for {
-		now := c.now()
-		wake := now.Add(time.Hour)
-		for i := range c.cfg.Credentials {
-			cr := &c.cfg.Credentials[i]
-			p := plans[cr.Name]
-			if now.Before(p.next) {
-				wake = minTime(wake, p.next)
-				continue
-			}
-			res := c.Rotate(ctx, cr, RotateOptions{Force: p.due})
-			if ctx.Err() != nil {
-				return lastErr
-			}
-			switch res.Outcome {
-			case OutcomeOK, OutcomeNotDue:
-				p.backoff = 0
-				p.next, p.due = c.scheduleNext(ctx, cr), true
-			default:
-				lastErr = res.Err
-				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-				p.backoff = min(max(2*p.backoff, min(max(cr.MaxAge/10, time.Second), 10*time.Minute)), time.Hour)
-				p.next, p.due = c.now().Add(p.backoff), false
-			}
-			wake = minTime(wake, p.next)
-		}
-		t := time.NewTimer(max(wake.Sub(c.now()), 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return lastErr
-		case <-t.C:
-		}
-	}
-}
-
-// scheduleNext is when the daemon next looks at a credential: at max_age
-// less a random jitter, so that a fleet does not rotate in lockstep.
-func (c *Controller) scheduleNext(ctx context.Context, cr *config.Credential) time.Time {
-	st, err := c.store.Load(ctx, cr.Name)
-	if err != nil || st.Current.Since.IsZero() {
-		return c.now().Add(min(cr.MaxAge, time.Minute))
-	}
-	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
-}
-
-// jitter is a random part of max, to spread rotations of a fleet.
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return rand.N(max)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
