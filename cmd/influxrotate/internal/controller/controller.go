@@ -88,7 +88,7 @@ type Controller struct {
 	// clear it.
 	releaseLeader bool
 	// addr is where Run serves the probes (a net.Addr).
-	addr atomic.Value
+	addr    atomic.Value
 	targets map[string][]target.Target
 	hook    func(string)
 	now     func() time.Time
