@@ -1,19 +1,25 @@
 package controller
 
 import (
+	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	manifests "github.com/influxrotate/influxrotate/deploy/kubernetes"
 	"github.com/influxrotate/influxrotate/testutil/k8srbac"
+	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
 
 // kubeNS is the namespace the Kubernetes tests deploy to.
@@ -86,4 +92,54 @@ func deployedRole(t *testing.T) *rbacv1.Role {
 // tests that expect one.
 func installRBAC(cs *fake.Clientset, role *rbacv1.Role) *k8srbac.Enforcer {
 	return k8srbac.Install(&cs.Fake, role)
+}
+
+// kubeObjects returns the stored objects of a resource in kubeNS, read from
+// the tracker (not through the API: the Role grants the test no list).
+func kubeObjects(t *testing.T, cs *fake.Clientset, gvr schema.GroupVersionResource) []runtime.Object {
+	t.Helper()
+	kinds := map[string]string{"configmaps": "ConfigMap", "events": "Event", "leases": "Lease", "secrets": "Secret"}
+	list, err := cs.Tracker().List(gvr, gvr.GroupVersion().WithKind(kinds[gvr.Resource]), kubeNS)
+	must(t, err)
+	items, err := meta.ExtractList(list)
+	must(t, err)
+	return items
+}
+
+// checkNoLeakInKubernetes scans what the controller left in the API server
+// (the journal ConfigMap, the Leases, the Events) for every token.
+func (e *testEnv) checkNoLeakInKubernetes(tokens []string) {
+	e.t.Helper()
+	var scan secscan.Scanner
+	scan.Add(tokens...)
+	for _, gvr := range []schema.GroupVersionResource{
+		corev1.SchemeGroupVersion.WithResource("configmaps"),
+		corev1.SchemeGroupVersion.WithResource("events"),
+		coordinationv1.SchemeGroupVersion.WithResource("leases"),
+	} {
+		for _, o := range kubeObjects(e.t, e.kube, gvr) {
+			data, err := json.Marshal(o)
+			must(e.t, err)
+			scan.Check(e.t, gvr.Resource, data)
+		}
+	}
+}
+
+// kubeEvents returns the Events on the rotated Secret.
+func (e *testEnv) kubeEvents() []*corev1.Event {
+	var out []*corev1.Event
+	for _, o := range kubeObjects(e.t, e.kube, corev1.SchemeGroupVersion.WithResource("events")) {
+		ev := o.(*corev1.Event)
+		if ev.InvolvedObject.Kind == "Secret" && ev.InvolvedObject.Name == "telegraf-influx-token" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// auditLog is the audit file's content.
+func (e *testEnv) auditLog() string {
+	data, err := os.ReadFile(filepath.Join(e.dir, "audit", "audit.jsonl"))
+	must(e.t, err)
+	return string(data)
 }
