@@ -24,7 +24,7 @@ type Fake interface {
 }
 
 // ResourceVersions makes creates and updates of cs set a new
-// metadata.resourceVersion, and an update whose resourceVersion is set and
+// metadata.resourceVersion (and gets, of an object that has none yet), and an update whose resourceVersion is set and
 // differs from the stored object's fail with 409 Conflict, as the API
 // server does. An update without resourceVersion is unconditional, as
 // there. Install it before reactors that must see the outcome (RBAC first:
@@ -42,6 +42,32 @@ func ResourceVersions(cs Fake) {
 		m.SetResourceVersion(strconv.FormatInt(next, 10))
 		return nil
 	}
+	// Objects given to NewClientset carry no resourceVersion; the first
+	// read gives them one, so that no update of them is unconditional.
+	cs.PrependReactor("get", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		act, ok := action.(k8stesting.GetAction)
+		if !ok || action.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		obj, err := tracker.Get(action.GetResource(), action.GetNamespace(), act.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil || m.GetResourceVersion() != "" {
+			return true, obj, err
+		}
+		obj = obj.DeepCopyObject()
+		if err := stamp(obj); err != nil {
+			return true, nil, err
+		}
+		if err := tracker.Update(action.GetResource(), obj, action.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, obj, nil
+	})
 	cs.PrependReactor("create", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		act, ok := action.(k8stesting.CreateAction)
 		if !ok || action.GetSubresource() != "" {

@@ -46,3 +46,26 @@ func TestStaleUpdateConflicts(t *testing.T) {
 		t.Fatalf("second create: %v", err)
 	}
 }
+
+// Two writers that read an object given to NewClientset (no
+// resourceVersion) cannot both update it.
+func TestSeededObjectsGetAResourceVersion(t *testing.T) {
+	cs := fake.NewClientset(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns"}})
+	ResourceVersions(cs)
+	ctx := context.Background()
+	cms := cs.CoreV1().ConfigMaps("ns")
+	first, err := cms.Get(ctx, "a", metav1.GetOptions{})
+	if err != nil || first.ResourceVersion == "" {
+		t.Fatalf("get: %+v %v", first, err)
+	}
+	second, err := cms.Get(ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Update(ctx, first, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Update(ctx, second, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Fatalf("second writer: %v, want Conflict", err)
+	}
+}
