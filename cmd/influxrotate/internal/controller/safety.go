@@ -55,7 +55,8 @@ func (r *cycleRun) conflictError(action string, h held, want ...string) error {
 
 // checkBeforePublish allows publishing when every target holds the token
 // the cycle retires (its fingerprint, when known), the new one (a publish
-// resumed half-way) or, for a first authorization, nothing.
+// resumed half-way) or nothing: publishing over no token undoes no one's
+// work.
 func (r *cycleRun) checkBeforePublish(ctx context.Context) error {
 	cy := r.st.Cycle
 	hs, err := r.targetsHold(ctx)
@@ -64,7 +65,7 @@ func (r *cycleRun) checkBeforePublish(ctx context.Context) error {
 	}
 	for _, h := range hs {
 		switch {
-		case h.fingerprint == cy.New.Fingerprint:
+		case h.fingerprint == "", h.fingerprint == cy.New.Fingerprint:
 		case cy.Old.Fingerprint == "":
 			// The retired token's fingerprint is unknown, or there is none
 			// (a first authorization replacing whatever the targets hold):
@@ -78,8 +79,9 @@ func (r *cycleRun) checkBeforePublish(ctx context.Context) error {
 }
 
 // checkBeforeRevoking allows deactivating and deleting when every target
-// holds the new token: then none of the authorizations the cycle retires,
-// nor an orphan, is one a writer is told to use.
+// holds the new token (or none, emptied by hand since publish confirmed
+// it): then none of the authorizations the cycle retires, nor an orphan,
+// is one a writer is told to use.
 func (r *cycleRun) checkBeforeRevoking(ctx context.Context, action string) error {
 	cy := r.st.Cycle
 	hs, err := r.targetsHold(ctx)
@@ -87,7 +89,7 @@ func (r *cycleRun) checkBeforeRevoking(ctx context.Context, action string) error
 		return err
 	}
 	for _, h := range hs {
-		if h.fingerprint != cy.New.Fingerprint {
+		if h.fingerprint != "" && h.fingerprint != cy.New.Fingerprint {
 			return r.conflictError(action, h, cy.New.Fingerprint+" (authorization "+cy.New.ID+")")
 		}
 	}
