@@ -61,9 +61,12 @@ type Decision struct {
 const MaxRetryAfter = 10 * time.Minute
 
 // Classify decides what a write answer means. It is the one place in the
-// project that maps a status code to an action; the plugin, the execd binary
-// and the controller all use it. body is the start of the response body
-// (a few KiB are plenty); header may be nil.
+// project that maps a status code to an action: the plugin decides every
+// write with it (and so the execd binary, which writes through the plugin),
+// and the controller's API client retries exactly the answers it says to
+// retry or throttle. body is the start of the response body (a few KiB are
+// plenty); header may be nil. The message is not scrubbed of tokens: code
+// that sent a token calls Scrubber.Classify instead.
 //
 // InfluxDB 3 answers an expired token like a deleted one (401 "the request
 // was not authenticated"), a resource token without the database 403, and an
@@ -71,12 +74,18 @@ const MaxRetryAfter = 10 * time.Minute
 // malformed": the batch is not at fault there, so that 400 is ActionAuth
 // (the batch stays buffered) rather than ActionDrop.
 func Classify(status int, header http.Header, body []byte) Decision {
+	return (*Scrubber)(nil).Classify(status, header, body)
+}
+
+// classify is Classify given the server's message, already extracted (and
+// scrubbed) by Scrubber.Classify.
+func classify(status int, header http.Header, msg string) Decision {
 	d := Decision{Status: status}
 	if status >= 200 && status < 300 {
 		d.Action = ActionAccept
 		return d
 	}
-	d.Message = ServerMessage(body)
+	d.Message = msg
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		d.Action = ActionAuth
@@ -126,11 +135,11 @@ func RetryAfter(h http.Header) time.Duration {
 // should not flood the log.
 const maxMessage = 256
 
-// ServerMessage extracts a readable message from an error body: the
-// InfluxDB 2.x shape {"code","message"}, the 1.x and 3.x shape {"error"},
-// or, for anything else (HTML from a proxy, truncated JSON), the text itself
-// with control characters removed and cut to a few hundred bytes.
-func ServerMessage(body []byte) string {
+// serverText extracts the message of an error body: the InfluxDB 2.x shape
+// {"code","message"}, the 1.x and 3.x shape {"error"}, or, for anything
+// else (HTML from a proxy, truncated JSON), the text itself. Scrubber's
+// ServerMessage cleans, scrubs and cuts it.
+func serverText(body []byte) string {
 	var shaped struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -139,17 +148,19 @@ func ServerMessage(body []byte) string {
 	if err := json.Unmarshal(body, &shaped); err == nil {
 		switch {
 		case shaped.Message != "" && shaped.Code != "":
-			return clean(shaped.Code + ": " + shaped.Message)
+			return shaped.Code + ": " + shaped.Message
 		case shaped.Message != "":
-			return clean(shaped.Message)
+			return shaped.Message
 		case shaped.Error != "":
-			return clean(shaped.Error)
+			return shaped.Error
 		}
 	}
-	return clean(string(body))
+	return string(body)
 }
 
-func clean(s string) string {
+// normalizeMessage puts a message on one line: control characters removed,
+// white space collapsed.
+func normalizeMessage(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' || r == '\r' {
 			return ' '
@@ -159,7 +170,11 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// truncateMessage cuts a message to maxMessage bytes at a character boundary.
+func truncateMessage(s string) string {
 	if len(s) > maxMessage {
 		cut := maxMessage
 		for cut > 0 && !utfStart(s[cut]) {

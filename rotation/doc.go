@@ -16,6 +16,9 @@
 //     previous credentials, promotes a validated candidate between flushes,
 //     and decides what to do when a write is refused.
 //   - Classify is the one place that decides what a write response means.
+//   - Scrubber holds every token the process sends and is the one way to
+//     quote a server's message (ServerMessage, Classify): an echoed token,
+//     plain, base64 or URL-escaped, becomes its fingerprint.
 //   - AdoptionReporter tells the controller which token a writer writes
 //     with: a small point, written with that token, at start, after each
 //     change and every few minutes.

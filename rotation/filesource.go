@@ -5,17 +5,19 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
+	"github.com/influxrotate/influxrotate/internal/slot"
 )
 
 // FileSource reads a token from a file and reports changes to it.
@@ -41,9 +43,7 @@ type FileSource struct {
 	changes chan *Credential
 
 	watcher *fsnotify.Watcher
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	loop    *lifecycle.Goroutine
 
 	// watchingDir is whether the parent directory itself is watched, else
 	// ancestor is. target is the directory of the resolved file when a
@@ -96,8 +96,6 @@ func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
 		stats:   cfg.Stats,
 		changes: make(chan *Credential, 1),
 		watcher: w,
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -116,7 +114,7 @@ func NewFileSource(cfg FileSourceConfig) (*FileSource, error) {
 		s.watchTarget(resolved)
 		s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
 	}
-	go s.run()
+	s.loop = lifecycle.Go(s.run)
 	return s, nil
 }
 
@@ -135,10 +133,7 @@ func (s *FileSource) Read(context.Context) (*Credential, error) {
 		return nil, err
 	}
 	// An undelivered change is older than what the caller now holds.
-	select {
-	case <-s.changes:
-	default:
-	}
+	slot.Clear(s.changes)
 	s.mu.Lock()
 	s.last, s.hasLast = sha256.Sum256([]byte(c.Token())), true
 	s.mu.Unlock()
@@ -153,8 +148,7 @@ func (s *FileSource) Changes() <-chan *Credential { return s.changes }
 
 // Close stops the watcher goroutine, waits for it and closes Changes.
 func (s *FileSource) Close() error {
-	s.once.Do(func() { close(s.stop) })
-	<-s.done
+	s.loop.Stop()
 	return nil
 }
 
@@ -170,65 +164,13 @@ func (s *FileSource) load() (c *Credential, resolved string, err error) {
 	return nil, "", err
 }
 
-// loadOnce resolves the path and reads the token, reading at most a little
-// more than MaxTokenSize so a wrong large file costs nothing.
+// loadOnce reads the token through ReadTokenFile's reader.
 func (s *FileSource) loadOnce() (*Credential, string, error) {
-	resolved, err := filepath.EvalSymlinks(s.path)
-	if err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	}
-	// Non-blocking open, then a check on the opened file itself: a named
-	// pipe put where the token belongs would otherwise block this goroutine
-	// in open(2) until some writer appears, and a stat before the open
-	// would leave a window for a rename to swap one in.
-	f, err := os.OpenFile(resolved, openTokenFlags, 0)
-	if err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	}
-	defer f.Close()
-	if info, err := f.Stat(); err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	} else if !info.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("token file %q: %w (%s)", s.path, ErrNotRegularFile, fileKind(info.Mode()))
-	}
-	content, err := io.ReadAll(io.LimitReader(f, MaxTokenSize+65))
-	if err != nil {
-		return nil, "", fmt.Errorf("token file %q: %w", s.path, unwrapPathError(err))
-	}
-	tok, err := ParseToken(content)
+	tok, resolved, err := readTokenFile(s.path)
 	if err != nil {
 		return nil, "", fmt.Errorf("token file %q: %w", s.path, err)
 	}
 	return NewCredential(tok, "", s.Name()), resolved, nil
-}
-
-// ErrNotRegularFile is returned for a token path that is a directory, a
-// named pipe, a socket or a device rather than a file.
-var ErrNotRegularFile = errors.New("not a regular file")
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "type " + m.Type().String()
-}
-
-// unwrapPathError keeps the cause of a *fs.PathError (which errors.Is still
-// matches) without repeating a resolved path such as a kubelet timestamped
-// directory.
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // failed counts a failed read and logs it unless it is the failure already
@@ -282,21 +224,7 @@ func (s *FileSource) check() {
 		return
 	}
 	s.log.Info("token file changed", "credential", c)
-	s.deliver(c)
-}
-
-// deliver replaces any undelivered credential with c. Only run sends, and
-// Read only receives, so after draining the send cannot block.
-func (s *FileSource) deliver(c *Credential) {
-	select {
-	case s.changes <- c:
-	default:
-		select {
-		case <-s.changes:
-		default:
-		}
-		s.changes <- c
-	}
+	slot.Replace(s.changes, c)
 }
 
 // ensureWatch watches the parent directory, or while it does not exist the
@@ -357,17 +285,11 @@ func (s *FileSource) watchTarget(resolved string) {
 }
 
 func (s *FileSource) watched(dir string) bool {
-	for _, w := range s.watcher.WatchList() {
-		if w == dir {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(s.watcher.WatchList(), dir)
 }
 
 // run is the one goroutine that owns the watcher.
-func (s *FileSource) run() {
-	defer close(s.done)
+func (s *FileSource) run(ctx context.Context) {
 	defer close(s.changes)
 	defer s.watcher.Close()
 
@@ -381,7 +303,7 @@ func (s *FileSource) run() {
 	}
 	for {
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			debounce.Stop()
 			return
 		case ev, ok := <-s.watcher.Events:

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/capture"
+	"github.com/influxrotate/influxrotate/testutil/secretvolume"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
@@ -91,24 +91,17 @@ func readToken(t *testing.T, s Source) string {
 }
 
 func TestFileSourceKubeletSecretVolumeUpdate(t *testing.T) {
-	dir := t.TempDir()
-	if err := secretdir.Write(dir, map[string][]byte{"token": []byte(tokenN(1) + "\n"), "org": []byte("acme")}, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := newFileSource(t, FileSourceConfig{Path: filepath.Join(dir, "token")})
+	v := secretvolume.NewVolume(t, 0o644, map[string][]byte{"token": []byte(tokenN(1) + "\n"), "org": []byte("acme")})
+	s, _ := newFileSource(t, FileSourceConfig{Path: v.Path("token")})
 	if got := readToken(t, s); got != tokenN(1) {
 		t.Fatalf("Read: wrong token")
 	}
 	for _, n := range []int{2, 3, 4} {
-		if err := secretdir.Write(dir, map[string][]byte{"token": []byte(tokenN(n) + "\n"), "org": []byte("acme")}, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		v.Set("token", []byte(tokenN(n)+"\n"))
 		expectToken(t, s, tokenN(n))
 	}
 	// Another key changing alone is not a token change.
-	if err := secretdir.Write(dir, map[string][]byte{"token": []byte(tokenN(4) + "\n"), "org": []byte("other")}, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	v.Set("org", []byte("other"))
 	expectNothing(t, s, 1)
 	if n := s.stats.SourceErrors.Load(); n != 0 {
 		t.Errorf("SourceErrors = %d during AtomicWriter updates, want 0", n)
@@ -123,11 +116,7 @@ func TestFileSourceRenameOver(t *testing.T) {
 	writeFile(t, path, tokenN(1), 0o600)
 	s, _ := newFileSource(t, FileSourceConfig{Path: path})
 	for _, n := range []int{2, 3} {
-		tmp := filepath.Join(dir, ".token.tmp")
-		writeFile(t, tmp, tokenN(n)+"\n", 0o600)
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
+		secretvolume.RenameOver(t, path, []byte(tokenN(n)+"\n"), 0o600)
 		expectToken(t, s, tokenN(n))
 	}
 }
@@ -143,11 +132,7 @@ func TestFileSourceSymlinkIntoAnotherDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := newFileSource(t, FileSourceConfig{Path: path})
-	tmp := filepath.Join(run, ".tmp")
-	writeFile(t, tmp, tokenN(2), 0o600)
-	if err := os.Rename(tmp, real); err != nil {
-		t.Fatal(err)
-	}
+	secretvolume.RenameOver(t, real, []byte(tokenN(2)), 0o600)
 	expectToken(t, s, tokenN(2))
 	// Re-pointing the link (ln -sfn) is an event in the parent directory.
 	other := filepath.Join(t.TempDir(), "token")
@@ -161,11 +146,7 @@ func TestFileSourceSymlinkIntoAnotherDirectory(t *testing.T) {
 	}
 	expectToken(t, s, tokenN(3))
 	// And the new target's directory is watched instead.
-	tmp = filepath.Join(filepath.Dir(other), ".tmp")
-	writeFile(t, tmp, tokenN(4), 0o600)
-	if err := os.Rename(tmp, other); err != nil {
-		t.Fatal(err)
-	}
+	secretvolume.RenameOver(t, other, []byte(tokenN(4)), 0o600)
 	expectToken(t, s, tokenN(4))
 }
 
@@ -178,26 +159,22 @@ func TestFileSourceTruncateThenWriteInPlace(t *testing.T) {
 	stats := new(Stats)
 	s, logs := newFileSource(t, FileSourceConfig{Path: path, Stats: stats, Debounce: 300 * time.Millisecond})
 
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// The empty moment: the source reads the empty file and refuses it.
-	wait.For(t, waitDelivery, "the empty file to be counted", func() bool { return stats.SourceErrors.Load() >= 1 })
-	expectNothing(t, s, 0)
-	if !strings.Contains(logs.String(), "token is empty") {
-		t.Errorf("empty file not logged: %s", logs)
-	}
-	// Half written, then the rest, in one burst: the debounce reads once,
-	// after the burst, and delivers the whole token only.
-	tok := tokenN(2) + "\n"
-	if _, err := f.WriteString(tok[:len(tok)/2]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(tok[len(tok)/2:]); err != nil {
-		t.Fatal(err)
-	}
+	secretvolume.WriteInPlace(t, path, []byte(tokenN(2)+"\n"), 0, func(stage secretvolume.Stage) {
+		if stage != secretvolume.Truncated {
+			// Half written, then at once the rest, in one burst: the
+			// debounce reads once, after the burst.
+			return
+		}
+		// The empty moment: the source reads the empty file and refuses it.
+		// The source counts the failure before it logs it: wait for the log
+		// line itself.
+		wait.For(t, waitDelivery, "the empty file to be logged", func() bool { return strings.Contains(logs.String(), "token is empty") })
+		if n := stats.SourceErrors.Load(); n < 1 {
+			t.Errorf("empty file logged but not counted: source_errors = %d", n)
+		}
+		expectNothing(t, s, 0)
+	})
+	// The whole token only is delivered.
 	expectToken(t, s, tokenN(2))
 }
 
@@ -207,14 +184,12 @@ func TestFileSourceDeleteThenRecreateLater(t *testing.T) {
 	writeFile(t, path, tokenN(1), 0o600)
 	stats := new(Stats)
 	s, logs := newFileSource(t, FileSourceConfig{Path: path, Stats: stats})
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	wait.For(t, waitDelivery, "the deletion to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
-	if _, err := s.Read(context.Background()); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Read of a deleted file: %v, want fs.ErrNotExist", err)
-	}
-	writeFile(t, path, tokenN(2), 0o600)
+	secretvolume.DeleteAndRecreate(t, path, []byte(tokenN(2)), 0o600, func() {
+		wait.For(t, waitDelivery, "the deletion to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
+		if _, err := s.Read(context.Background()); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Read of a deleted file: %v, want fs.ErrNotExist", err)
+		}
+	})
 	expectToken(t, s, tokenN(2))
 	if n := logs.Count("token file is missing"); n != 1 {
 		t.Errorf("missing file logged %d times, want once", n)
@@ -230,14 +205,9 @@ func TestFileSourceDirectoryRemovedAndRecreated(t *testing.T) {
 	writeFile(t, path, tokenN(1), 0o600)
 	stats := new(Stats)
 	s, _ := newFileSource(t, FileSourceConfig{Path: path, Stats: stats})
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	wait.For(t, waitDelivery, "the removal to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, tokenN(2), 0o600)
+	secretvolume.RecreateDir(t, dir, map[string][]byte{"token": []byte(tokenN(2))}, 0o600, func() {
+		wait.For(t, waitDelivery, "the removal to be seen", func() bool { return stats.SourceErrors.Load() >= 1 })
+	})
 	expectToken(t, s, tokenN(2))
 	// The new directory is watched again, not only its parent.
 	writeFile(t, path, tokenN(3), 0o600)
@@ -487,4 +457,22 @@ func runUnprivileged(t *testing.T, run string) {
 		t.Fatalf("unprivileged run failed (%v):\n%s", err, out)
 	}
 	t.Logf("unprivileged run passed:\n%s", out)
+}
+
+// TestFileSourceSeesEveryWayOfWriting runs one change through each way a
+// token file is written in the field (kubelet, rename-over, in place,
+// delete and re-create).
+func TestFileSourceSeesEveryWayOfWriting(t *testing.T) {
+	for _, ch := range secretvolume.Changers() {
+		t.Run(ch.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := ch.Write(t, dir, "token", []byte(tokenN(1)+"\n"))
+			s, _ := newFileSource(t, FileSourceConfig{Path: path})
+			if got := readToken(t, s); got != tokenN(1) {
+				t.Fatalf("Read: wrong token")
+			}
+			ch.Write(t, dir, "token", []byte(tokenN(2)+"\n"))
+			expectToken(t, s, tokenN(2))
+		})
+	}
 }

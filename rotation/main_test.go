@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -34,16 +35,5 @@ func assertNoSecret(t *testing.T, what, out string, tokens ...string) {
 // tokenN returns a distinct, valid-looking token.
 func tokenN(n int) string {
 	s := strings.Repeat(string(rune('A'+n%26)), 40)
-	return s + "_" + strings.Repeat("x", 40) + "_" + itoa(n) + "=="
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
+	return s + "_" + strings.Repeat("x", 40) + "_" + strconv.Itoa(n) + "=="
 }

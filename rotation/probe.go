@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,12 +83,22 @@ type ProberConfig struct {
 	ProbeBucket string
 	ProbeOrg    string
 	// Client sends the probes; it should be the writer's own client so that
-	// TLS, proxy and local address settings apply. Default http.DefaultClient.
+	// TLS, proxy and local address settings apply. Default: a client that
+	// follows no redirect (NoRedirect).
 	Client *http.Client
+	// NewRequest, when set, builds each probe request in place of URL and
+	// Header: a writer passes its own request builder, so that a probe
+	// carries exactly what its writes carry (path, query, headers, the
+	// Authorization for c). body is empty or the point line; t.Org is
+	// ProbeOrg or the target's org.
+	NewRequest func(ctx context.Context, t Target, body []byte, c *Credential) (*http.Request, error)
 	// Timeout bounds each probe request. Default 5s.
 	Timeout time.Duration
 	// Header is added to every probe (User-Agent, http_headers).
 	Header http.Header
+	// Scrubber removes tokens from the server's messages; the prober adds
+	// each token it probes. Default: a new one.
+	Scrubber *Scrubber
 }
 
 func (v Verdict) String() string {
@@ -124,9 +135,13 @@ type HTTPProber struct {
 
 // NewHTTPProber checks cfg. Errors name the option at fault.
 func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", cfg.URL)
+	var u *url.URL
+	if cfg.NewRequest == nil {
+		var err error
+		u, err = url.Parse(cfg.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("probe url %q: want http(s)://host[:port]", RedactURL(cfg.URL))
+		}
 	}
 	switch cfg.Mode {
 	case ProbeEmptyWrite:
@@ -151,7 +166,10 @@ func NewHTTPProber(cfg ProberConfig) (*HTTPProber, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{CheckRedirect: NoRedirect}
+	}
+	if cfg.Scrubber == nil {
+		cfg.Scrubber = NewScrubber()
 	}
 	return &HTTPProber{cfg: cfg, base: u, client: client}, nil
 }
@@ -186,8 +204,33 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 		res.Message = "no token"
 		return res
 	}
+	// Registered before it is sent: an echo of it in the answer is scrubbed.
+	p.cfg.Scrubber.AddCredential(c)
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
+	req, err := p.request(ctx, t, body, c)
+	if err != nil {
+		res.Message = err.Error()
+		return res
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		res.Message = p.cfg.Scrubber.Scrub(err.Error())
+		return res
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	res.Status = resp.StatusCode
+	res.Verdict, res.Message = classifyProbe(p.cfg.Scrubber, resp.StatusCode, msg)
+	return res
+}
+
+// request builds one probe request, with ProberConfig.NewRequest when set.
+func (p *HTTPProber) request(ctx context.Context, t Target, body string, c *Credential) (*http.Request, error) {
+	if p.cfg.NewRequest != nil {
+		return p.cfg.NewRequest(ctx, t, []byte(body), c)
+	}
 	u := p.base.JoinPath("api", "v2", "write")
 	q := url.Values{}
 	if t.Org != "" {
@@ -197,8 +240,7 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
 	if err != nil {
-		res.Message = err.Error()
-		return res
+		return nil, err
 	}
 	for k, vs := range p.cfg.Header {
 		for _, v := range vs {
@@ -207,17 +249,7 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 	}
 	req.Header.Set("Authorization", c.AuthorizationHeader())
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		res.Message = err.Error()
-		return res
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
-	res.Status = resp.StatusCode
-	res.Verdict, res.Message = classifyProbe(resp.StatusCode, msg)
-	return res
+	return req, nil
 }
 
 // classifyProbe maps a probe answer to a verdict on top of Classify, the
@@ -225,9 +257,9 @@ func (p *HTTPProber) one(ctx context.Context, c *Credential, t Target, body stri
 // refused (forbidden for 403), and of the answers it would drop a write for,
 // the empty write's 400 means the token passed and 404 names a missing
 // org or bucket. A server that cannot answer (429, 5xx) is never taken to
-// have refused the token.
-func classifyProbe(status int, body []byte) (Verdict, string) {
-	d := Classify(status, nil, body)
+// have refused the token. s scrubs the message.
+func classifyProbe(s *Scrubber, status int, body []byte) (Verdict, string) {
+	d := s.Classify(status, nil, body)
 	switch d.Action {
 	case ActionAccept:
 		return VerdictValid, ""
@@ -245,8 +277,5 @@ func classifyProbe(status int, body []byte) (Verdict, string) {
 			return VerdictNotFound, d.Message
 		}
 	}
-	if d.Message == "" {
-		d.Message = http.StatusText(status)
-	}
-	return VerdictUnknown, d.Message
+	return VerdictUnknown, cmp.Or(d.Message, http.StatusText(status))
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
+	"github.com/influxrotate/influxrotate/internal/slot"
 )
 
 // Config configures a Rotator.
@@ -26,8 +28,8 @@ type Config struct {
 	// Stats.ConnectionDrain.
 	OnPromote func()
 	// ProbeBackoff bounds the re-probing of a candidate while the server is
-	// unreachable: the delay starts at Initial (default 1s), doubles with
-	// jitter up to Max (default 1m).
+	// unreachable: the delay starts at Initial (default 1s) and grows up to
+	// Max (default 1m), by default doubling with equal jitter.
 	ProbeBackoff Backoff
 	// Logger receives rotation events. Default: discard.
 	Logger *slog.Logger
@@ -37,25 +39,10 @@ type Config struct {
 	Audit *AuditLog
 	// ClientID identifies this writer in audit records (default hostname).
 	ClientID string
-}
-
-// Backoff describes an exponential backoff with jitter.
-type Backoff struct {
-	Initial time.Duration
-	Max     time.Duration
-}
-
-// delay returns the wait before attempt n (0-based): Initial·2ⁿ capped at
-// Max, then drawn uniformly from its upper half so that many writers that
-// lost the server together do not come back together.
-func (b Backoff) delay(n int) time.Duration {
-	d := b.Initial
-	for i := 0; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	half := d / 2
-	return half + rand.N(d-half+1)
+	// Scrubber receives every token the Rotator considers, before it is
+	// probed or used, so that the writer can scrub server messages that
+	// echo one. Default: a new one, see Scrubber().
+	Scrubber *Scrubber
 }
 
 // pending is a validated candidate and when its change was first seen.
@@ -93,12 +80,8 @@ type Rotator struct {
 	// handoff passes a token that Refused could not validate to run, to be
 	// re-probed with backoff. Holds one; only Refused (under mu) sends.
 	handoff chan pending
-	// ctx bounds run's probes; cancelled by Close.
-	ctx    context.Context
-	cancel context.CancelFunc
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	// loop is run, whose context bounds its probes; Close stops it.
+	loop *lifecycle.Goroutine
 }
 
 type reloadRequest struct {
@@ -127,9 +110,11 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 	if cfg.ProbeBackoff.Max <= 0 {
 		cfg.ProbeBackoff.Max = time.Minute
 	}
-	cfg.ProbeBackoff.Max = max(cfg.ProbeBackoff.Max, cfg.ProbeBackoff.Initial)
 	if cfg.ClientID == "" {
 		cfg.ClientID, _ = os.Hostname()
+	}
+	if cfg.Scrubber == nil {
+		cfg.Scrubber = NewScrubber()
 	}
 	r := &Rotator{
 		cfg:     cfg,
@@ -137,10 +122,7 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 		stats:   cfg.Stats,
 		reloads: make(chan reloadRequest),
 		handoff: make(chan pending, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
 	c, err := cfg.Source.Read(ctx)
 	switch {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
@@ -151,7 +133,7 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 		res := r.probe(ctx, c)
 		r.adopt(c, res, "startup")
 	}
-	go r.run()
+	r.loop = lifecycle.Go(r.run)
 	return r, nil
 }
 
@@ -174,17 +156,17 @@ func (r *Rotator) Current() *Credential {
 	return r.active.Load()
 }
 
+// Scrubber returns the Scrubber holding every token the Rotator has
+// considered: active, candidate and previous ones.
+func (r *Rotator) Scrubber() *Scrubber { return r.cfg.Scrubber }
+
 // Stats returns the statistics the Rotator updates.
 func (r *Rotator) Stats() *Stats { return r.stats }
 
 // Close stops the Rotator's goroutine and waits for it. It does not close
 // the source.
 func (r *Rotator) Close() error {
-	r.once.Do(func() {
-		r.cancel()
-		close(r.stop)
-	})
-	<-r.done
+	r.loop.Stop()
 	return nil
 }
 
@@ -202,7 +184,7 @@ func (r *Rotator) Reload(ctx context.Context) {
 	case r.reloads <- req:
 	case <-ctx.Done():
 		return
-	case <-r.done:
+	case <-r.loop.Done():
 		return
 	}
 	select {
@@ -251,7 +233,7 @@ func (r *Rotator) Refused(ctx context.Context, used *Credential, status int) (ne
 		r.reportInvalid(c, res, false)
 		if res.Verdict == VerdictUnknown || res.Verdict == VerdictNotFound {
 			// The source will not report this token again: keep probing it.
-			r.handOff(pending{cred: c, seen: time.Now()})
+			slot.Replace(r.handoff, pending{cred: c, seen: time.Now()})
 		}
 	}
 	if r.cfg.Fallback {
@@ -267,25 +249,9 @@ func (r *Rotator) Refused(ctx context.Context, used *Credential, status int) (ne
 	return nil, false
 }
 
-func (r *Rotator) handOff(p pending) {
-	select {
-	case r.handoff <- p:
-	default:
-		select {
-		case <-r.handoff:
-		default:
-		}
-		select {
-		case r.handoff <- p:
-		default:
-		}
-	}
-}
-
 // run is the Rotator's one goroutine: it probes each new token and
 // re-probes an unconfirmed one with backoff.
-func (r *Rotator) run() {
-	defer close(r.done)
+func (r *Rotator) run(ctx context.Context) {
 	changes := r.cfg.Source.Changes()
 	var (
 		waiting  *pending // a new token whose probe found no verdict
@@ -298,8 +264,8 @@ func (r *Rotator) run() {
 		if waiting != nil && c.Equal(waiting.cred) {
 			seen = waiting.seen
 		}
-		res := r.probe(r.ctx, c)
-		if r.ctx.Err() != nil {
+		res := r.probe(ctx, c)
+		if ctx.Err() != nil {
 			return // closing
 		}
 		repeat := waiting != nil && c.Equal(waiting.cred)
@@ -318,14 +284,14 @@ func (r *Rotator) run() {
 			attempts = 0
 		}
 		waiting = &pending{cred: c, seen: seen}
-		d := r.cfg.ProbeBackoff.delay(attempts)
+		d := r.cfg.ProbeBackoff.Delay(attempts)
 		attempts++
 		r.log.Debug("token could not be validated; will probe again", "credential", c, "in", d, "attempt", attempts)
 		timer.Reset(d)
 	}
 	for {
 		select {
-		case <-r.stop:
+		case <-ctx.Done():
 			return
 		case c, ok := <-changes:
 			if !ok {
@@ -358,7 +324,7 @@ func (r *Rotator) run() {
 			// event reaching us, or Refused may have adopted it already,
 			// and re-probing a stale token could roll the writer back.
 			c, seen := waiting.cred, waiting.seen
-			if cur, err := r.cfg.Source.Read(r.ctx); err == nil && !cur.Equal(c) {
+			if cur, err := r.cfg.Source.Read(ctx); err == nil && !cur.Equal(c) {
 				c, seen = cur, time.Now()
 			}
 			if r.known(c) {
@@ -471,7 +437,10 @@ func (r *Rotator) drain() {
 	r.stats.ConnectionDrain.Store(int64(time.Since(start)))
 }
 
+// probe validates c. Every token the Rotator may adopt passes here first,
+// so this is where it is registered with the Scrubber.
 func (r *Rotator) probe(ctx context.Context, c *Credential) ProbeResult {
+	r.cfg.Scrubber.AddCredential(c)
 	if r.cfg.Prober == nil {
 		return ProbeResult{Verdict: VerdictValid}
 	}

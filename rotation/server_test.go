@@ -258,8 +258,13 @@ func (r *rig) allTokens() []string {
 func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 	const (
 		writers   = 6
-		flushes   = 400 // per writer
+		flushes   = 400 // per writer, at least
 		rotations = 60
+		// The writers go on past flushes until this many rotations
+		// happened under them (a loaded machine runs the writers faster
+		// than the rotations), bounded by maxFlushes.
+		minRotations = 10
+		maxFlushes   = 100 * flushes
 	)
 	if testing.Short() {
 		t.Skip("long race test")
@@ -312,10 +317,13 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 			time.Sleep(2 * time.Millisecond) // pace: "every few milliseconds"
 		}
 	})
+	var writersWG sync.WaitGroup
+	var batches atomic.Int64
 	for w := range writers {
-		wg.Go(func() {
-			for i := range flushes {
-				batch := fmt.Appendf(nil, "m,writer=w%d seq=%di %d\n", w, i, int64(w*flushes+i+1))
+		writersWG.Go(func() {
+			for i := 0; i < maxFlushes && (i < flushes || rotated.Load() < minRotations) && ctx.Err() == nil; i++ {
+				batches.Add(1)
+				batch := fmt.Appendf(nil, "m,writer=w%d seq=%di %d\n", w, i, int64(w*maxFlushes+i+1))
 				// The batch stays buffered until accepted: retry at the next
 				// flush, bounded in count.
 				var res flushResult
@@ -334,22 +342,10 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 			}
 		})
 	}
-	wgDone := make(chan struct{})
-	go func() { wg.Wait(); close(wgDone) }()
 	// Let the writers finish, then stop rotating.
-	waitWriters := func() {
-		for {
-			select {
-			case <-wgDone:
-				return
-			case <-time.After(10 * time.Millisecond):
-				if pts := len(r.srv.Points()); pts >= writers*flushes {
-					done.Store(true)
-				}
-			}
-		}
-	}
-	waitWriters()
+	writersWG.Wait()
+	done.Store(true)
+	wg.Wait()
 
 	pts := r.srv.Points()
 	seen := map[string]int{}
@@ -361,8 +357,8 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 			t.Errorf("point %s written with authorization %q, which was never published", p.Line, p.AuthID)
 		}
 	}
-	if len(pts) != writers*flushes || len(seen) != writers*flushes {
-		t.Errorf("%d points (%d distinct), want %d: batches lost or duplicated", len(pts), len(seen), writers*flushes)
+	if want := int(batches.Load()); len(pts) != want || len(seen) != want {
+		t.Errorf("%d points (%d distinct), want %d: batches lost or duplicated", len(pts), len(seen), want)
 	}
 	// The server stored a point only with a token it held active at that
 	// moment (it authenticates every write); every refusal was of a token
@@ -372,7 +368,7 @@ func TestConcurrentWritersDuringRapidRotation(t *testing.T) {
 			t.Errorf("a write with a live token failed: %+v", req)
 		}
 	}
-	if rotated.Load() < 10 || r.stats.Rotations.Load() < rotated.Load() {
+	if rotated.Load() < minRotations || r.stats.Rotations.Load() < rotated.Load() {
 		t.Errorf("only %d rotations published, %d promoted", rotated.Load(), r.stats.Rotations.Load())
 	}
 	t.Logf("%d batches, %d rotations, %d promotions, %d auth failures, %d flushes kept a batch buffered",

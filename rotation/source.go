@@ -44,11 +44,29 @@ type FileSourceConfig struct {
 	Stats *Stats
 }
 
-// StaticSource is a token given in the configuration. It never changes.
-type StaticSource struct {
-	cred    *Credential
+// unchanging is the Changes and Close of a source whose token never
+// changes by itself: Changes never delivers and Close closes it.
+type unchanging struct {
 	changes chan *Credential
 	once    sync.Once
+}
+
+func newUnchanging() unchanging { return unchanging{changes: make(chan *Credential)} }
+
+// Changes never delivers: the token does not change by itself. It is
+// closed by Close.
+func (u *unchanging) Changes() <-chan *Credential { return u.changes }
+
+// Close closes Changes. It may be called more than once.
+func (u *unchanging) Close() error {
+	u.once.Do(func() { close(u.changes) })
+	return nil
+}
+
+// StaticSource is a token given in the configuration. It never changes.
+type StaticSource struct {
+	unchanging
+	cred *Credential
 }
 
 // NewStaticSource validates token with ParseToken. The error never contains
@@ -59,8 +77,8 @@ func NewStaticSource(token string) (*StaticSource, error) {
 		return nil, fmt.Errorf("static token: %w", err)
 	}
 	return &StaticSource{
-		cred:    NewCredential(tok, "", "static token"),
-		changes: make(chan *Credential),
+		unchanging: newUnchanging(),
+		cred:       NewCredential(tok, "", "static token"),
 	}, nil
 }
 
@@ -70,23 +88,13 @@ func (s *StaticSource) Name() string { return "static token" }
 // Read returns the configured token.
 func (s *StaticSource) Read(context.Context) (*Credential, error) { return s.cred, nil }
 
-// Changes never delivers: a static token does not change. It is closed by Close.
-func (s *StaticSource) Changes() <-chan *Credential { return s.changes }
-
-// Close closes Changes.
-func (s *StaticSource) Close() error {
-	s.once.Do(func() { close(s.changes) })
-	return nil
-}
-
 // EnvSource reads a token from an environment variable on every Read.
 // A process's environment does not change from outside, so Changes never
 // delivers; Rotator.Reload or a refused write (which calls Read) picks up a
 // value set with os.Setenv.
 type EnvSource struct {
-	name    string
-	changes chan *Credential
-	once    sync.Once
+	unchanging
+	name string
 }
 
 // NewEnvSource returns a source for the variable name. The variable need not
@@ -95,7 +103,7 @@ func NewEnvSource(name string) (*EnvSource, error) {
 	if name == "" {
 		return nil, errors.New("token environment variable: name is empty")
 	}
-	return &EnvSource{name: name, changes: make(chan *Credential)}, nil
+	return &EnvSource{unchanging: newUnchanging(), name: name}, nil
 }
 
 // Name returns `environment variable "NAME"`.
@@ -113,13 +121,4 @@ func (s *EnvSource) Read(context.Context) (*Credential, error) {
 		return nil, fmt.Errorf("%s: %w", s.Name(), err)
 	}
 	return NewCredential(tok, "", s.Name()), nil
-}
-
-// Changes never delivers, see EnvSource. It is closed by Close.
-func (s *EnvSource) Changes() <-chan *Credential { return s.changes }
-
-// Close closes Changes.
-func (s *EnvSource) Close() error {
-	s.once.Do(func() { close(s.changes) })
-	return nil
 }

@@ -8,12 +8,12 @@ import (
 )
 
 // The fast check exists because decoding every stdin line with a fresh
-// lineprotocol.Decoder was almost half of the binary's CPU (and a 512-byte
-// allocation a line). It accepts only the plain shape Telegraf's serializer
-// writes: no escapes, single spaces, no line-ending oddities. It never
-// rejects: whatever it does not recognise goes to the full decoder, so a
-// malformed line is still refused by line-protocol/v2 itself, with its
-// error message. The only property it must keep is soundness: a line it
+// lineprotocol.Decoder dominated the binary's CPU profile, with an
+// allocation a line (numbers in docs/benchmarks.md, "execd pipeline"). It
+// accepts only the plain shape Telegraf's serializer writes: no escapes,
+// single spaces, no line-ending oddities. It never rejects: whatever it
+// does not recognise goes to the full decoder, so a malformed line is
+// still refused by line-protocol/v2 itself, with its error message. The only property it must keep is soundness: a line it
 // accepts is accepted by the full decoder with the same bucket and the same
 // rewrite decision (FuzzFastCheckAgreesWithDecoder checks that).
 //

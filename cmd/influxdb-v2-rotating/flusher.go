@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
-	"maps"
-	"slices"
 	"sync/atomic"
 	"time"
 
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // sender posts serialised line protocol. The plugin's *InfluxDB satisfies
@@ -51,7 +49,7 @@ type flusher struct {
 
 	// statsEvery writes the statistics point this often (0: never).
 	statsEvery time.Duration
-	statsPoint func(now time.Time) (bucket string, line []byte)
+	statsPoint func(now time.Time) (bucket string, line []byte, err error)
 
 	attempt      int
 	failingSince time.Time
@@ -203,16 +201,16 @@ func groupByBucket(ps []pending) ([]string, map[string][]pending) {
 // backoff doubles from 250ms up to maxBackoff: quick recovery from a blip,
 // no hammering of a server that is down.
 func (f *flusher) backoff() time.Duration {
-	d := 250 * time.Millisecond
-	for i := 1; i < f.attempt && d < f.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, f.maxBackoff)
+	b := rotation.Backoff{Initial: 250 * time.Millisecond, Max: f.maxBackoff, Jitter: rotation.NoJitter}
+	return b.Delay(f.attempt - 1)
 }
 
 func (f *flusher) writeStats(ctx context.Context) {
-	bucket, line := f.statsPoint(time.Now())
-	if err := f.send.WriteRaw(ctx, bucket, line, 1); err != nil {
+	bucket, line, err := f.statsPoint(time.Now())
+	if err == nil {
+		err = f.send.WriteRaw(ctx, bucket, line, 1)
+	}
+	if err != nil {
 		// Statistics are not worth buffering: the next ones supersede them.
 		f.log.Warn("could not write internal statistics", "error", err.Error())
 	}
@@ -233,21 +231,4 @@ func sleep(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
 	case <-wake:
 		return false
 	}
-}
-
-// statsLine encodes one internal_token_rotation point.
-func statsLine(tags map[string]string, fields map[string]int64, now time.Time) []byte {
-	var enc lineprotocol.Encoder
-	enc.SetPrecision(lineprotocol.Nanosecond)
-	enc.StartLine("internal_token_rotation")
-	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		if tags[k] != "" {
-			enc.AddTag(k, tags[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		enc.AddField(k, lineprotocol.IntValue(fields[k]))
-	}
-	enc.EndLine(now)
-	return enc.Bytes()
 }

@@ -74,13 +74,26 @@ type lineHandler struct {
 	// lastFast is set when fastCheck accepted the line check last saw,
 	// which rewriteFast may then edit.
 	lastFast bool
+	// Malformed lines are logged at most malformedLogBurst times per
+	// malformedLogWindow (10 MB of garbage gave 40,000 error lines); the
+	// rest are counted in suppressed and summed up once per window.
+	now           func() time.Time
+	windowStart   time.Time
+	windowLogged  int
+	windowSkipped int64
+	suppressed    atomic.Int64
 }
+
+const (
+	malformedLogBurst  = 10
+	malformedLogWindow = time.Minute
+)
 
 func newLineHandler(opts lineOptions, log *slog.Logger) *lineHandler {
 	if opts.MaxLineBytes <= 0 {
 		opts.MaxLineBytes = defaultMaxLineBytes
 	}
-	h := &lineHandler{opts: opts, log: log}
+	h := &lineHandler{opts: opts, log: log, now: time.Now}
 	h.enc.SetPrecision(lineprotocol.Nanosecond)
 	// Lax: keep tags in the order they came; InfluxDB does not need them
 	// sorted and a sorted-order check would refuse valid input.
@@ -102,8 +115,7 @@ func (h *lineHandler) handle(line []byte, blk *block) bool {
 		return true
 	}
 	if err != nil {
-		h.malformed.Add(1)
-		h.log.Error("dropped a malformed line", "line", h.lineNo, "error", err.Error())
+		h.dropMalformed("dropped a malformed line", err.Error())
 		return false
 	}
 	rawStart := len(blk.raw)
@@ -123,8 +135,7 @@ func (h *lineHandler) handle(line []byte, blk *block) bool {
 		out, err := h.rewriteChecked(line)
 		if err != nil {
 			blk.raw = blk.raw[:rawStart]
-			h.malformed.Add(1)
-			h.log.Error("dropped a line that cannot be re-encoded", "line", h.lineNo, "error", err.Error())
+			h.dropMalformed("dropped a line that cannot be re-encoded", err.Error())
 			return false
 		}
 		h.rewritten.Add(1)
@@ -134,6 +145,37 @@ func (h *lineHandler) handle(line []byte, blk *block) bool {
 	}
 	blk.lines = append(blk.lines, lineRef{bucket: bucket, off: off, end: len(blk.out)})
 	return true
+}
+
+// dropMalformed counts the malformed line h.lineNo and logs msg about it,
+// within the limit of malformedLogBurst lines per malformedLogWindow.
+func (h *lineHandler) dropMalformed(msg, reason string) {
+	h.malformed.Add(1)
+	if now := h.now(); now.Sub(h.windowStart) >= malformedLogWindow {
+		h.summarizeSuppressed()
+		h.windowStart, h.windowLogged = now, 0
+	}
+	if h.windowLogged >= malformedLogBurst {
+		h.windowSkipped++
+		h.suppressed.Add(1)
+		return
+	}
+	h.windowLogged++
+	h.log.Error(msg, "line", h.lineNo, "error", reason)
+	if h.windowLogged == malformedLogBurst {
+		h.log.Warn(fmt.Sprintf("further malformed lines are counted (execd_lines_malformed) but not logged one by one until %s has passed; a summary follows",
+			malformedLogWindow))
+	}
+}
+
+// summarizeSuppressed logs how many malformed lines went unlogged in the
+// window that ends.
+func (h *lineHandler) summarizeSuppressed() {
+	if h.windowSkipped > 0 {
+		h.log.Error("dropped more malformed lines without logging each", "lines", h.windowSkipped,
+			"since", h.windowStart.Format(time.RFC3339), "last_line", h.lineNo)
+		h.windowSkipped = 0
+	}
 }
 
 // finish makes out valid for a block whose lines were never rewritten.
@@ -356,7 +398,7 @@ func (lr *lineReader) next(blk *block) error {
 	n, err := lr.r.Read(lr.buf)
 	data := lr.buf[:n]
 	// Sized once for everything this read can yield: growing by append
-	// was most of the garbage the collector spent 13% of the CPU on.
+	// made most of the garbage (docs/benchmarks.md, "execd pipeline").
 	if n > 0 {
 		blk.raw = make([]byte, 0, len(lr.partial)+n+1)
 		blk.lines = make([]lineRef, 0, bytes.Count(data, []byte{'\n'})+1)
@@ -384,6 +426,7 @@ func (lr *lineReader) next(blk *block) error {
 		}
 		lr.partial = lr.partial[:0]
 		blk.finish()
+		lr.h.summarizeSuppressed()
 		if errors.Is(err, io.EOF) {
 			lr.eof = true
 			return io.EOF
@@ -401,9 +444,7 @@ func (lr *lineReader) addPartial(data []byte) {
 	if len(lr.partial)+len(data) > lr.h.opts.MaxLineBytes {
 		// Counted now as malformed; the rest up to the newline is dropped.
 		lr.h.lineNo++
-		lr.h.malformed.Add(1)
-		lr.h.log.Error("dropped a malformed line", "line", lr.h.lineNo,
-			"error", fmt.Sprintf("line is longer than %d bytes", lr.h.opts.MaxLineBytes))
+		lr.h.dropMalformed("dropped a malformed line", fmt.Sprintf("line is longer than %d bytes", lr.h.opts.MaxLineBytes))
 		lr.partial = lr.partial[:0]
 		lr.skipping = true
 		return

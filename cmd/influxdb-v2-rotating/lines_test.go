@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
@@ -208,4 +210,63 @@ func FuzzLineReader(f *testing.F) {
 			t.Fatalf("replaying the spooled lines differs:\n%q\n%q", whole, replayed)
 		}
 	})
+}
+
+// clockStep is a reader that moves a test clock on by d when the stream
+// reaches it, and then yields nothing.
+type clockStep struct {
+	clock *time.Time
+	d     time.Duration
+}
+
+func (c clockStep) Read([]byte) (int, error) {
+	*c.clock = c.clock.Add(c.d)
+	return 0, io.EOF
+}
+
+// TestMalformedLinesLogIsRateLimited: 10 MB of garbage on stdin gave
+// 40,000 error lines. Now each minute logs the first few, then one summary
+// with the number not logged; every line is still counted.
+func TestMalformedLinesLogIsRateLimited(t *testing.T) {
+	var lb capture.Buffer
+	h := newLineHandler(lineOptions{DefaultBucket: "b"}, testLogger(&lb))
+	clock := time.Unix(1_700_000_000, 0)
+	h.now = func() time.Time { return clock }
+	garbage := bytes.Repeat([]byte(strings.Repeat("\x01garbage ", 28)+"\n"), 20_000) // 5 MB
+	input := io.MultiReader(bytes.NewReader(garbage), clockStep{&clock, malformedLogWindow},
+		bytes.NewReader(garbage), strings.NewReader("cpu v=1 1\n"))
+	lr := newLineReader(input, h)
+	kept := 0
+	for i := 0; ; i++ {
+		if i > 1_000_000 {
+			t.Fatal("reader did not end")
+		}
+		blk := &block{}
+		err := lr.next(blk)
+		kept += blk.count()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := lb.String()
+	const total = 40_000
+	if kept != 1 || h.malformed.Load() != total {
+		t.Fatalf("kept %d, malformed %d; want 1 and %d", kept, h.malformed.Load(), total)
+	}
+	if got := strings.Count(logs, "msg=\"dropped a malformed line\""); got != 2*malformedLogBurst {
+		t.Errorf("%d malformed lines logged one by one, want %d (a burst per window)", got, 2*malformedLogBurst)
+	}
+	summary := fmt.Sprintf("msg=\"dropped more malformed lines without logging each\" lines=%d", total/2-malformedLogBurst)
+	if got := strings.Count(logs, summary); got != 2 {
+		t.Errorf("%d summaries %q, want 2 (at the new window and at the end)\n%.2000s", got, summary, logs)
+	}
+	if got := h.suppressed.Load(); got != total-2*malformedLogBurst {
+		t.Errorf("suppressed %d, want %d", got, total-2*malformedLogBurst)
+	}
+	if n := strings.Count(logs, "\n"); n > 2*malformedLogBurst+6 {
+		t.Errorf("%d log lines for 10 MB of garbage", n)
+	}
 }

@@ -18,9 +18,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -58,12 +60,12 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	debugLog := fs.Bool("debug", false, "log debug messages")
 	quiet := fs.Bool("quiet", false, "log only warnings and errors (Telegraf shows every stderr line as an error)")
 	fs.IntVar(&set.batchSize, "batch-size", set.batchSize, "metrics per write request (Telegraf's metric_batch_size)")
-	fs.DurationVar(&set.flushInterval, "flush-interval", set.flushInterval, "write what is buffered at least this often (Telegraf's flush_interval)")
+	fs.Var((*durationFlag)(&set.flushInterval), "flush-interval", "write what is buffered at least this often: a `duration` such as 10s, or seconds (Telegraf's flush_interval)")
 	fs.IntVar(&set.bufferLimit, "buffer-limit", set.bufferLimit, "metrics held in memory before stdin is no longer read (Telegraf's metric_buffer_limit)")
 	fs.IntVar(&set.bufferBytes, "buffer-bytes", set.bufferBytes, "bytes of line protocol held in memory before stdin is no longer read")
 	fs.StringVar(&set.spoolDir, "spool-dir", "", "`directory` for the on-disk spool: what is read is fsynced there first and replayed at start (empty: no spool)")
-	fs.DurationVar(&set.statsInterval, "stats-interval", set.statsInterval, "write internal_token_rotation statistics to InfluxDB this often (0: never)")
-	fs.DurationVar(&set.shutdownTimeout, "shutdown-timeout", set.shutdownTimeout, "on stdin EOF or SIGTERM, flush for at most this long (keep it under Telegraf's 5s)")
+	fs.Var((*durationFlag)(&set.statsInterval), "stats-interval", "write internal_token_rotation statistics to InfluxDB this often: a `duration` or seconds (0: never)")
+	fs.Var((*durationFlag)(&set.shutdownTimeout), "shutdown-timeout", "on stdin EOF or SIGTERM, flush for at most this long: a `duration` or seconds (keep it under Telegraf's 5s)")
 	fs.IntVar(&set.maxLineBytes, "max-line-bytes", set.maxLineBytes, "longer input lines are counted as malformed and dropped")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -153,6 +155,28 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return srv.run(ctx, hup)
 }
 
+// durationFlag reads a duration flag as Telegraf reads a duration option:
+// a string such as "10s", or a number of seconds (-flush-interval 10).
+type durationFlag time.Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+
+func (d *durationFlag) Set(s string) error {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64/int64(time.Second)) {
+			return fmt.Errorf("%s seconds is out of range", s)
+		}
+		*d = durationFlag(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("use a duration such as 10s or 1m30s, or a number of seconds")
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
 func validateSettings(s settings) error {
 	switch {
 	case s.batchSize <= 0:
@@ -169,6 +193,9 @@ func validateSettings(s settings) error {
 		return errors.New("-shutdown-timeout: must be positive")
 	case s.maxLineBytes <= 0:
 		return errors.New("-max-line-bytes: must be positive")
+	case s.maxLineBytes > maxSpoolRecordBytes/2:
+		// One read of stdin, a partial line and all, is one spool record.
+		return fmt.Errorf("-max-line-bytes: at most %d", maxSpoolRecordBytes/2)
 	}
 	return nil
 }

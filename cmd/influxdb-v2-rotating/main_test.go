@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 )
 
@@ -39,6 +42,8 @@ func TestBadFlags(t *testing.T) {
 		{"-batch-size", "100", "-buffer-limit", "10"},
 		{"-flush-interval", "0s"},
 		{"-shutdown-timeout", "-1s"},
+		{"-max-line-bytes", "100000000"}, // longer than a spool record may be
+		{"-flush-interval", "soon"},
 		{"-no-such-flag"},
 		{"stray"},
 	} {
@@ -87,6 +92,14 @@ func TestBadConfig(t *testing.T) {
 [[outputs.influxdb_v2_rotating]]
   token_file = "/b"
 `, "exactly one"},
+		{"client_id with a newline", `[[outputs.influxdb_v2_rotating]]
+  token_file = "/nonexistent"
+  client_id = "edge\n01"
+`, "client_id: must not contain control characters"},
+		{"negative token_reread_interval", `[[outputs.influxdb_v2_rotating]]
+  token_file = "/nonexistent"
+  token_reread_interval = "-1s"
+`, "token_reread_interval: must not be negative"},
 		{"no block", "# nothing\n", "exactly one"},
 		{"not toml", "[[outputs.influxdb_v2_rotating]\n", "config"},
 	}
@@ -161,4 +174,100 @@ func TestE2ECheckWithSecretStore(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	noSecrets(t, map[string]string{"-check": string(out)}, auth.Token)
+}
+
+// TestConfigBareIntegerDurationsAreSeconds: the config file is read by
+// Telegraf's loader, so a bare integer duration is seconds, as in the
+// plugin and the controller.
+func TestConfigBareIntegerDurationsAreSeconds(t *testing.T) {
+	p, err := loadPlugin(writeFile(t, `[[outputs.influxdb_v2_rotating]]
+  token_file = "/nonexistent"
+  token_reread_interval = 90
+  probe_timeout = 2.5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(p.TokenRereadInterval); got != 90*time.Second {
+		t.Errorf("token_reread_interval = 90 read as %s, want 1m30s", got)
+	}
+	if got := time.Duration(p.ProbeTimeout); got != 2500*time.Millisecond {
+		t.Errorf("probe_timeout = 2.5 read as %s, want 2.5s", got)
+	}
+}
+
+// TestDurationFlagsReadSecondsAsTelegrafDoes: a bare number given to a
+// duration flag is seconds, as in the config file (Go's flag package would
+// refuse it with "parse error").
+func TestDurationFlagsReadSecondsAsTelegrafDoes(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90": 90 * time.Second, "2.5": 2500 * time.Millisecond, "0": 0, "1m30s": 90 * time.Second} {
+		var d durationFlag
+		if err := d.Set(in); err != nil || time.Duration(d) != want {
+			t.Errorf("Set(%q) = %s, %v; want %s", in, time.Duration(d), err, want)
+		}
+	}
+	var d durationFlag
+	if err := d.Set("soon"); err == nil || !strings.Contains(err.Error(), "number of seconds") {
+		t.Errorf(`Set("soon") = %v, want an error saying what is accepted`, err)
+	}
+	if code, _, errOut := runMain(t, "-flush-interval", "soon"); code != 2 || !strings.Contains(errOut, "-flush-interval: use a duration") {
+		t.Errorf("-flush-interval soon: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestStartRecoversATornAuditLine: a crash in the middle of an audit append
+// used to stop the binary at every start (and Telegraf restarted it
+// forever); the torn bytes are moved aside, the recovery recorded, and the
+// binary runs.
+func TestStartRecoversATornAuditLine(t *testing.T) {
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	audit := filepath.Join(dir, "audit.jsonl")
+	l, err := rotation.OpenAuditLog(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(rotation.AuditRecord{Event: "startup", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	f, err := os.OpenFile(audit, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"seq":2,"time":"20`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", fmt.Sprintf("  audit_log = %q\n", audit))
+
+	var o, e bytes.Buffer
+	code := realMain([]string{"-config", conf, "-stats-interval", "0"}, strings.NewReader(lp(1)+"\n"), &o, &e)
+	if code != 0 {
+		t.Fatalf("exit %d with a torn audit line, stderr %q", code, e.String())
+	}
+	stored := 0
+	for _, pt := range srv.Points() {
+		if pt.Measurement == "m" {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("%d points of m stored, want 1 (the line read from stdin)", stored)
+	}
+	af, err := os.Open(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer af.Close()
+	sum, err := rotation.VerifyAuditLogWith(af, rotation.AuditOptions{})
+	if err != nil || len(sum.Recoveries) != 1 || sum.Recoveries[0].Seq != 2 {
+		t.Fatalf("audit log after the start: %+v, %v; want valid with the recovery at seq 2", sum, err)
+	}
+	noSecrets(t, map[string]string{"stdout": o.String(), "stderr": e.String()}, auth.Token)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -110,57 +109,28 @@ func (b pluginBackend) reload(ctx context.Context) {
 
 func (b pluginBackend) close() error { return b.p.Close() }
 
-// check probes the active token the way the Rotator validates a new one,
-// with the plugin's TLS settings, and returns a readable verdict.
+// check probes the active token at every URL with the plugin's own Check,
+// which sends through the writers themselves, and returns a readable
+// verdict.
 func check(ctx context.Context, p *plugin.InfluxDB) (string, bool) {
-	r := p.Rotator()
-	if r == nil {
-		return "FAIL: the plugin did not start its token rotation", false
-	}
-	cred := r.Current()
-	if cred == nil {
-		return "FAIL: no valid token could be read; see the messages above", false
-	}
-	tlsCfg, err := p.ClientConfig.TLSConfig()
+	cred, results, err := p.Check(ctx)
 	if err != nil {
-		return "FAIL: tls: " + err.Error(), false
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	client := &http.Client{Transport: tr}
-	defer tr.CloseIdleConnections()
-	mode := rotation.ProbeEmptyWrite
-	if p.Probe == plugin.ProbePoint {
-		mode = rotation.ProbePoint
+		return "FAIL: " + err.Error(), false
 	}
 	var lines []string
 	ok := true
-	for _, u := range p.URLs {
-		prober, err := rotation.NewHTTPProber(rotation.ProberConfig{
-			URL:         u,
-			Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.Bucket}},
-			Mode:        mode,
-			ProbeBucket: p.ProbeBucket,
-			ProbeOrg:    p.Organization,
-			Client:      client,
-			Timeout:     max(time.Duration(p.ProbeTimeout), time.Second),
-			Header:      http.Header{"User-Agent": {p.UserAgent}},
-		})
-		if err != nil {
-			return "FAIL: probe: " + err.Error(), false
-		}
-		res := prober.Probe(ctx, cred)
-		target := fmt.Sprintf("org %q bucket %q at %s", p.Organization, p.Bucket, u)
-		if res.Verdict == rotation.VerdictValid {
-			lines = append(lines, fmt.Sprintf("OK: %s may write to %s (%d in %s)", cred, target, res.Status, res.Duration.Round(time.Millisecond)))
+	for _, r := range results {
+		target := fmt.Sprintf("org %q bucket %q at %s", p.Organization, p.Bucket, r.URL)
+		if r.Verdict == rotation.VerdictValid {
+			lines = append(lines, fmt.Sprintf("OK: %s may write to %s (%d in %s)", cred, target, r.Status, r.Duration.Round(time.Millisecond)))
 			continue
 		}
 		ok = false
-		msg := res.Message
+		msg := r.Message
 		if msg != "" {
 			msg = ": " + msg
 		}
-		lines = append(lines, fmt.Sprintf("FAIL: %s cannot write to %s: %s (status %d)%s", cred, target, verdictText(res.Verdict), res.Status, msg))
+		lines = append(lines, fmt.Sprintf("FAIL: %s cannot write to %s: %s (status %d)%s", cred, target, verdictText(r.Verdict), r.Status, msg))
 	}
 	return strings.Join(lines, "\n"), ok
 }

@@ -6,6 +6,10 @@ import (
 	"log/slog"
 	"maps"
 	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/influxrotate/influxrotate/internal/statsline"
 )
 
 // backend is the output behind the binary: the plugin in production, a
@@ -114,6 +118,7 @@ func (s *server) fields() map[string]int64 {
 	metrics, bytes := s.buf.len()
 	f["execd_lines_read"] = s.counters.linesRead.Load()
 	f["execd_lines_malformed"] = s.pipe.lr.h.malformed.Load() + s.pipe.replayH.malformed.Load()
+	f["execd_malformed_unlogged"] = s.pipe.lr.h.suppressed.Load() + s.pipe.replayH.suppressed.Load()
 	f["execd_metrics_written"] = s.counters.written.Load()
 	f["execd_metrics_dropped"] = s.counters.dropped.Load()
 	f["execd_metrics_replayed"] = s.counters.replayed.Load()
@@ -123,9 +128,10 @@ func (s *server) fields() map[string]int64 {
 	return f
 }
 
-func (s *server) statsPoint(now time.Time) (string, []byte) {
+func (s *server) statsPoint(now time.Time) (string, []byte, error) {
 	tags := map[string]string{"client_id": s.set.clientID, "output": "influxdb_v2_rotating", "mode": "execd"}
-	return s.be.statsBucket(), statsLine(tags, s.fields(), now)
+	line, err := statsline.Encode("internal_token_rotation", tags, s.fields(), now, lineprotocol.Nanosecond)
+	return s.be.statsBucket(), line, err
 }
 
 // run serves until stdin ends or ctx ends (SIGTERM), then flushes within

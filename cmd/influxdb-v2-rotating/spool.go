@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 )
 
 // The spool is a write-ahead log of what was read from stdin. Segments are
@@ -26,20 +30,46 @@ const (
 	// defaultSegmentBytes starts a new segment once the current one is this
 	// large, so acknowledged data is removed in reasonable steps.
 	defaultSegmentBytes = 8 << 20
+	// maxSpoolRecordBytes bounds one record (one read of stdin: at most
+	// readSize bytes and the partial line before them, up to
+	// -max-line-bytes), and so the memory a replay holds.
+	maxSpoolRecordBytes = 64 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// segmentFile is what the spool needs of an open segment; tests wrap an
+// *os.File to fail part-way through a write, as a full disk does.
+type segmentFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+	Name() string
+}
 
 type spool struct {
 	dir      string
 	log      *slog.Logger
 	segBytes int64
+	// maxRecord bounds a record, with its trailer (maxSpoolRecordBytes
+	// outside tests).
+	maxRecord int
+	// create opens a new segment file (os.OpenFile outside tests).
+	create func(path string) (segmentFile, error)
 
-	mu      sync.Mutex
-	cur     *os.File
-	curSeq  int64
+	mu  sync.Mutex
+	cur segmentFile
+	// curSize is the length of the intact records in cur: the offset a
+	// failed append truncates back to.
 	curSize int64
+	curSeq  int64
 	nextSeq int64
+	// broken is set when a failed append could not be truncated away: the
+	// segment ends in a torn record, and a record appended after it would
+	// be read back as part of it (and lost), so appends are refused until
+	// the segment is emptied by an acknowledgement.
+	broken error
 	// pending counts the lines of each segment not yet written to InfluxDB.
 	pending map[int64]int
 	unlock  func()
@@ -54,7 +84,8 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, pending: make(map[int64]int), nextSeq: 1, unlock: release}
+	s := &spool{dir: dir, log: log, segBytes: defaultSegmentBytes, maxRecord: maxSpoolRecordBytes, create: createSegment,
+		pending: make(map[int64]int), nextSeq: 1, unlock: release}
 	segs, err := s.segments()
 	if err != nil {
 		release()
@@ -64,6 +95,19 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 		s.nextSeq = segs[len(segs)-1] + 1
 	}
 	return s, nil
+}
+
+// lockDir takes an exclusive lock on dir/.lock, so that two processes never
+// append to and acknowledge the same segments.
+func lockDir(dir string) (release func(), err error) {
+	l, err := fsutil.TryLock(filepath.Join(dir, ".lock"))
+	switch {
+	case errors.Is(err, fsutil.ErrLocked):
+		return nil, fmt.Errorf("spool_dir %q is in use by another influxdb-v2-rotating process", dir)
+	case err != nil:
+		return nil, fmt.Errorf("spool_dir %q: %w", dir, err)
+	}
+	return func() { _ = l.Unlock() }, nil
 }
 
 func (s *spool) segments() ([]int64, error) {
@@ -92,13 +136,17 @@ func (s *spool) path(seq int64) string {
 // replayStats says what a replay found.
 type replayStats struct {
 	Segments, Records, Corrupt int
-	TornBytes                  int
+	// Oversized counts the corrupt records skipped for being longer than
+	// any record append writes.
+	Oversized int
+	TornBytes int
 }
 
 // replay hands every intact record of the segments left by an earlier run
 // to fn, oldest first. fn holds (see hold) the lines it buffers before
 // buffering them, or returns false to stop. A segment whose lines are all
-// written is removed.
+// written is removed. Segments are read record by record: at most one
+// record (maxRecord bytes) is held, whatever the size of the file.
 func (s *spool) replay(fn func(seg int64, raw []byte) bool) (replayStats, error) {
 	var st replayStats
 	segs, err := s.segments()
@@ -109,7 +157,7 @@ func (s *spool) replay(fn func(seg int64, raw []byte) bool) (replayStats, error)
 		if seq >= s.nextSeq {
 			break
 		}
-		data, err := os.ReadFile(s.path(seq))
+		f, err := os.Open(s.path(seq))
 		if err != nil {
 			return st, fmt.Errorf("spool_dir: reading segment: %w", err)
 		}
@@ -117,49 +165,111 @@ func (s *spool) replay(fn func(seg int64, raw []byte) bool) (replayStats, error)
 		// Pin the segment while it is replayed, so that an early
 		// acknowledgement cannot remove records not yet buffered.
 		s.hold(seq, 1)
-		recs, corrupt, torn := parseSegment(data)
-		st.Corrupt += corrupt
-		st.TornBytes += torn
-		if corrupt > 0 || torn > 0 {
-			s.log.Warn("spool segment damaged; replaying its intact records",
-				"segment", filepath.Base(s.path(seq)), "corrupt_records", corrupt, "torn_bytes", torn)
-		}
-		for _, r := range recs {
-			if !fn(seq, r) {
-				// Stopped: the rest stays in the spool, and so does
-				// this segment, still pinned.
-				return st, nil
+		ss, err := scanSegment(f, s.maxRecord, func(payload []byte) bool {
+			if !fn(seq, payload) {
+				return false
 			}
 			st.Records++
+			return true
+		})
+		_ = f.Close()
+		st.Corrupt += ss.corrupt
+		st.Oversized += ss.oversized
+		st.TornBytes += ss.torn
+		if err != nil {
+			return st, fmt.Errorf("spool_dir: reading segment %s: %w", filepath.Base(s.path(seq)), err)
+		}
+		if ss.corrupt > 0 || ss.torn > 0 {
+			s.log.Warn("spool segment damaged; replayed its intact records",
+				"segment", filepath.Base(s.path(seq)), "corrupt_records", ss.corrupt, "torn_bytes", ss.torn)
+		}
+		if ss.oversized > 0 {
+			s.log.Warn("spool segment holds records longer than any the spool writes; skipped them as corrupt",
+				"segment", filepath.Base(s.path(seq)), "records", ss.oversized, "max_record_bytes", s.maxRecord)
+		}
+		if ss.stopped {
+			// Stopped: the rest stays in the spool, and so does this
+			// segment, still pinned.
+			return st, nil
 		}
 		s.ack(map[int64]int{seq: 1})
 	}
 	return st, nil
 }
 
-// parseSegment splits a segment into its intact records' payloads.
-func parseSegment(data []byte) (recs [][]byte, corrupt, torn int) {
-	start := 0
-	pos := 0
-	for pos < len(data) {
-		nl := bytes.IndexByte(data[pos:], '\n')
-		if nl < 0 {
-			break
+// segmentStats says what scanSegment found in one segment.
+type segmentStats struct {
+	corrupt, oversized, torn int
+	// stopped is set when fn returned false.
+	stopped bool
+}
+
+// scanSegment reads a segment and hands each intact record's payload to fn
+// (valid only during the call) until fn returns false. It holds at most
+// maxRecord bytes of one record: a longer one cannot have been written by
+// append, so it is dropped as it is read and counted as corrupt and
+// oversized once its trailer line is reached; the records after it are
+// read as usual. Bytes after the last trailer line are torn.
+func scanSegment(r io.Reader, maxRecord int, fn func(payload []byte) bool) (segmentStats, error) {
+	var st segmentStats
+	br := bufio.NewReaderSize(r, 64<<10)
+	prefix := []byte(commitPrefix)
+	var (
+		rec       []byte // the record read so far, payload and the current line
+		lineStart int    // where the current line starts in rec
+		since     int    // bytes since the last trailer line
+		oversized bool   // the record outgrew maxRecord; rec is not kept
+		head      []byte // while oversized, the current line's first bytes
+	)
+	for {
+		// A chunk is a line or, for a line longer than the buffer, a
+		// part of one.
+		chunk, err := br.ReadSlice('\n')
+		since += len(chunk)
+		if !oversized && len(rec)+len(chunk) > maxRecord {
+			oversized = true
+			head = append(head[:0], rec[lineStart:min(len(rec), lineStart+len(prefix))]...)
+			rec, lineStart = rec[:0], 0
 		}
-		line := data[pos : pos+nl]
-		next := pos + nl + 1
-		if rest, ok := bytes.CutPrefix(line, []byte(commitPrefix)); ok {
-			payload := data[start:pos]
-			if checkTrailer(rest, payload) {
-				recs = append(recs, payload)
-			} else {
-				corrupt++
+		if oversized {
+			if n := len(prefix) - len(head); n > 0 {
+				head = append(head, chunk[:min(len(chunk), n)]...)
 			}
-			start = next
+		} else {
+			rec = append(rec, chunk...)
 		}
-		pos = next
+		if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
+			switch {
+			case oversized:
+				if bytes.HasPrefix(head, prefix) {
+					st.corrupt++
+					st.oversized++
+					oversized, since = false, 0
+				}
+				head = head[:0]
+			default:
+				if rest, ok := bytes.CutPrefix(rec[lineStart:len(rec)-1], prefix); ok {
+					payload := rec[:lineStart]
+					since = 0
+					if !checkTrailer(rest, payload) {
+						st.corrupt++
+					} else if !fn(payload) {
+						st.stopped = true
+						return st, nil
+					}
+					rec = rec[:0]
+				}
+				lineStart = len(rec)
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			st.torn = since
+			return st, nil
+		case err != nil && !errors.Is(err, bufio.ErrBufferFull):
+			return st, err
+		}
 	}
-	return recs, corrupt, len(data) - start
 }
 
 func trailer(payload []byte) []byte {
@@ -174,10 +284,15 @@ func checkTrailer(rest, payload []byte) bool {
 }
 
 // append writes one record and fsyncs it; n is its number of lines, held
-// until acknowledged. It returns the record's segment.
+// until acknowledged. It returns the record's segment. A write or fsync
+// that fails (part-way, as on a full disk) is truncated back to the end of
+// the last intact record, so the next record does not follow a torn one.
 func (s *spool) append(raw []byte, n int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != nil {
+		return 0, s.broken
+	}
 	if s.cur == nil {
 		if err := s.openSegment(); err != nil {
 			return 0, err
@@ -186,11 +301,17 @@ func (s *spool) append(raw []byte, n int) (int64, error) {
 	rec := make([]byte, 0, len(raw)+64)
 	rec = append(rec, raw...)
 	rec = append(rec, trailer(raw)...)
+	if len(rec) > s.maxRecord {
+		// Replay would skip it: refuse it now, the lines stay in memory.
+		return 0, fmt.Errorf("spool_dir: a record of %d bytes is longer than the %d-byte limit", len(rec), s.maxRecord)
+	}
 	if _, err := s.cur.Write(rec); err != nil {
-		return 0, fmt.Errorf("spool_dir: writing %s: %w", s.cur.Name(), err)
+		return 0, s.undo(fmt.Errorf("spool_dir: writing %s: %w", s.cur.Name(), err))
 	}
 	if err := s.cur.Sync(); err != nil {
-		return 0, fmt.Errorf("spool_dir: fsync %s: %w", s.cur.Name(), err)
+		// What reached the disk is unknown: remove the record, the caller
+		// keeps its lines in memory.
+		return 0, s.undo(fmt.Errorf("spool_dir: fsync %s: %w", s.cur.Name(), err))
 	}
 	seq := s.curSeq
 	s.pending[seq] += n
@@ -207,17 +328,34 @@ func (s *spool) append(raw []byte, n int) (int64, error) {
 	return seq, nil
 }
 
+// undo truncates the current segment back to its last intact record after
+// a failed append, and returns the append's error. When even that fails,
+// the spool refuses further appends (see broken).
+func (s *spool) undo(appendErr error) error {
+	err := s.cur.Truncate(s.curSize)
+	if err == nil {
+		err = s.cur.Sync()
+	}
+	if err != nil {
+		s.broken = fmt.Errorf("spool_dir: %s ends in a torn record that could not be removed (%v); "+
+			"refusing further appends so that no record follows it (metrics stay in memory)", s.cur.Name(), err)
+		return fmt.Errorf("%w; %w", appendErr, s.broken)
+	}
+	return appendErr
+}
+
+func createSegment(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+}
+
 func (s *spool) openSegment() error {
 	seq := s.nextSeq
-	f, err := os.OpenFile(s.path(seq), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+	f, err := s.create(s.path(seq))
 	if err != nil {
 		return fmt.Errorf("spool_dir: %w", err)
 	}
 	// The new name must survive a crash too.
-	if d, err := os.Open(s.dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	_ = fsutil.SyncDir(s.dir)
 	s.nextSeq++
 	s.cur, s.curSeq, s.curSize = f, seq, 0
 	return nil
@@ -247,6 +385,11 @@ func (s *spool) ack(segs map[int64]int) {
 				continue
 			}
 			s.curSize = 0
+			if s.broken != nil {
+				// The torn record went with the rest.
+				s.broken = nil
+				s.log.Info("spool: the segment with a torn record is empty again; appending resumes")
+			}
 			continue
 		}
 		s.remove(seq)

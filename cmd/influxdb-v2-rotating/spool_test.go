@@ -2,16 +2,32 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// parseSegment splits a whole segment into copies of its intact records'
+// payloads.
+func parseSegment(data []byte) (recs [][]byte, corrupt, torn int) {
+	st, err := scanSegment(bytes.NewReader(data), maxSpoolRecordBytes, func(payload []byte) bool {
+		recs = append(recs, bytes.Clone(payload))
+		return true
+	})
+	if err != nil {
+		panic(err) // a bytes.Reader does not fail
+	}
+	return recs, st.corrupt, st.torn
+}
 
 // replayAll reads every record of a spool in dir.
 func replayAll(t *testing.T, dir string) ([]string, replayStats, *spool) {
@@ -205,5 +221,183 @@ func FuzzSpoolSegment(f *testing.F) {
 				t.Fatalf("record %q is not followed by its own trailer", r)
 			}
 		}
+		// With a small bound, only records within it come out, intact.
+		const bound = 64
+		if _, err := scanSegment(bytes.NewReader(data), bound, func(r []byte) bool {
+			whole := append(bytes.Clone(r), trailer(r)...)
+			if len(whole) > bound || !bytes.Contains(data, whole) {
+				t.Fatalf("record %q over the bound or not followed by its own trailer", r)
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
 	})
+}
+
+// diskFullFile writes only the first half of a write once failWrites is
+// set and reports ENOSPC, as a full disk does; failTruncate makes the
+// truncation back fail too.
+type diskFullFile struct {
+	*os.File
+	failWrites, failTruncate bool
+}
+
+func (f *diskFullFile) Write(p []byte) (int, error) {
+	if !f.failWrites {
+		return f.File.Write(p)
+	}
+	n, _ := f.File.Write(p[:len(p)/2])
+	return n, syscall.ENOSPC
+}
+
+func (f *diskFullFile) Truncate(size int64) error {
+	if f.failTruncate {
+		return syscall.EIO
+	}
+	return f.File.Truncate(size)
+}
+
+func openDiskFullSpool(t *testing.T, dir string) (*spool, *diskFullFile) {
+	t.Helper()
+	s, err := openSpool(dir, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *diskFullFile
+	s.create = func(path string) (segmentFile, error) {
+		of, err := createSegment(path)
+		if err != nil {
+			return nil, err
+		}
+		f = &diskFullFile{File: of.(*os.File)}
+		return f, nil
+	}
+	if _, err := s.append([]byte("a v=1 1\n"), 1); err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+// TestSpoolAppendFailingPartWayIsTruncatedBack: a record torn by ENOSPC is
+// removed, so the record fsynced after it is replayed.
+func TestSpoolAppendFailingPartWayIsTruncatedBack(t *testing.T) {
+	dir := t.TempDir()
+	s, f := openDiskFullSpool(t, dir)
+	f.failWrites = true
+	if _, err := s.append([]byte("b v=2 2\nb v=3 3\n"), 2); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+	}
+	f.failWrites = false
+	if _, err := s.append([]byte("c v=4 4\n"), 1); err != nil {
+		t.Fatalf("append after the disk has room again: %v", err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, st, _ := replayAll(t, dir)
+	if want := []string{"a v=1 1\n", "c v=4 4\n"}; !slices.Equal(got, want) {
+		t.Fatalf("replayed %q, want %q (stats %+v)", got, want, st)
+	}
+	if st.Corrupt != 0 || st.TornBytes != 0 {
+		t.Fatalf("the failed append left damage: %+v", st)
+	}
+}
+
+// TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord: when the torn
+// record cannot be removed, nothing is appended after it (where it would
+// be lost at replay) until the segment is emptied by an acknowledgement.
+func TestSpoolRefusesAppendsAfterAnUntruncatableTornRecord(t *testing.T) {
+	dir := t.TempDir()
+	s, f := openDiskFullSpool(t, dir)
+	seg := s.curSeq
+	f.failWrites, f.failTruncate = true, true
+	if _, err := s.append([]byte("b v=2 2\n"), 1); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+	}
+	f.failWrites = false
+	_, err := s.append([]byte("c v=3 3\n"), 1)
+	if err == nil || !strings.Contains(err.Error(), "refusing further appends") || !strings.Contains(err.Error(), "torn record") {
+		t.Fatalf("append after a torn record that could not be removed: %v, want a clear refusal", err)
+	}
+	f.failTruncate = false
+	s.ack(map[int64]int{seg: 1}) // "a" written: the segment is emptied, the torn record with it
+	if _, err := s.append([]byte("d v=4 4\n"), 1); err != nil {
+		t.Fatalf("append after the segment was emptied: %v", err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, st, _ := replayAll(t, dir)
+	if want := []string{"d v=4 4\n"}; !slices.Equal(got, want) || st.Corrupt != 0 || st.TornBytes != 0 {
+		t.Fatalf("replayed %q (stats %+v), want %q", got, st, want)
+	}
+}
+
+// TestSpoolReplayHoldsOneBoundedRecord: replay reads a segment record by
+// record through a bounded buffer, so a segment many times larger than the
+// bound replays, and a record over the bound (which append refuses to
+// write) is skipped as corrupt without stopping the records after it.
+func TestSpoolReplayHoldsOneBoundedRecord(t *testing.T) {
+	const bound = 256
+	dir := t.TempDir()
+	s, err := openSpool(dir, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.maxRecord = bound
+	var want []string
+	for i := range 40 {
+		r := fmt.Sprintf("m,host=a v=%di %d\n", i, i)
+		want = append(want, r)
+		if _, err := s.append([]byte(r), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := "m,host=a s=\"" + strings.Repeat("x", bound) + "\" 1\n"
+	if _, err := s.append([]byte(long), 1); err == nil || !strings.Contains(err.Error(), "longer than the 256-byte limit") {
+		t.Fatalf("append of a record over the bound: %v, want a refusal naming the limit", err)
+	}
+	seg := s.curSeq
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	// A record over the bound (longer than a buffered read, too), written
+	// by hand with a valid trailer, then one more good record.
+	huge := strings.Repeat("y", 100<<10) + "\n" + long
+	tail := "z v=1 1\n"
+	f, err := os.OpenFile(s.path(seg), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append([]byte(huge), trailer([]byte(huge))...))
+	f.Write(append([]byte(tail), trailer([]byte(tail))...))
+	f.Close()
+	if st, _ := os.Stat(s.path(seg)); st.Size() < 100*bound {
+		t.Fatalf("segment of %d bytes is not much larger than the bound", st.Size())
+	}
+
+	var logs bytes.Buffer
+	r, err := openSpool(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.maxRecord = bound
+	var got []string
+	st, err := r.replay(func(_ int64, raw []byte) bool {
+		got = append(got, string(raw))
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(want, tail); !slices.Equal(got, want) {
+		t.Fatalf("replayed %d records %q, want %d", len(got), got, len(want))
+	}
+	if st.Corrupt != 1 || st.Oversized != 1 || st.TornBytes != 0 {
+		t.Fatalf("stats %+v, want one oversized corrupt record", st)
+	}
+	if !strings.Contains(logs.String(), "longer than any the spool writes") || !strings.Contains(logs.String(), "max_record_bytes=256") {
+		t.Fatalf("no clear log line for the oversized record:\n%s", logs.String())
+	}
 }

@@ -67,11 +67,37 @@ type crashEnv struct {
 }
 
 func newCrashEnv(t *testing.T, hashed bool) *crashEnv {
-	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: hashed})
+	return newCrashEnvOn(t, influxv2.Options{HashedTokens: hashed})
+}
+
+// newCrashEnvOn is newCrashEnv on a server with opts: InfluxDB 2.x, or
+// InfluxDB 3 (opts.InfluxDB3) with an initial token named "telegraf".
+func newCrashEnvOn(t *testing.T, opts influxv2.Options) *crashEnv {
+	srv := influxv2.NewTest(t, opts)
 	e := &crashEnv{t: t, srv: srv, dir: t.TempDir()}
-	srv.CreateOrg("acme")
-	srv.CreateBucket("acme", "telemetry")
-	e.initial = srv.WriteAuthorization("acme", "telemetry")
+	backend := "backend = \"influxdb2\"\n"
+	cred := "org = \"acme\"\nobserve = \"30ms\"\n"
+	switch opts.InfluxDB3 {
+	case "":
+		srv.CreateOrg("acme")
+		srv.CreateBucket("acme", "telemetry")
+		e.initial = srv.WriteAuthorization("acme", "telemetry")
+	default:
+		var tok influxv2.V3Token
+		var err error
+		if opts.InfluxDB3 == influxv2.Enterprise {
+			tok, err = srv.CreateV3ResourceToken("telegraf", 0,
+				influxv2.V3Permission{ResourceType: "db", ResourceNames: []string{"telemetry"}, Actions: []string{"write"}})
+		} else {
+			tok, err = srv.CreateV3AdminToken("telegraf", 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.initial = influxv2.Authorization{ID: tok.Name, Token: tok.Token, Description: tok.Name, Active: true}
+		backend = fmt.Sprintf("backend = \"influxdb3\"\nedition = %q\n", opts.InfluxDB3)
+		cred = "expiry_margin = \"1h\"\n"
+	}
 	write := func(name, content string, mode os.FileMode) {
 		if err := os.WriteFile(filepath.Join(e.dir, name), []byte(content), mode); err != nil {
 			t.Fatal(err)
@@ -84,7 +110,7 @@ func newCrashEnv(t *testing.T, hashed bool) *crashEnv {
 	e.cfg = filepath.Join(e.dir, "influxrotate.toml")
 	write("influxrotate.toml", fmt.Sprintf(`
 url = %q
-operator_token_file = "operator-token"
+%soperator_token_file = "operator-token"
 state_dir = "state"
 audit_log = "audit.jsonl"
 [retry]
@@ -92,10 +118,8 @@ initial = "1ms"
 max = "5ms"
 [[credential]]
 name = "telegraf"
-org = "acme"
-authorization_id = %q
+%sauthorization_id = %q
 grace = "30ms"
-observe = "30ms"
   [[credential.target]]
   type = "file"
   path = "token"
@@ -106,7 +130,7 @@ observe = "30ms"
   type = "exec"
   command = ["/bin/sh", %q, %q]
   read_command = ["/bin/cat", %q]
-`, srv.URL(), e.initial.ID, filepath.Join(e.dir, "publish.sh"), filepath.Join(e.dir, "exec-token"), filepath.Join(e.dir, "exec-token")), 0o600)
+`, srv.URL(), backend, cred, e.initial.ID, filepath.Join(e.dir, "publish.sh"), filepath.Join(e.dir, "exec-token"), filepath.Join(e.dir, "exec-token")), 0o600)
 	return e
 }
 
@@ -173,9 +197,30 @@ func (e *crashEnv) runAndKill(point string) bool {
 	return reached
 }
 
+// tokens lists the server's authorizations, or its InfluxDB 3 tokens as
+// authorizations named after them, the operator's excluded.
+func (e *crashEnv) tokens() []influxv2.Authorization {
+	if e.srv.Edition() == "" {
+		var out []influxv2.Authorization
+		for _, a := range e.srv.Authorizations() {
+			if a.ID != e.srv.OperatorAuthorization().ID {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	var out []influxv2.Authorization
+	for _, tk := range e.srv.V3Tokens() {
+		if tk.Name != influxv2.V3OperatorName {
+			out = append(out, influxv2.Authorization{ID: tk.Name, Token: tk.Token, Description: tk.Name, Active: true})
+		}
+	}
+	return out
+}
+
 func (e *crashEnv) managed() []influxv2.Authorization {
 	var out []influxv2.Authorization
-	for _, a := range e.srv.Authorizations() {
+	for _, a := range e.tokens() {
 		if strings.Contains(a.Description, "[influxrotate:telegraf:") {
 			out = append(out, a)
 		}
@@ -191,8 +236,8 @@ func (e *crashEnv) checkEndState() {
 		t.Fatalf("managed authorizations %v, want exactly one active", managed)
 	}
 	cur := managed[0]
-	for _, a := range e.srv.Authorizations() {
-		if a.ID != cur.ID && a.ID != e.srv.OperatorAuthorization().ID {
+	for _, a := range e.tokens() {
+		if a.ID != cur.ID {
 			t.Errorf("left over: %v (%q)", a, a.Description)
 		}
 	}
@@ -269,6 +314,37 @@ func TestKillAtEveryPhase(t *testing.T) {
 			}
 			e.checkEndState()
 		})
+	}
+}
+
+// TestKillAtEveryPhaseInfluxDB3 is TestKillAtEveryPhase on InfluxDB 3, both
+// editions: its cycle has no deactivate and observe, and a token is shown
+// only by its creation, so a process killed before publishing it leaves a
+// token nobody can publish, which the next process must delete and make again.
+func TestKillAtEveryPhaseInfluxDB3(t *testing.T) {
+	points := []string{
+		"provision:before", "provision:created", "provision:after",
+		"publish:before", "publish:target-0", "publish:target-1", "publish:after",
+		"verify:before", "verify:after",
+		"grace:before", "grace:after",
+		"delete:before", "delete:deleted", "delete:after",
+	}
+	for _, ed := range []influxv2.Edition{influxv2.Core, influxv2.Enterprise} {
+		for _, point := range points {
+			t.Run(string(ed)+"/"+point, func(t *testing.T) {
+				e := newCrashEnvOn(t, influxv2.Options{InfluxDB3: ed})
+				if !e.runAndKill(point) {
+					t.Fatalf("the binary never reached %s:\n%s", point, strings.Join(e.outputs, "\n"))
+				}
+				if code := e.run("status", "-config", e.cfg); code != 0 || !strings.Contains(e.outputs[len(e.outputs)-1], "interrupted=") {
+					t.Errorf("status after the kill (exit %d): %s", code, e.outputs[len(e.outputs)-1])
+				}
+				if code := e.run("rotate", "-config", e.cfg); code != 0 {
+					t.Fatalf("rerun exit %d:\n%s", code, strings.Join(e.outputs, "\n"))
+				}
+				e.checkEndState()
+			})
+		}
 	}
 }
 

@@ -130,34 +130,9 @@ observe = "100ms"
 		t.Errorf("Telegraf's log shows %d rotations of the execd binary, want 3: the scenario did not exercise it\n%s", n, realtools.Tail(log, 40))
 	}
 
-	// Every gathered point is stored.
-	gathered := map[string]bool{}
-	f, err := os.Open(witness)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 3 {
-			gathered[fields[2]] = true // the timestamp: one series
-		}
-	}
-	f.Close()
-	stored := map[string]bool{}
-	for _, p := range srv.Points() {
-		if p.Measurement == "proofsec" {
-			stored[strconv.FormatInt(p.Time.UnixNano(), 10)] = true
-		}
-	}
-	lost := 0
-	for ts := range gathered {
-		if !stored[ts] {
-			lost++
-		}
-	}
-	if len(gathered) < 50 || lost > 0 {
-		t.Errorf("%d points gathered, %d of them not stored", len(gathered), lost)
+	gathered, lost := pointsLost(t, witness, srv, "proofsec")
+	if gathered < 50 || lost > 0 {
+		t.Errorf("%d points gathered, %d of them not stored", gathered, lost)
 	}
 
 	var everything bytes.Buffer
@@ -165,5 +140,40 @@ observe = "100ms"
 	everything.Write(ctlOut.Bytes())
 	hits, files := scanScenario(t, &scan, srv, "Telegraf's log, the controller's output, stored points and requests", &everything, dir, tokenFile)
 	t.Logf("%d tokens scanned for in %d bytes of output and %d files: %d hits; %d points gathered, %d lost",
-		scan.Len(), everything.Len(), files, len(hits), len(gathered), lost)
+		scan.Len(), everything.Len(), files, len(hits), gathered, lost)
+}
+
+// pointsLost compares what Telegraf gathered of measurement (outputs.file's
+// witness, one field per line) with what srv stored, by timestamp: it
+// returns how many points were gathered and how many of them are missing.
+func pointsLost(t *testing.T, witness string, srv *influxv2.Server, measurement string) (gathered, lost int) {
+	t.Helper()
+	seen := map[string]bool{}
+	f, err := os.Open(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 3 && strings.HasPrefix(fields[0], measurement) {
+			seen[fields[2]] = true // the timestamp: one series
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, p := range srv.Points() {
+		if p.Measurement == measurement {
+			stored[strconv.FormatInt(p.Time.UnixNano(), 10)] = true
+		}
+	}
+	for ts := range seen {
+		if !stored[ts] {
+			lost++
+		}
+	}
+	return len(seen), lost
 }

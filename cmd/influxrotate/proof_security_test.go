@@ -57,6 +57,16 @@ func buildExecdBinary(t *testing.T) string {
 	return path
 }
 
+// creates reports whether a request creates a token: an InfluxDB 2.x
+// authorization or an InfluxDB 3 token, whose answers carry it in "token".
+func creates(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/api/v2/authorizations", "/api/v3/configure/token/named_admin", "/api/v3/enterprise/configure/token":
+		return r.Method == http.MethodPost
+	}
+	return false
+}
+
 // issuing fronts the test server and registers the token of every
 // authorization it creates, whoever asked for it, before the answer goes
 // out: the server forgets deleted authorizations, the scanner must not.
@@ -64,7 +74,7 @@ func issuing(t *testing.T, srv *influxv2.Server, scan *secscan.Scanner) *httptes
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, r)
-		if r.Method == http.MethodPost && r.URL.Path == "/api/v2/authorizations" {
+		if creates(r) {
 			var a struct {
 				Token string `json:"token"`
 			}

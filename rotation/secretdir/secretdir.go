@@ -31,6 +31,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -38,6 +39,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 )
 
 const (
@@ -157,7 +160,7 @@ func Write(dir string, files map[string][]byte, mode os.FileMode) error {
 			_ = os.RemoveAll(tsDir)
 			return fmt.Errorf("secretdir: %w", err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return fmt.Errorf("secretdir: %w", err)
 		}
 	}
@@ -256,7 +259,7 @@ func payloadDiffers(payload map[string][]byte, oldTsPath string, mode os.FileMod
 		if err != nil {
 			return false, err
 		}
-		if !fi.Mode().IsRegular() || fi.Mode().Perm() != mode {
+		if !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != int64(len(want)) {
 			return true, nil
 		}
 		got, err := os.ReadFile(p)
@@ -284,7 +287,7 @@ func writePayload(payload map[string][]byte, tsDir string, mode os.FileMode) err
 		}
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -309,18 +312,6 @@ func writeFileSync(p string, content []byte, mode os.FileMode) error {
 	}
 	// OpenFile's mode is filtered by the umask; the requested mode must win.
 	return os.Chmod(p, mode)
-}
-
-func syncDir(d string) error {
-	f, err := os.Open(d)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func createVisibleLinks(payload map[string][]byte, dir string) error {
@@ -349,4 +340,104 @@ func removeVisiblePaths(stale map[string]bool, dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// MaxPayload is the most Read returns: the limit of a Kubernetes Secret.
+const MaxPayload = 1 << 20
+
+// Read returns the files dir serves now, keyed as Write takes them: the
+// regular files of the timestamped directory "..data" points to. It reads
+// nothing else, so an entry put beside the visible links (a symbolic link to
+// a file only root may read, to /dev/zero, a named pipe) never becomes part
+// of the payload. It follows no symbolic link but "..data", which must name
+// a timestamped directory in dir; entries of that directory that are not
+// regular files or directories are left out and named in skipped. A payload
+// over MaxPayload bytes is an error naming the file that crossed the limit.
+// A directory without "..data" serves nothing yet.
+func Read(dir string) (files map[string][]byte, skipped []string, err error) {
+	tsDir, err := os.Readlink(filepath.Join(dir, DataDirName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string][]byte{}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("secretdir: %w", err)
+	}
+	if tsDir != filepath.Base(tsDir) || !strings.HasPrefix(tsDir, "..") || len(tsDir) <= 2 {
+		return nil, nil, fmt.Errorf("secretdir: %s points to %q, not to a timestamped directory beside it",
+			filepath.Join(dir, DataDirName), tsDir)
+	}
+	// Opened through a root at dir, the timestamped directory cannot be a
+	// link out of it.
+	dirRoot, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secretdir: %w", err)
+	}
+	defer dirRoot.Close()
+	if fi, err := dirRoot.Lstat(tsDir); err != nil {
+		return nil, nil, fmt.Errorf("secretdir: %w", err)
+	} else if !fi.IsDir() {
+		return nil, nil, fmt.Errorf("secretdir: %s is not a directory", filepath.Join(dir, tsDir))
+	}
+	root, err := dirRoot.OpenRoot(tsDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secretdir: %w", err)
+	}
+	defer root.Close()
+	files = map[string][]byte{}
+	var total int64
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			skipped = append(skipped, p)
+			return nil
+		}
+		data, err := readRegular(root, p, MaxPayload-total)
+		if errors.Is(err, errNotRegular) {
+			skipped = append(skipped, p) // replaced since the directory was listed
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		total += int64(len(data))
+		files[p] = data
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("secretdir: %s: %w", dir, err)
+	}
+	return files, skipped, nil
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+// readRegular reads name from root when it is a regular file of at most max
+// bytes. The open does not block on a named pipe and the check is made on
+// the opened file, so a swap after the directory was listed changes nothing.
+func readRegular(root *os.Root, name string, max int64) ([]byte, error) {
+	f, err := root.OpenFile(name, openNoFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: the payload would be larger than %d bytes, the limit of a Kubernetes Secret", name, MaxPayload)
+	}
+	return data, nil
 }

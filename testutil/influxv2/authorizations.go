@@ -1,6 +1,7 @@
 package influxv2
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -80,9 +81,7 @@ func (p *postAuthorizationRequest) validate() ([]Permission, *apiError) {
 	if p.OrgID == "" {
 		return nil, &apiError{codeInvalid, "org id required"}
 	}
-	if p.Status == "" {
-		p.Status = "active"
-	}
+	p.Status = cmp.Or(p.Status, "active")
 	if p.Status != "active" && p.Status != "inactive" {
 		return nil, &apiError{codeInvalid, "invalid status: must be active or inactive"}
 	}

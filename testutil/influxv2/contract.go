@@ -2,6 +2,7 @@ package influxv2
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -126,12 +127,8 @@ func (c *Contract) Validate(r *http.Request, body []byte) error {
 	// on, so the request is validated as a copy with its URL made absolute.
 	rq := r.Clone(r.Context())
 	u := *r.URL
-	if u.Host == "" {
-		u.Host = r.Host
-	}
-	if u.Scheme == "" {
-		u.Scheme = "http"
-	}
+	u.Host = cmp.Or(u.Host, r.Host)
+	u.Scheme = cmp.Or(u.Scheme, "http")
 	rq.URL = &u
 	rq.Body = http.NoBody
 	if len(body) > 0 {

@@ -1,10 +1,12 @@
 package influxv2
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,9 +68,7 @@ func (s *Server) takeFault(path string) (Fault, bool) {
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
 		p := f.Path
-		if p == "" {
-			p = "/api/v2/write"
-		}
+		p = cmp.Or(p, "/api/v2/write")
 		if p == "*" || p == path {
 			s.faults = append(s.faults[:i], s.faults[i+1:]...)
 			return f, true
@@ -120,7 +120,7 @@ func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 	for len(body) < 64 {
 		body += " "
 	}
-	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(f.Status)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
@@ -192,9 +192,7 @@ func faultBody(f Fault) (body, contentType string) {
 			body = `{"code":"too many requests","message":"org 0000000000000000 has exceeded limited_write plan limit"}` + "\n"
 		default:
 			code := jsonCodeFor(f.Status)
-			if code == "" {
-				code = codeInternal
-			}
+			code = cmp.Or(code, codeInternal)
 			body = fmt.Sprintf(`{"code":%q,"message":%q}`+"\n", code, strings.ToLower(http.StatusText(f.Status)))
 		}
 	}

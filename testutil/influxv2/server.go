@@ -14,6 +14,7 @@
 package influxv2
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -200,9 +202,7 @@ type Server struct {
 // OperatorToken). Close stops it.
 func New(opts Options) (*Server, error) {
 	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
+	addr = cmp.Or(addr, "127.0.0.1:0")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("influxv2: Options.Addr %q: %w", addr, err)
@@ -278,14 +278,7 @@ var resourceTypes = []string{
 	"annotations", "remotes", "replications", "instance",
 }
 
-func validResourceType(t string) bool {
-	for _, r := range resourceTypes {
-		if r == t {
-			return true
-		}
-	}
-	return false
-}
+func validResourceType(t string) bool { return slices.Contains(resourceTypes, t) }
 
 // OperatorToken is the all-access token created with the server, like the token of
 // `influx setup`. On an InfluxDB 3 server it is the operator token `_admin`, created

@@ -91,6 +91,9 @@ type v3Token struct {
 	created     time.Time
 	expiry      time.Time // zero: never
 	createdBy   int64     // 0: created without a token (the first operator token)
+	// inactiveFor is how many more requests the token is refused with 401
+	// before it is accepted (DelayV3Activation).
+	inactiveFor int
 }
 
 func (t *v3Token) public() V3Token {
@@ -148,9 +151,12 @@ func contains(list []string, s string) bool {
 // v3State is the token store of an InfluxDB 3 server, guarded by Server.mu.
 type v3State struct {
 	edition Edition
-	lastID  int64
-	tokens  []*v3Token
-	byToken map[string]*v3Token
+	// activation is how many requests a token created through the API is
+	// refused before it is accepted (DelayV3Activation).
+	activation int
+	lastID     int64
+	tokens     []*v3Token
+	byToken    map[string]*v3Token
 }
 
 func newV3State(e Edition) *v3State {
@@ -261,7 +267,22 @@ func (s *Server) v3Authenticate(r *http.Request) (*v3Token, *v3Error) {
 	if t == nil || t.expired(s.now()) {
 		return nil, &v3Error{status: http.StatusUnauthorized, msg: v3Unauthenticated}
 	}
+	if t.inactiveFor > 0 {
+		t.inactiveFor--
+		return nil, &v3Error{status: http.StatusUnauthorized, msg: v3Unauthenticated}
+	}
 	return t, nil
+}
+
+// DelayV3Activation makes every token created through the API from now on
+// answer 401 to its first n requests, as InfluxDB Cloud Dedicated and
+// Clustered warn a new token may for seconds to minutes; 0 ends it. Tokens
+// made by the test helpers are accepted at once.
+func (s *Server) DelayV3Activation(n int) {
+	s.mustV3("DelayV3Activation")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.v3.activation = n
 }
 
 // addV3TokenLocked stores a new token; a name in use is 409 as in InfluxDB 3.
@@ -281,6 +302,9 @@ func (s *Server) addV3TokenLocked(name string, admin bool, perms []V3Permission,
 	if expiry > 0 {
 		t.expiry = now.Add(expiry)
 	}
+	if createdBy != 0 {
+		t.inactiveFor = s.v3.activation
+	}
 	s.v3.tokens = append(s.v3.tokens, t)
 	s.v3.byToken[t.token] = t
 	return t, nil
@@ -293,6 +317,14 @@ func (s *Server) v3TokenNamedLocked(name string) *v3Token {
 		}
 	}
 	return nil
+}
+
+// Edition is the InfluxDB 3 personality (Options.InfluxDB3), "" for 2.x.
+func (s *Server) Edition() Edition {
+	if s.v3 == nil {
+		return ""
+	}
+	return s.v3.edition
 }
 
 func (s *Server) mustV3(op string) {

@@ -472,3 +472,36 @@ func TestV3Ping(t *testing.T) {
 		t.Error("an unknown edition was accepted")
 	}
 }
+
+// TestV3DelayedActivation: after DelayV3Activation(n), a token created
+// through the API answers 401 to its first n requests, then is accepted;
+// tokens made before, and by the test helpers, are not delayed.
+func TestV3DelayedActivation(t *testing.T) {
+	s := newV3(t, Core, Options{})
+	op := s.V3OperatorToken()
+	s.DelayV3Activation(2)
+	a := call{method: "POST", path: "/api/v3/configure/token/named_admin", auth: bearer(op), body: `{"token_name":"rot-1"}`}.do(t, s)
+	if a.status != 201 {
+		t.Fatalf("create: %d %q", a.status, a.body)
+	}
+	var got v3TokenAnswer
+	a.decode(t, &got)
+	helper, err := s.CreateV3AdminToken("helper", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := func(tok string) call {
+		return call{method: "POST", path: "/api/v2/write?bucket=db", auth: "Bearer " + tok, body: "m f=1i 1"}
+	}
+	for range 2 {
+		w(got.Token).do(t, s).wantV3Error(t, 401, v3Unauthenticated)
+	}
+	if a := w(got.Token).do(t, s); a.status != 204 {
+		t.Errorf("third request with the new token: %d %q, want 204", a.status, a.body)
+	}
+	for _, tok := range []string{op.Token, helper.Token} {
+		if a := w(tok).do(t, s); a.status != 204 {
+			t.Errorf("a token not created through the API was delayed: %d", a.status)
+		}
+	}
+}

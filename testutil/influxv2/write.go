@@ -1,6 +1,7 @@
 package influxv2
 
 import (
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -81,9 +82,7 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
 
 	precName := q.Get("precision")
-	if precName == "" {
-		precName = "ns"
-	}
+	precName = cmp.Or(precName, "ns")
 	prec, ok := precisions[precName]
 	if !ok {
 		writeError(w, &apiError{codeInvalid, "invalid precision; valid precision units are ns, us, ms, and s"})

@@ -1,6 +1,7 @@
 package realtools
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -119,4 +120,36 @@ func (tg *Telegraf) Output() string { return tg.proc.out.String() }
 // when the timeout passes or Telegraf exits first, carries the output's tail.
 func (tg *Telegraf) WaitForLog(substr string, timeout time.Duration) error {
 	return tg.proc.waitFor(substr, timeout)
+}
+
+// PluginTelegrafEnv names a Telegraf binary with our output plugin compiled
+// in, to run instead of bin/telegraf (`make compat` sets it per version).
+const PluginTelegrafEnv = "INFLUXROTATE_TELEGRAF"
+
+// PluginTelegraf returns the Telegraf built with our output plugin compiled
+// in: bin/telegraf (the Makefile's TELEGRAF_VERSION, built by `make
+// telegraf`) or PluginTelegrafEnv. It skips the test under -short and when
+// the binary is missing (fails instead under RequireToolsEnv, as make e2e
+// sets it).
+func PluginTelegraf(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	bin := os.Getenv(PluginTelegrafEnv)
+	if bin == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin = filepath.Join(root, "bin", "telegraf")
+	}
+	if fi, err := os.Stat(bin); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		msg := fmt.Sprintf("%s not found: run `make telegraf` to build Telegraf with our plugin", bin)
+		if os.Getenv(RequireToolsEnv) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin
 }

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 )
 
@@ -301,12 +302,7 @@ func writeNew(t testing.TB, path string, content []byte, mode os.FileMode) {
 
 func syncDir(t testing.TB, dir string) {
 	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatalf("secretvolume: sync dir %s: %v", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		t.Fatalf("secretvolume: sync dir %s: %v", dir, err)
 	}
 }

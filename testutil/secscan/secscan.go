@@ -5,8 +5,11 @@
 // it issued) and scan everything the code under test produced. A hit names
 // where the token was found and its fingerprint, never the token, so the
 // scanner's own report cannot leak it. Besides the token itself it looks for
-// the forms a careless encoder would produce: URL query escaping, standard
-// and URL-safe base64, and JSON string escaping.
+// the forms a careless encoder or an echoing server would produce: URL
+// query and path escaping; standard and URL-safe base64, padded or not,
+// also where the token is only part of the encoded text (the Basic auth
+// header "user:token"); and JSON string escaping. The forms are derived
+// here independently of rotation.Scrubber, which tests check with this.
 package secscan
 
 import (
@@ -30,7 +33,7 @@ import (
 type Hit struct {
 	Where       string // the name given to Scan, or a file path
 	Fingerprint string // rotation.Fingerprint of the token
-	Form        string // "plain", "url", "base64", "base64url" or "json"
+	Form        string // "plain", "url", "path", "base64", "base64url", "base64raw", "base64urlraw", "base64in", "base64urlin" or "json"
 	Offset      int
 }
 
@@ -71,6 +74,11 @@ func (s *Scanner) AddServer(srv *influxv2.Server) {
 	for _, a := range srv.Authorizations() {
 		s.Add(a.Token)
 	}
+	if srv.Edition() != "" {
+		for _, t := range srv.V3Tokens() {
+			s.Add(t.Token)
+		}
+	}
 	s.Add(srv.OperatorToken())
 }
 
@@ -97,14 +105,34 @@ func forms(tok string) [][2]string {
 	out := [][2]string{
 		{"plain", tok},
 		{"url", url.QueryEscape(tok)},
+		{"path", url.PathEscape(tok)},
 		{"base64", base64.StdEncoding.EncodeToString([]byte(tok))},
 		{"base64url", base64.URLEncoding.EncodeToString([]byte(tok))},
+		{"base64raw", base64.RawStdEncoding.EncodeToString([]byte(tok))},
+		{"base64urlraw", base64.RawURLEncoding.EncodeToString([]byte(tok))},
 		{"json", string(js[1 : len(js)-1])},
 	}
-	// Drop forms identical to the plain one, so a hit is reported once.
-	uniq := out[:1]
-	for _, f := range out[1:] {
-		if f[1] != tok {
+	// Inside a longer encoded text the token starts at byte offset 1 or 2
+	// of a 3-byte group (offset 0 is the plain encoding above): the groups
+	// that lie wholly within the token encode to the same 4 characters
+	// whatever surrounds them.
+	for shift := 1; shift <= 2; shift++ {
+		groups := (shift + len(tok)) / 3
+		if groups < 3 {
+			continue
+		}
+		b := append(make([]byte, shift), tok...)
+		out = append(out,
+			[2]string{"base64in", base64.StdEncoding.EncodeToString(b)[4 : 4*groups]},
+			[2]string{"base64urlin", base64.URLEncoding.EncodeToString(b)[4 : 4*groups]})
+	}
+	// Drop repeated forms (the path and query escapes of most tokens are
+	// equal, and equal to the plain one), so a hit is reported once.
+	seen := map[string]bool{}
+	uniq := out[:0]
+	for _, f := range out {
+		if !seen[f[1]] {
+			seen[f[1]] = true
 			uniq = append(uniq, f)
 		}
 	}

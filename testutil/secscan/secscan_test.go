@@ -25,6 +25,12 @@ func TestFindsEveryForm(t *testing.T) {
 		"url":       "GET /?token=" + url.QueryEscape(tok),
 		"base64":    "x " + base64.StdEncoding.EncodeToString([]byte(tok)),
 		"base64url": base64.URLEncoding.EncodeToString([]byte(tok)),
+		"path":      "/echo/" + url.PathEscape(tok),
+		"raw":       base64.RawStdEncoding.EncodeToString([]byte(tok)) + "!",
+		"rawurl":    base64.RawURLEncoding.EncodeToString([]byte(tok)) + "!",
+		"basic1":    "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+tok)),
+		"basic2":    "Basic " + base64.URLEncoding.EncodeToString([]byte("ab:"+tok)),
+		"basic3":    "Basic " + base64.StdEncoding.EncodeToString([]byte("abc:"+tok)),
 	}
 	for form, text := range cases {
 		hits := s.Scan("case "+form, []byte(text))

@@ -1,6 +1,7 @@
 package influxdb_v2_rotating
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +153,10 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("k3y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		mutate func(*InfluxDB)
@@ -167,14 +172,17 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 		{"probe", func(p *InfluxDB) { p.TokenFile = missing; p.Probe = "ping" }, `probe: invalid value "ping"`},
 		{"probe point without bucket", func(p *InfluxDB) { p.TokenFile = missing; p.Probe = ProbePoint; p.Bucket = "" }, "probe_bucket: required"},
 		{"content_encoding", func(p *InfluxDB) { p.TokenFile = missing; p.ContentEncoding = "br" }, `content_encoding: invalid content encoding "br"`},
-		{"urls scheme", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"ftp://x"} }, `urls: unsupported scheme "ftp"`},
-		{"urls parse", func(p *InfluxDB) { p.TokenFile = missing; p.URLs = []string{"http://a b:%"} }, "urls: error parsing url"},
-		{"http_proxy", func(p *InfluxDB) { p.TokenFile = missing; p.HTTPProxy = "http://a b:%" }, "http_proxy: error parsing"},
-		{"local_address", func(p *InfluxDB) { p.TokenFile = missing; p.LocalAddr = "127.0.0.1:99999" }, "local_address: invalid port"},
+		// urls, http_proxy and local_address fail at Connect, like stock:
+		// TestBadAddressesFailAtConnectLikeStock.
 		{"rate_limit_period", func(p *InfluxDB) { p.TokenFile = missing; p.Limit = 10 }, "rate_limit_period: must be positive"},
 		{"tls", func(p *InfluxDB) { p.TokenFile = missing; p.TLSCA = missing }, "tls: setting up TLS failed"},
 		{"timeout", func(p *InfluxDB) { p.TokenFile = missing; p.Timeout = config.Duration(-time.Second) }, "timeout: must not be negative"},
 		{"token_debounce", func(p *InfluxDB) { p.TokenFile = missing; p.TokenDebounce = -1 }, "token_debounce: must not be negative"},
+		{"token_reread_interval", func(p *InfluxDB) { p.TokenFile = missing; p.TokenRereadInterval = config.Duration(-time.Second) }, "token_reread_interval: must not be negative"},
+		{"client_id with a newline", func(p *InfluxDB) { p.TokenFile = missing; p.ClientID = "edge\n01" }, `client_id: must not contain control characters ('\n' at byte 4)`},
+		{"audit_key_file without audit_log", func(p *InfluxDB) { p.TokenFile = missing; p.AuditKeyFile = empty }, "audit_key_file: set without audit_log"},
+		{"audit_key_file missing", func(p *InfluxDB) { p.TokenFile = missing; p.AuditLog = missing; p.AuditKeyFile = missing }, "audit_key_file: key file " + fmt.Sprintf("%q", missing) + ": no such file"},
+		{"audit_key_file too short", func(p *InfluxDB) { p.TokenFile = missing; p.AuditLog = missing; p.AuditKeyFile = short }, "audit_key_file: key file " + fmt.Sprintf("%q", short) + ": the key is shorter than 32 characters"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,6 +195,8 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 				t.Fatalf("Init: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("Init error %v, want one containing %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "url-s3cret-pw"):
+				t.Fatalf("Init error shows the URL's password")
 			}
 		})
 	}

@@ -30,37 +30,7 @@ import (
 // The end-to-end tests run bin/telegraf, a real Telegraf (the Makefile's
 // TELEGRAF_VERSION) with this plugin compiled in, built by `make telegraf`
 // (make e2e builds it first). `make compat` points them at each supported
-// version through TelegrafEnv.
-
-// TelegrafEnv names a Telegraf binary with this plugin compiled in to run
-// instead of bin/telegraf.
-const TelegrafEnv = "INFLUXROTATE_TELEGRAF"
-
-// customTelegraf returns the path of bin/telegraf (or of TelegrafEnv),
-// skipping the test when it is missing (failing under make e2e, which sets
-// RequireToolsEnv).
-func customTelegraf(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: skipped with -short")
-	}
-	bin := os.Getenv(TelegrafEnv)
-	if bin == "" {
-		root, err := realtools.RepoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin = filepath.Join(root, "bin", "telegraf")
-	}
-	if fi, err := os.Stat(bin); err != nil || fi.Mode().Perm()&0o111 == 0 {
-		msg := fmt.Sprintf("%s not found: run `make telegraf` to build Telegraf with this plugin", bin)
-		if os.Getenv(realtools.RequireToolsEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
+// version through realtools.PluginTelegrafEnv.
 
 // proxied is one request seen by recordingProxy.
 type proxied struct {
@@ -313,7 +283,7 @@ func checkOutputHasNoToken(t *testing.T, out string, tokens ...string) {
 }
 
 func TestE2ERotationUnderLoad(t *testing.T) {
-	bin := customTelegraf(t)
+	bin := realtools.PluginTelegraf(t)
 	srv := influxv2.NewTest(t, influxv2.Options{})
 	srv.CreateBucket("acme", "telegraf")
 	dir := t.TempDir()
@@ -393,7 +363,7 @@ func TestE2ERotationUnderLoad(t *testing.T) {
 }
 
 func TestE2EInvalidTokenFileWhileRunning(t *testing.T) {
-	bin := customTelegraf(t)
+	bin := realtools.PluginTelegraf(t)
 	srv := influxv2.NewTest(t, influxv2.Options{})
 	srv.CreateBucket("acme", "telegraf")
 	px := newRecordingProxy(t, srv.URL())
@@ -455,7 +425,7 @@ func TestE2EInvalidTokenFileWhileRunning(t *testing.T) {
 // Why this matters (1): a token file ending in a newline made stock Telegraf
 // 1.37.2 send an invalid header and store nothing.
 func TestE2ETokenFileEndingInNewline(t *testing.T) {
-	bin := customTelegraf(t)
+	bin := realtools.PluginTelegraf(t)
 	srv := influxv2.NewTest(t, influxv2.Options{})
 	srv.CreateBucket("acme", "telegraf")
 	dir := t.TempDir()
@@ -478,7 +448,7 @@ func TestE2ETokenFileEndingInNewline(t *testing.T) {
 // rotation, with a 5-metric buffer, lost points with stock Telegraf. Ours
 // never sends the invalid token in a write and loses nothing.
 func TestE2EInvalidTokenPublishedAtEachRotation(t *testing.T) {
-	bin := customTelegraf(t)
+	bin := realtools.PluginTelegraf(t)
 	srv := influxv2.NewTest(t, influxv2.Options{})
 	srv.CreateBucket("acme", "telegraf")
 	px := newRecordingProxy(t, srv.URL())
@@ -529,7 +499,7 @@ func TestE2EInvalidTokenPublishedAtEachRotation(t *testing.T) {
 // The stock sample configuration, renamed, against a real InfluxDB 1.8,
 // including a rotation done the 1.8 way: a new user, then the old dropped.
 func TestE2EStockConfigAgainstInfluxDB18(t *testing.T) {
-	bin := customTelegraf(t)
+	bin := realtools.PluginTelegraf(t)
 	d := realtools.StartInfluxd(t)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -594,7 +564,7 @@ func TestE2EStockConfigAgainstInfluxDB18(t *testing.T) {
 
 // Telegraf's own `config check` and `--test` accept the sample configuration.
 func TestE2EConfigCheckAndTestAcceptTheSample(t *testing.T) {
-	bin := customTelegraf(t)
+	bin := realtools.PluginTelegraf(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "telegraf.conf")
 	text := sampleConfig + "\n[[inputs.mock]]\n  metric_name = \"mock\"\n  [[inputs.mock.constant]]\n    name = \"c\"\n    value = 1\n"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // env is one test's server, organization, bucket and token file.
@@ -181,14 +182,10 @@ func (e *env) tokenLeaks() []string {
 func waitActive(t *testing.T, p *InfluxDB, tok string) {
 	t.Helper()
 	want := rotation.Fingerprint(tok)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c := p.Rotator().Current(); c != nil && c.Fingerprint() == want {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("token %s not adopted within 10s (active %v)", want, p.Rotator().Current())
+	wait.For(t, 10*time.Second, "adoption of token "+want, func() bool {
+		c := p.Rotator().Current()
+		return c != nil && c.Fingerprint() == want
+	})
 }
 
 var seq struct {

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,13 +37,15 @@ const maxAuthRetries = 2
 // configured once and shared by every request; only the Authorization header
 // changes between requests.
 type httpWriter struct {
-	base            *url.URL // the server's write endpoint, without query
+	base            *url.URL   // the server's write endpoint, without query
+	params          url.Values // the query of the configured URL, kept on every request as the stock plugin does
 	org             string
 	client          *http.Client
 	transport       *http.Transport
 	gzip            bool
 	userAgent       string
 	headers         map[string]*config.Secret
+	scrub           *rotation.Scrubber
 	writeURLs       sync.Map // bucket -> *url.URL
 	consecutiveFail atomic.Int64
 }
@@ -60,12 +62,14 @@ type writerConfig struct {
 	gzip            bool
 	userAgent       string
 	headers         map[string]*config.Secret
+	// scrub removes tokens from the server's messages; the Rotator fills it.
+	scrub *rotation.Scrubber
 }
 
 func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 	u, err := url.Parse(cfg.url)
 	if err != nil {
-		return nil, fmt.Errorf("urls: error parsing url %q: %w", cfg.url, err)
+		return nil, fmt.Errorf("urls: error parsing url %q: %w", rotation.RedactURL(cfg.url), rotation.URLParseError(err))
 	}
 	proxy := http.ProxyFromEnvironment
 	if cfg.proxy != nil {
@@ -101,17 +105,21 @@ func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 		}
 		base = url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/api/v2/write"}
 	default:
-		return nil, fmt.Errorf("urls: unsupported scheme %q in %q", u.Scheme, cfg.url)
+		return nil, fmt.Errorf("urls: unsupported scheme %q in %q", u.Scheme, rotation.RedactURL(cfg.url))
 	}
 	base.RawQuery = ""
 	return &httpWriter{
-		base:      &base,
-		org:       cfg.org,
-		client:    &http.Client{Timeout: cfg.timeout, Transport: transport},
+		base:   &base,
+		params: u.Query(),
+		org:    cfg.org,
+		// InfluxDB never redirects a write: a redirect would only carry
+		// the token somewhere else.
+		client:    &http.Client{Timeout: cfg.timeout, Transport: transport, CheckRedirect: rotation.NoRedirect},
 		transport: transport,
 		gzip:      cfg.gzip,
 		userAgent: cfg.userAgent,
 		headers:   cfg.headers,
+		scrub:     cfg.scrub,
 	}, nil
 }
 
@@ -123,7 +131,10 @@ func (w *httpWriter) writeURL(bucket string) *url.URL {
 		return u.(*url.URL)
 	}
 	u := *w.base
-	q := url.Values{}
+	q := maps.Clone(w.params)
+	if q == nil {
+		q = url.Values{}
+	}
 	q.Set("org", w.org)
 	q.Set("bucket", bucket)
 	u.RawQuery = q.Encode()
@@ -193,33 +204,17 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 		}
 	}()
 
-	u := w.writeURL(bucket)
-	header := make(http.Header, 6)
-	header["Authorization"] = []string{cred.AuthorizationHeader()}
-	header["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	if w.gzip {
-		header["Content-Encoding"] = []string{"gzip"}
-	}
-	header["User-Agent"] = []string{w.userAgent}
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           u,
-		Host:          u.Host,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          sent,
-		ContentLength: int64(len(payload)),
-		GetBody: func() (io.ReadCloser, error) {
-			// A redirect or an HTTP/2 retry: this copy is not tracked.
-			replayed.Store(true)
-			return io.NopCloser(bytes.NewReader(payload)), nil
-		},
-	}
-	if err := w.addHeaders(req); err != nil {
+	req, err := w.request(bucket, cred, w.gzip)
+	if err != nil {
 		_ = sent.Close()
 		return rotation.Decision{}, true, err
+	}
+	req.Body = sent
+	req.ContentLength = int64(len(payload))
+	req.GetBody = func() (io.ReadCloser, error) {
+		// An HTTP/2 retry: this copy is not tracked.
+		replayed.Store(true)
+		return io.NopCloser(bytes.NewReader(payload)), nil
 	}
 	resp, err := w.client.Do(req.WithContext(ctx))
 	if err != nil {
@@ -234,15 +229,60 @@ func (w *httpWriter) post(ctx context.Context, bucket string, body []byte, cred 
 	}
 	// Drain so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	d = rotation.Classify(resp.StatusCode, resp.Header, errBody)
+	d = w.scrub.Classify(resp.StatusCode, resp.Header, errBody)
 	if xe := resp.Header.Get("X-Influx-Error"); xe != "" && d.Action != rotation.ActionAccept {
 		if d.Message == "" {
-			d.Message = rotation.ServerMessage([]byte(xe))
+			d.Message = w.scrub.ServerMessage([]byte(xe))
 		} else {
-			d.Message += "; " + rotation.ServerMessage([]byte(xe))
+			d.Message += "; " + w.scrub.ServerMessage([]byte(xe))
 		}
 	}
 	return d, false, nil
+}
+
+// request builds a write request to bucket, without body or context, the
+// one way every request to this server is built: the write URL with the
+// configured query, the credential, User-Agent and http_headers. Probes go
+// through it too, so a probe carries exactly what a write carries.
+func (w *httpWriter) request(bucket string, cred *rotation.Credential, gzipped bool) (*http.Request, error) {
+	u := w.writeURL(bucket)
+	header := make(http.Header, 6)
+	header["Authorization"] = []string{cred.AuthorizationHeader()}
+	header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	if gzipped {
+		header["Content-Encoding"] = []string{"gzip"}
+	}
+	header["User-Agent"] = []string{w.userAgent}
+	req := &http.Request{
+		Method:     http.MethodPost,
+		URL:        u,
+		Host:       u.Host,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+	}
+	if err := w.addHeaders(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// probeRequest is the rotation.ProberConfig.NewRequest of this writer: a
+// write request with an uncompressed body. The writer has one org, which
+// every probe target of the plugin shares.
+func (w *httpWriter) probeRequest(ctx context.Context, t rotation.Target, body []byte, cred *rotation.Credential) (*http.Request, error) {
+	req, err := w.request(t.Bucket, cred, false)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(body))
+	req.Body = http.NoBody
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return req.WithContext(ctx), nil
 }
 
 func waitClosed(closed <-chan struct{}) bool {
@@ -400,16 +440,16 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 	}
 }
 
-// Back-off when the server gives no Retry-After: the stock plugin's
-// (count²)/40 seconds, capped at a minute.
-const maxThrottleBackoff = 60 * time.Second
+// throttleBackoff applies when the server gives no Retry-After: the stock
+// plugin's (count²)/40 seconds, capped at a minute, without jitter.
+var throttleBackoff = rotation.Backoff{Initial: 25 * time.Millisecond, Max: time.Minute,
+	Growth: rotation.Quadratic, Jitter: rotation.NoJitter}
 
 // throttle records that the server asked to slow down and returns how long
 // to wait: the server's Retry-After or our own back-off, whichever is longer.
 func (p *InfluxDB) throttle(retryAfter time.Duration) time.Duration {
 	n := p.throttleCount.Add(1)
-	backoff := time.Duration(math.Min(float64(n*n)/40, maxThrottleBackoff.Seconds()) * float64(time.Second))
-	wait := max(retryAfter, backoff)
+	wait := max(retryAfter, throttleBackoff.Delay(int(n-1)))
 	until := time.Now().Add(wait).UnixNano()
 	for {
 		cur := p.retryAt.Load()

@@ -97,11 +97,11 @@ func TestInfluxDB3TokenExpiresWhileInUse(t *testing.T) {
 			e, clock := newV3Env(t, edition)
 			old := e.v3Token(edition, "telegraf-1", time.Hour)
 			e.publish(old.Token + "\n")
-			// A debounce longer than the test and no re-read: only the refusal
-			// makes the plugin read the file.
+			// A debounce and a re-read interval longer than the test: only
+			// the refusal makes the plugin read the file.
 			p, ro := e.agent(func(p *InfluxDB) {
 				p.TokenDebounce = config.Duration(time.Hour)
-				p.TokenRereadInterval = -1
+				p.TokenRereadInterval = config.Duration(time.Hour)
 			}, 100)
 
 			before := metrics(40, nil)

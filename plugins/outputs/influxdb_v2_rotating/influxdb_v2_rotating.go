@@ -1,5 +1,3 @@
-//go:generate ../../../tools/readme_config_includer/generator
-
 // Package influxdb_v2_rotating is Telegraf's outputs.influxdb_v2 with token
 // rotation: the same options with the same names and defaults, plus a
 // token_file that is watched, validated before use and swapped between
@@ -9,6 +7,7 @@ package influxdb_v2_rotating
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
@@ -86,6 +86,7 @@ type InfluxDB struct {
 	TokenDebounce       config.Duration `toml:"token_debounce"`
 	Fallback            bool            `toml:"fallback"`
 	AuditLog            string          `toml:"audit_log"`
+	AuditKeyFile        string          `toml:"audit_key_file"`
 	ClientID            string          `toml:"client_id"`
 	Strict              bool            `toml:"strict"`
 
@@ -99,16 +100,18 @@ type InfluxDB struct {
 	Log        telegraf.Logger     `toml:"-"`
 	Statistics *selfstat.Collector `toml:"-"`
 
-	ser     serializer
-	proxy   *url.URL
-	local   *net.TCPAddr
-	writers []*httpWriter
-	limiter *ratelimiter.RateLimiter
+	// initialized is set by a successful Init, which Connect needs.
+	initialized bool
+	ser         serializer
+	writers     []*httpWriter
+	limiter     *ratelimiter.RateLimiter
 
 	source  rotation.Source
 	rotator *rotation.Rotator
 	audit   *rotation.AuditLog
-	stats   *rotation.Stats
+	// auditKey keys the audit chain (audit_key_file); nil for a plain one.
+	auditKey []byte
+	stats    *rotation.Stats
 	// adoption is nil when adoption reports are off.
 	adoption *rotation.AdoptionReporter
 	cancel   context.CancelFunc
@@ -163,42 +166,19 @@ func (*InfluxDB) SampleConfig() string { return sampleConfig }
 // option at fault. It starts nothing: Connect does.
 func (p *InfluxDB) Init() error {
 	if p.UserAgent == "" {
-		p.UserAgent = productToken()
+		p.UserAgent = productToken() // reads the build info: only when needed
 	}
 	if len(p.URLs) == 0 {
 		p.URLs = []string{"http://localhost:8086"}
 	}
-	for _, u := range p.URLs {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			return fmt.Errorf("urls: error parsing url %q: %w", u, err)
-		}
-		switch parsed.Scheme {
-		case "http", "https", "unix":
-		default:
-			return fmt.Errorf("urls: unsupported scheme %q in %q", parsed.Scheme, u)
-		}
-	}
+	// urls, http_proxy and local_address are checked by Connect, as the
+	// stock plugin does, so that `telegraf --test` passes where stock does.
 	switch p.ContentEncoding {
 	case "", "gzip":
 		p.ContentEncoding = "gzip"
 	case "identity":
 	default:
 		return fmt.Errorf("content_encoding: invalid content encoding %q (use \"gzip\" or \"identity\")", p.ContentEncoding)
-	}
-	if p.HTTPProxy != "" {
-		proxy, err := url.Parse(p.HTTPProxy)
-		if err != nil {
-			return fmt.Errorf("http_proxy: error parsing %q: %w", p.HTTPProxy, err)
-		}
-		p.proxy = proxy
-	}
-	if p.LocalAddr != "" {
-		local, err := resolveLocalAddr(p.LocalAddr)
-		if err != nil {
-			return fmt.Errorf("local_address: %w", err)
-		}
-		p.local = local
 	}
 	for name, d := range map[string]config.Duration{
 		"timeout": p.Timeout, "ping_timeout": p.PingTimeout, "read_idle_timeout": p.ReadIdleTimeout, "rate_limit_period": p.Period,
@@ -247,9 +227,7 @@ func (p *InfluxDB) Init() error {
 	default:
 		return fmt.Errorf("probe: invalid value %q (use %q, %q or %q)", p.Probe, ProbeEmptyWrite, ProbePoint, ProbeNone)
 	}
-	if p.ProbeBucket == "" {
-		p.ProbeBucket = p.Bucket
-	}
+	p.ProbeBucket = cmp.Or(p.ProbeBucket, p.Bucket)
 	if p.ProbeTimeout < 0 {
 		return errors.New("probe_timeout: must not be negative")
 	}
@@ -259,17 +237,33 @@ func (p *InfluxDB) Init() error {
 	if p.TokenDebounce < 0 {
 		return errors.New("token_debounce: must not be negative")
 	}
+	// A negative interval would silently turn the safety-net re-read off.
+	if p.TokenRereadInterval < 0 {
+		return fmt.Errorf("token_reread_interval: must not be negative, got %s", time.Duration(p.TokenRereadInterval))
+	}
 	if p.ClientID == "" {
 		if h, err := os.Hostname(); err == nil {
 			p.ClientID = h
 		}
 	}
-	if p.TokenFile != "" && p.Strict {
-		content, err := os.ReadFile(p.TokenFile)
-		if err != nil {
-			return fmt.Errorf("token_file %q: %w (strict = true)", p.TokenFile, unwrapPath(err))
+	// client_id is a tag of the statistics point and a field of audit
+	// records: a control character (a newline) cannot be written as line
+	// protocol and emptied every statistics write.
+	if i := strings.IndexFunc(p.ClientID, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("client_id: must not contain control characters (%q at byte %d)", p.ClientID[i], i)
+	}
+	if p.AuditKeyFile != "" {
+		if p.AuditLog == "" {
+			return errors.New("audit_key_file: set without audit_log")
 		}
-		if _, err := rotation.ParseToken(content); err != nil {
+		key, err := rotation.ReadAuditKeyFile(p.AuditKeyFile)
+		if err != nil {
+			return fmt.Errorf("audit_key_file: %w", err)
+		}
+		p.auditKey = key
+	}
+	if p.TokenFile != "" && p.Strict {
+		if _, err := rotation.ReadTokenFile(p.TokenFile); err != nil {
 			return fmt.Errorf("token_file %q: %w (strict = true)", p.TokenFile, err)
 		}
 	}
@@ -287,6 +281,7 @@ func (p *InfluxDB) Init() error {
 	if p.ExcludeBucketTag {
 		p.ser.excludeTag = p.BucketTag
 	}
+	p.initialized = true
 	return nil
 }
 
@@ -332,12 +327,19 @@ func (p *InfluxDB) initAdoption() error {
 	return nil
 }
 
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// networkOptions parses http_proxy and local_address.
+func (p *InfluxDB) networkOptions() (proxy *url.URL, local *net.TCPAddr, err error) {
+	if p.HTTPProxy != "" {
+		if proxy, err = url.Parse(p.HTTPProxy); err != nil {
+			return nil, nil, fmt.Errorf("http_proxy: error parsing %q: %w", rotation.RedactURL(p.HTTPProxy), rotation.URLParseError(err))
+		}
 	}
-	return err
+	if p.LocalAddr != "" {
+		if local, err = resolveLocalAddr(p.LocalAddr); err != nil {
+			return nil, nil, fmt.Errorf("local_address: %w", err)
+		}
+	}
+	return proxy, local, nil
 }
 
 func resolveLocalAddr(s string) (*net.TCPAddr, error) {
@@ -384,18 +386,28 @@ func productToken() string {
 // the Rotator. A token file that does not exist yet is not an error (unless
 // strict): writes wait for it.
 func (p *InfluxDB) Connect() error {
+	if !p.initialized {
+		return errors.New("influxdb_v2_rotating: Connect called before Init")
+	}
+	proxy, local, err := p.networkOptions()
+	if err != nil {
+		return err
+	}
 	tlsCfg, err := p.ClientConfig.TLSConfig()
 	if err != nil {
 		return fmt.Errorf("tls: setting up TLS failed: %w", err)
 	}
 	// The agent may call Connect again after a failed attempt.
 	p.writers = p.writers[:0]
+	// One Scrubber for the writers, the prober and the Rotator, which
+	// registers each token with it before it is used.
+	scrub := rotation.NewScrubber()
 	for _, u := range p.URLs {
 		w, err := newHTTPWriter(writerConfig{
 			url:             u,
 			org:             p.Organization,
-			localAddr:       p.local,
-			proxy:           p.proxy,
+			localAddr:       local,
+			proxy:           proxy,
 			tls:             tlsCfg,
 			timeout:         time.Duration(p.Timeout),
 			pingTimeout:     time.Duration(p.PingTimeout),
@@ -403,6 +415,7 @@ func (p *InfluxDB) Connect() error {
 			gzip:            p.ContentEncoding == "gzip",
 			userAgent:       p.UserAgent,
 			headers:         p.HTTPHeaders,
+			scrub:           scrub,
 		})
 		if err != nil {
 			return err
@@ -427,25 +440,7 @@ func (p *InfluxDB) Connect() error {
 
 	var prober rotation.Prober
 	if p.Probe != ProbeNone {
-		mode := rotation.ProbeEmptyWrite
-		if p.Probe == ProbePoint {
-			mode = rotation.ProbePoint
-		}
-		probeURL := p.URLs[0]
-		if strings.HasPrefix(probeURL, "unix:") {
-			// The writer's transport dials the socket for any host.
-			probeURL = "http://127.0.0.1"
-		}
-		hp, err := rotation.NewHTTPProber(rotation.ProberConfig{
-			URL:         probeURL,
-			Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.Bucket}},
-			Mode:        mode,
-			ProbeBucket: p.ProbeBucket,
-			ProbeOrg:    p.Organization,
-			Client:      p.writers[0].client,
-			Timeout:     time.Duration(p.ProbeTimeout),
-			Header:      map[string][]string{"User-Agent": {p.UserAgent}},
-		})
+		hp, err := p.newProber(p.writers[0], p.probeMode())
 		if err != nil {
 			p.closeSource()
 			p.cancel()
@@ -455,11 +450,15 @@ func (p *InfluxDB) Connect() error {
 	}
 
 	if p.AuditLog != "" {
-		a, err := rotation.OpenAuditLog(p.AuditLog)
+		a, err := rotation.OpenAuditLogWith(p.AuditLog, rotation.AuditOptions{Key: p.auditKey})
 		if err != nil {
 			p.closeSource()
 			p.cancel()
 			return fmt.Errorf("audit_log %q: %w", p.AuditLog, err)
+		}
+		if aside := a.Recovered(); aside != "" {
+			p.log().Warnf("audit_log %q ended in a torn record (a crash in the middle of an append); its bytes were moved to %q and the recovery recorded",
+				p.AuditLog, aside)
 		}
 		p.audit = a
 	}
@@ -473,6 +472,7 @@ func (p *InfluxDB) Connect() error {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
+		Scrubber:  scrub,
 	})
 	if err != nil {
 		p.closeSource()
@@ -801,9 +801,7 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 	if err != nil {
 		return err
 	}
-	if bucket == "" {
-		bucket = p.Bucket
-	}
+	bucket = cmp.Or(bucket, p.Bucket)
 	if count <= 0 {
 		count = bytes.Count(lines, newline)
 		if lines[len(lines)-1] != '\n' {

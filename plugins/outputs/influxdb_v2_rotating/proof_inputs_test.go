@@ -33,6 +33,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 // testCA issues loopback server certificates.
@@ -217,13 +218,10 @@ func TestProofBadTokenFiles(t *testing.T) {
 			if err := os.Rename(tmp, r.path); err != nil {
 				r.t.Fatal(err)
 			}
-			deadline := time.Now().Add(3 * time.Second)
-			for r.stat("source_errors") == 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if r.stat("source_errors") == 0 {
-				r.t.Errorf("token file replaced by a named pipe: no source error within 3s; the reader is blocked in open(2) " +
-					"(rotation.FileSource should refuse anything but a regular file before opening it)")
+			refused := wait.Check(r.t, 3*time.Second, "a source error for the named pipe put in place of the token file "+
+				"(none means the reader is blocked in open(2): rotation.FileSource should refuse anything but a regular file before opening it)",
+				func() bool { return r.stat("source_errors") > 0 })
+			if !refused {
 				for range 50 { // a reader may open it again at the next event
 					w, err := os.OpenFile(r.path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 					if err != nil {
@@ -300,26 +298,28 @@ func TestProofBadTokenFileAtStartup(t *testing.T) {
 	r.nothingLost()
 }
 
-// Configurations an operator gets wrong: each fails before anything starts,
-// with the option's name in the error.
+// Configurations an operator gets wrong: each fails before anything is
+// written, with the option's name in the error. A bad URL fails at Connect,
+// as in the stock plugin, the rest at load or Init.
 func TestProofBadConfigs(t *testing.T) {
 	cases := []struct {
-		name string
-		toml string
-		want string
+		name      string
+		toml      string
+		want      string
+		atConnect bool
 	}{
-		{"token and token_file", `token = "x"` + "\n" + `token_file = "/tmp/t"`, `"token" and "token_file"`},
-		{"neither", ``, "no token configured"},
-		{"bad URL", `token = "x"` + "\n" + `urls = ["http://[::1"]`, "urls"},
-		{"URL scheme", `token = "x"` + "\n" + `urls = ["ftp://influx:8086"]`, `unsupported scheme "ftp"`},
-		{"unknown option", `token = "x"` + "\n" + `tokn_file = "/tmp/t"`, "tokn_file"},
-		{"negative probe_timeout", `token = "x"` + "\n" + `probe_timeout = "-1s"`, "probe_timeout"},
-		{"negative token_debounce", `token = "x"` + "\n" + `token_debounce = "-5s"`, "token_debounce"},
+		{"token and token_file", `token = "x"` + "\n" + `token_file = "/tmp/t"`, `"token" and "token_file"`, false},
+		{"neither", ``, "no token configured", false},
+		{"bad URL", `token = "x"` + "\n" + `urls = ["http://[::1"]`, "urls", true},
+		{"URL scheme", `token = "x"` + "\n" + `urls = ["ftp://influx:8086"]`, `unsupported scheme "ftp"`, true},
+		{"unknown option", `token = "x"` + "\n" + `tokn_file = "/tmp/t"`, "tokn_file", false},
+		{"negative probe_timeout", `token = "x"` + "\n" + `probe_timeout = "-1s"`, "probe_timeout", false},
+		{"negative token_debounce", `token = "x"` + "\n" + `token_debounce = "-5s"`, "token_debounce", false},
 		// The stock plugin accepts this: http.Client treats a negative
 		// Timeout as none at all, so a hung server would hold a flush forever.
-		{"negative timeout", `token = "x"` + "\n" + `timeout = "-5s"`, "timeout"},
-		{"bad probe", `token = "x"` + "\n" + `probe = "maybe"`, "probe"},
-		{"bad content_encoding", `token = "x"` + "\n" + `content_encoding = "br"`, "content_encoding"},
+		{"negative timeout", `token = "x"` + "\n" + `timeout = "-5s"`, "timeout", false},
+		{"bad probe", `token = "x"` + "\n" + `probe = "maybe"`, "probe", false},
+		{"bad content_encoding", `token = "x"` + "\n" + `content_encoding = "br"`, "content_encoding", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -331,6 +331,13 @@ func TestProofBadConfigs(t *testing.T) {
 					t.Fatalf("%d outputs loaded", len(cfg.Outputs))
 				}
 				err = initOutput(cfg.Outputs[0])
+				if c.atConnect {
+					if err != nil {
+						t.Fatalf("Init: %v; a bad URL fails at Connect, as in the stock plugin", err)
+					}
+					err = cfg.Outputs[0].Connect()
+					cfg.Outputs[0].Close()
+				}
 			}
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("config\n%s\ngave %v, want an error containing %q", data, err, c.want)

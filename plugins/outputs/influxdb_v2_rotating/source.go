@@ -10,6 +10,8 @@ import (
 
 	"github.com/influxdata/telegraf/config"
 
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
+	"github.com/influxrotate/influxrotate/internal/slot"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -21,9 +23,7 @@ import (
 type secretSource struct {
 	secret  *config.Secret
 	changes chan *rotation.Credential
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	poll    *lifecycle.Goroutine
 
 	mu   sync.Mutex
 	last [sha256.Size]byte
@@ -33,10 +33,8 @@ func newSecretSource(secret *config.Secret, poll time.Duration) *secretSource {
 	s := &secretSource{
 		secret:  secret,
 		changes: make(chan *rotation.Credential, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
-	go s.run(poll)
+	s.poll = lifecycle.Go(func(ctx context.Context) { s.run(ctx, poll) })
 	return s
 }
 
@@ -68,18 +66,17 @@ func (s *secretSource) load() (*rotation.Credential, error) {
 
 func (s *secretSource) Changes() <-chan *rotation.Credential { return s.changes }
 
-func (s *secretSource) run(poll time.Duration) {
-	defer close(s.done)
+func (s *secretSource) run(ctx context.Context, poll time.Duration) {
 	defer close(s.changes)
 	if poll <= 0 {
-		<-s.stop
+		<-ctx.Done()
 		return
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -95,16 +92,11 @@ func (s *secretSource) run(poll time.Duration) {
 		if !changed {
 			continue
 		}
-		select {
-		case <-s.changes: // keep only the newest
-		default:
-		}
-		s.changes <- c
+		slot.Replace(s.changes, c)
 	}
 }
 
 func (s *secretSource) Close() error {
-	s.once.Do(func() { close(s.stop) })
-	<-s.done
+	s.poll.Stop()
 	return nil
 }

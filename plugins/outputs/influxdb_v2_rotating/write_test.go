@@ -20,6 +20,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
 func addAll(ro interface{ AddMetric(telegraf.Metric) }, ms []telegraf.Metric) {
@@ -174,11 +175,11 @@ func TestRefusedTokenRetriesWithTheNewOne(t *testing.T) {
 	e := newEnv(t)
 	old, next := e.auth(), e.auth()
 	e.publish(old.Token)
-	// A debounce longer than the test and no re-read: only the refusal
-	// makes the plugin read the file.
+	// A debounce and a re-read interval longer than the test: only the
+	// refusal makes the plugin read the file.
 	p := e.plugin(func(p *InfluxDB) {
 		p.TokenDebounce = config.Duration(time.Hour)
-		p.TokenRereadInterval = -1
+		p.TokenRereadInterval = config.Duration(time.Hour)
 	})
 	e.publish(next.Token)
 	if err := e.srv.DeleteAuthorization(old.ID); err != nil {
@@ -487,13 +488,9 @@ func TestInvalidNewTokenIsNeverUsed(t *testing.T) {
 	bogus := "not-a-known-token-" + strings.Repeat("x", 20)
 	e.remember(bogus)
 	e.publish(bogus)
-	deadline := time.Now().Add(10 * time.Second)
-	for p.StatsFields()["rotation_failures"] < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the bogus token was not refused by a probe within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "a probe refusing the bogus token", func() bool {
+		return p.StatsFields()["rotation_failures"] >= 1
+	})
 	ms := metrics(10, nil)
 	if err := p.Write(ms); err != nil {
 		t.Fatalf("Write: %v", err)
@@ -572,6 +569,60 @@ func TestAuditLogRecordsRotationsWithoutTokens(t *testing.T) {
 	if !bytes.Contains(data, []byte(rotation.Fingerprint(second.Token))) || !bytes.Contains(data, []byte(`"agent-7"`)) {
 		t.Fatalf("audit log lacks the new token's fingerprint or the client id:\n%s", data)
 	}
+}
+
+// TestAuditLogKeyedAndRecoveredAtConnect: a torn last line (a crash in the
+// middle of an append) does not stop Connect; it is moved aside and the
+// recovery recorded in the keyed chain, which verifies with its key only.
+func TestAuditLogKeyedAndRecoveredAtConnect(t *testing.T) {
+	e := newEnv(t)
+	first := e.auth()
+	e.publish(first.Token)
+	keyFile := filepath.Join(e.dir, "audit.key")
+	key := strings.Repeat("5eed", 16)
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	audit := filepath.Join(e.dir, "audit.jsonl")
+	keyed := func(p *InfluxDB) { p.AuditLog = audit; p.AuditKeyFile = keyFile }
+	p := e.plugin(keyed)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(audit, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"seq":2,"time":"2026-`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	p = e.plugin(keyed)
+	if err := p.Write(metrics(2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := rotation.VerifyAuditLogWith(bytes.NewReader(data), rotation.AuditOptions{Key: []byte(key)})
+	if err != nil || !sum.Keyed || len(sum.Recoveries) != 1 {
+		t.Fatalf("keyed audit log after a torn line: %+v, %v; want valid with one recovery", sum, err)
+	}
+	if _, err := rotation.VerifyAuditLog(bytes.NewReader(data)); err == nil {
+		t.Fatal("a keyed audit log verified without its key")
+	}
+	if aside, _ := filepath.Glob(audit + ".torn-*"); len(aside) != 1 {
+		t.Fatalf("moved-aside files %v, want one", aside)
+	}
+	if bytes.Contains(data, []byte(key)) {
+		t.Fatal("the audit log contains its key")
+	}
+	e.checkNoTokenLeak()
 }
 
 func TestPromotionClosesIdleConnections(t *testing.T) {

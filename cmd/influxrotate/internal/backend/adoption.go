@@ -103,7 +103,7 @@ func (v *V2) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error)
 	}
 	auth := "Token " + v.opts.OperatorToken
 	return queryAdoptions(ctx, v.opts, v.base, q, url.Values{"db": {q.Bucket}},
-		func(r *http.Request) { r.Header.Set("Authorization", auth) }, "")
+		func(r *http.Request) { r.Header.Set("Authorization", auth) })
 }
 
 // Adoptions implements AdoptionReader with the operator user.
@@ -118,7 +118,7 @@ func (v *V1) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error)
 		params.Set("rp", rp)
 	}
 	return queryAdoptions(ctx, v.opts, v.base, q, params,
-		func(r *http.Request) { r.SetBasicAuth(v.user, v.pass) }, v.pass)
+		func(r *http.Request) { r.SetBasicAuth(v.user, v.pass) })
 }
 
 // qlAnswer is the JSON of /query.
@@ -136,7 +136,7 @@ type qlAnswer struct {
 }
 
 func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQuery, params url.Values,
-	auth func(*http.Request), secret string) ([]Adoption, error) {
+	auth func(*http.Request)) ([]Adoption, error) {
 	op := fmt.Sprintf("read adoption reports from %q", q.Bucket)
 	params.Set("q", AdoptionStatement(q.Measurement, q.Lookback))
 	params.Set("epoch", "ns")
@@ -149,7 +149,7 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		auth(req)
 		req.Header.Set("User-Agent", opts.UserAgent)
 		req.Header.Set("Accept", "application/json")
-		data, err := exchange(opts.Client, req, op, secret)
+		data, err := exchange(opts.Client, req, op, opts.Scrubber)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		msg = ans.Results[0].Error
 	}
 	if msg != "" {
-		msg = scrubText(msg, secret)
+		msg = opts.Scrubber.Scrub(msg)
 		if strings.Contains(msg, "database not found") || strings.Contains(msg, "not authorized") ||
 			strings.Contains(msg, "retention policy not found") {
 			return nil, fmt.Errorf("%s: %w (%s)", op, ErrAdoptionAccess, msg)

@@ -7,6 +7,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -136,17 +137,24 @@ type Options struct {
 	Retry         Retry
 	Logger        *slog.Logger
 	UserAgent     string
+	// Scrubber removes tokens from the server's messages before they reach
+	// an error. The backend adds the operator token and every token it
+	// creates or writes with; the controller adds the ones it reads.
+	// Default: a new one.
+	Scrubber *rotation.Scrubber
 }
 
 func (o *Options) defaults() {
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+		o.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: rotation.NoRedirect}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = "influxrotate"
-	}
+	o.UserAgent = cmp.Or(o.UserAgent, "influxrotate")
 	o.Retry.defaults()
+	if o.Scrubber == nil {
+		o.Scrubber = rotation.NewScrubber()
+	}
+	o.Scrubber.Add(o.OperatorToken)
 }

@@ -48,6 +48,26 @@ func TestRetryIsBoundedAndSelective(t *testing.T) {
 	}
 }
 
+// TestRetryForOutlastsAttempts: with For, a retryable failure is retried past
+// Attempts until For has passed since the first try, and not a try longer
+// than it takes; a failure that is not retryable still ends it at once.
+func TestRetryForOutlastsAttempts(t *testing.T) {
+	const window = 30 * time.Millisecond
+	calls := 0
+	start := time.Now()
+	err := Retry{Attempts: 1, Initial: time.Millisecond, Max: 2 * time.Millisecond, For: window}.Do(context.Background(), nil, "op",
+		func(context.Context) error { calls++; return &HTTPError{Status: 503} })
+	if elapsed := time.Since(start); elapsed < window || calls < 2 || StatusOf(err) != 503 {
+		t.Errorf("%d calls in %v (%v), want retries for at least %v", calls, elapsed, err, window)
+	}
+	calls = 0
+	err = Retry{Attempts: 1, Initial: time.Millisecond, For: time.Hour}.Do(context.Background(), nil, "op",
+		func(context.Context) error { calls++; return &HTTPError{Status: 403} })
+	if calls != 1 || StatusOf(err) != 403 {
+		t.Errorf("403 with For: %d calls, %v; want one", calls, err)
+	}
+}
+
 func TestV2AgainstTestServer(t *testing.T) {
 	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: true})
 	srv.CreateOrg("acme")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/influxrotate/influxrotate/rotation"
 )
@@ -15,30 +14,31 @@ const maxAnswer = 8 << 20
 
 // exchange sends req and reads its answer. A transport error comes back as
 // it is, for the retry loop to judge; an answer outside 2xx is an *HTTPError
-// with the server's message (secret removed, for the 1.x backend whose
-// errors can quote a statement holding a password) and its Retry-After.
-func exchange(c *http.Client, req *http.Request, op, secret string) ([]byte, error) {
+// with the server's message, every token scrub holds removed (a server or
+// proxy may echo the Authorization header, and 1.x errors can quote a
+// statement holding a password), and its Retry-After.
+func exchange(c *http.Client, req *http.Request, op string, scrub *rotation.Scrubber) ([]byte, error) {
 	resp, err := c.Do(req)
 	if err != nil {
 		// *url.Error names the URL, which carries no secret.
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading answer: %w", op, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &HTTPError{Op: op, Status: resp.StatusCode, Message: scrubText(rotation.ServerMessage(data), secret),
+		// The start of an error body is plenty for its message.
+		return nil, &HTTPError{Op: op, Status: resp.StatusCode, Message: scrub.ServerMessage(data),
 			RetryAfter: rotation.RetryAfter(resp.Header)}
 	}
-	return data, nil
-}
-
-// scrubText removes secret from a message that may quote it.
-func scrubText(s, secret string) string {
-	if secret == "" {
-		return s
+	if len(data) > maxAnswer {
+		// Decoding the cut answer would fail with "unexpected end of JSON
+		// input", which says nothing; retrying cannot help.
+		return nil, Permanent(fmt.Errorf("%s: the answer is larger than %d MiB, more than an InfluxDB API answer should be; "+
+			"an organisation with this many authorizations needs fewer (delete unused ones) or a proxy is misrouting the request",
+			op, maxAnswer>>20))
 	}
-	return strings.ReplaceAll(s, secret, "<password>")
+	return data, nil
 }

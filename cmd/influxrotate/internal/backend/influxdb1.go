@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -48,9 +49,10 @@ type v1Result struct {
 	Error string `json:"error"`
 }
 
-// query runs InfluxQL statements. secret, when set, is scrubbed from any
-// error text: CREATE USER carries the new password.
-func (v *V1) query(ctx context.Context, op, q, secret string) (*v1Result, error) {
+// query runs InfluxQL statements. Error texts are scrubbed of every token
+// the Scrubber holds (Create registers a new user's token before its CREATE
+// USER statement, which carries the password).
+func (v *V1) query(ctx context.Context, op, q string) (*v1Result, error) {
 	var res *v1Result
 	err := v.opts.Retry.Do(ctx, v.opts.Logger, op, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.base+"/query",
@@ -61,7 +63,7 @@ func (v *V1) query(ctx context.Context, op, q, secret string) (*v1Result, error)
 		req.SetBasicAuth(v.user, v.pass)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("User-Agent", v.opts.UserAgent)
-		data, err := exchange(v.opts.Client, req, op, secret)
+		data, err := exchange(v.opts.Client, req, op, v.opts.Scrubber)
 		if err != nil {
 			return err
 		}
@@ -70,11 +72,11 @@ func (v *V1) query(ctx context.Context, op, q, secret string) (*v1Result, error)
 			return Permanent(fmt.Errorf("%s: decoding answer: %w", op, err))
 		}
 		if r.Error != "" {
-			return Permanent(fmt.Errorf("%s: %s", op, scrubText(r.Error, secret)))
+			return Permanent(fmt.Errorf("%s: %s", op, v.opts.Scrubber.Scrub(r.Error)))
 		}
 		for _, s := range r.Results {
 			if s.Error != "" {
-				return Permanent(&HTTPError{Op: op, Status: http.StatusOK, Message: scrubText(s.Error, secret)})
+				return Permanent(&HTTPError{Op: op, Status: http.StatusOK, Message: v.opts.Scrubber.Scrub(s.Error)})
 			}
 		}
 		res = &r
@@ -92,7 +94,7 @@ func quoteString(s string) string {
 }
 
 func (v *V1) users(ctx context.Context) ([]string, error) {
-	res, err := v.query(ctx, "show users", "SHOW USERS", "")
+	res, err := v.query(ctx, "show users", "SHOW USERS")
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +114,7 @@ func (v *V1) users(ctx context.Context) ([]string, error) {
 }
 
 func (v *V1) grants(ctx context.Context, user string) ([]Permission, error) {
-	res, err := v.query(ctx, "show grants for "+user, "SHOW GRANTS FOR "+quoteIdent(user), "")
+	res, err := v.query(ctx, "show grants for "+user, "SHOW GRANTS FOR "+quoteIdent(user))
 	if err != nil {
 		return nil, notFound(err, "user", user)
 	}
@@ -218,17 +220,19 @@ func (v *V1) Create(ctx context.Context, _ string, label Label, perms []Permissi
 		return nil, err
 	}
 	pass := base64.RawURLEncoding.EncodeToString(raw)
+	token := name + ":" + pass
+	v.opts.Scrubber.Add(token)
 	// CREATE USER with the same password is idempotent in 1.x, so a retried
 	// statement after a lost answer does no harm.
 	if _, err := v.query(ctx, "create user "+name,
-		"CREATE USER "+quoteIdent(name)+" WITH PASSWORD "+quoteString(pass), pass); err != nil {
+		"CREATE USER "+quoteIdent(name)+" WITH PASSWORD "+quoteString(pass)); err != nil {
 		return nil, err
 	}
 	if err := v.grant(ctx, name, perms); err != nil {
 		_ = v.Delete(context.WithoutCancel(ctx), name)
 		return nil, err
 	}
-	return &Authorization{ID: name, Token: name + ":" + pass, Description: name, Active: true, Permissions: perms}, nil
+	return &Authorization{ID: name, Token: token, Description: name, Active: true, Permissions: perms}, nil
 }
 
 func (v *V1) grant(ctx context.Context, user string, perms []Permission) error {
@@ -238,7 +242,7 @@ func (v *V1) grant(ctx context.Context, user string, perms []Permission) error {
 			return err
 		}
 		if _, err := v.query(ctx, "grant "+priv+" on "+p.Name+" to "+user,
-			"GRANT "+priv+" ON "+quoteIdent(p.Name)+" TO "+quoteIdent(user), ""); err != nil {
+			"GRANT "+priv+" ON "+quoteIdent(p.Name)+" TO "+quoteIdent(user)); err != nil {
 			return err
 		}
 	}
@@ -262,19 +266,19 @@ func (v *V1) SetActive(ctx context.Context, a *Authorization, active bool) error
 		}
 		done[p.Name] = true
 		if _, err := v.query(ctx, "revoke on "+p.Name+" from "+a.ID,
-			"REVOKE ALL PRIVILEGES ON "+quoteIdent(p.Name)+" FROM "+quoteIdent(a.ID), ""); err != nil {
+			"REVOKE ALL PRIVILEGES ON "+quoteIdent(p.Name)+" FROM "+quoteIdent(a.ID)); err != nil {
 			return err
 		}
 	}
 	// And admin rights, should the user have had them: a deactivated user
 	// may do nothing. A rollback re-grants the database permissions only.
-	_, err := v.query(ctx, "revoke admin from "+a.ID, "REVOKE ALL PRIVILEGES FROM "+quoteIdent(a.ID), "")
+	_, err := v.query(ctx, "revoke admin from "+a.ID, "REVOKE ALL PRIVILEGES FROM "+quoteIdent(a.ID))
 	return err
 }
 
 // Delete implements Backend.
 func (v *V1) Delete(ctx context.Context, id string) error {
-	_, err := v.query(ctx, "drop user "+id, "DROP USER "+quoteIdent(id), "")
+	_, err := v.query(ctx, "drop user "+id, "DROP USER "+quoteIdent(id))
 	if gone(err) {
 		return nil
 	}
@@ -307,9 +311,8 @@ func (v *V1) Capabilities() Capabilities { return Capabilities{Inactive: true} }
 
 // WriteLines implements Backend through the v2-compatible write endpoint.
 func (v *V1) WriteLines(ctx context.Context, _, bucket, token string, lines []byte) error {
-	if token == "" {
-		token = v.user + ":" + v.pass
-	}
+	token = cmp.Or(token, v.user+":"+v.pass)
+	v.opts.Scrubber.Add(token)
 	w := &V2{opts: v.opts, base: v.base}
 	q := url.Values{"bucket": {bucket}, "precision": {"ms"}}
 	return v.opts.Retry.Do(ctx, v.opts.Logger, "write metrics", func(ctx context.Context) error {

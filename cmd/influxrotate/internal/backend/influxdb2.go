@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,14 +52,32 @@ type v2Authorization struct {
 	CreatedAt   time.Time      `json:"createdAt"`
 }
 
-func (a *v2Authorization) convert() *Authorization {
+// idRE is the shape of an InfluxDB 2.x ID: 16 lowercase hex digits.
+var idRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// checkID refuses an authorization ID that is not an InfluxDB 2.x ID
+// before it is put in a URL: a path such as "../orgs/x" from a broken or
+// hostile server would otherwise address another resource. At most 40
+// characters of it are quoted.
+func checkID(id, from string) error {
+	if idRE.MatchString(id) {
+		return nil
+	}
+	return Permanent(fmt.Errorf("authorization ID %.40q from %s is not 16 lowercase hex digits; refusing to use it", id, from))
+}
+
+// convert checks a's ID (see checkID) and converts it.
+func (a *v2Authorization) convert(from string) (*Authorization, error) {
+	if err := checkID(a.ID, from); err != nil {
+		return nil, err
+	}
 	out := &Authorization{ID: a.ID, Token: a.Token, Description: a.Description, Active: a.Status != "inactive",
 		OrgID: a.OrgID, Org: a.Org, CreatedAt: a.CreatedAt}
 	for _, p := range a.Permissions {
 		out.Permissions = append(out.Permissions, Permission{Action: p.Action, Type: p.Resource.Type,
 			OrgID: p.Resource.OrgID, ID: p.Resource.ID, Name: p.Resource.Name})
 	}
-	return out
+	return out, nil
 }
 
 // call sends one request with the operator token, retrying as configured.
@@ -90,7 +109,7 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 	if payload != nil {
 		req.Header.Set("Content-Type", ctype)
 	}
-	data, err := exchange(v.opts.Client, req, op, "")
+	data, err := exchange(v.opts.Client, req, op, v.opts.Scrubber)
 	if err != nil {
 		return err
 	}
@@ -104,12 +123,15 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 
 // Get implements Backend.
 func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
+	if err := checkID(id, "the configuration or state"); err != nil {
+		return nil, err
+	}
 	var a v2Authorization
 	err := v.call(ctx, "get authorization "+id, http.MethodGet, "/api/v2/authorizations/"+url.PathEscape(id), nil, &a)
 	if err != nil {
 		return nil, notFound(err, "authorization", id)
 	}
-	return a.convert(), nil
+	return a.convert("the server's answer to get authorization " + id)
 }
 
 // List implements Backend.
@@ -122,7 +144,11 @@ func (v *V2) List(ctx context.Context, org string) ([]*Authorization, error) {
 	}
 	out := make([]*Authorization, 0, len(page.Authorizations))
 	for i := range page.Authorizations {
-		out = append(out, page.Authorizations[i].convert())
+		a, err := page.Authorizations[i].convert("the server's list of authorizations")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -200,8 +226,9 @@ func (v *V2) Create(ctx context.Context, org string, label Label, perms []Permis
 		err := v.once(ctx, "create authorization", http.MethodPost, "/api/v2/authorizations", payload, &a,
 			"Token "+v.opts.OperatorToken, "application/json")
 		if err == nil {
-			created = a.convert()
-			return nil
+			v.opts.Scrubber.Add(a.Token)
+			created, err = a.convert("the server's answer to create authorization")
+			return err
 		}
 		if Retryable(err) {
 			if found := v.findLabel(ctx, org, label); found != nil {
@@ -232,6 +259,9 @@ func (v *V2) findLabel(ctx context.Context, org string, label Label) *Authorizat
 
 // SetActive implements Backend.
 func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error {
+	if err := checkID(a.ID, "the configuration or state"); err != nil {
+		return err
+	}
 	status := "inactive"
 	if active {
 		status = "active"
@@ -243,6 +273,9 @@ func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error
 
 // Delete implements Backend.
 func (v *V2) Delete(ctx context.Context, id string) error {
+	if err := checkID(id, "the configuration or state"); err != nil {
+		return err
+	}
 	err := v.call(ctx, "delete authorization "+id, http.MethodDelete, "/api/v2/authorizations/"+url.PathEscape(id), nil, nil)
 	if gone(err) {
 		return nil
@@ -304,9 +337,7 @@ func (v *V2) ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Tar
 			continue
 		}
 		org := p.OrgID
-		if org == "" {
-			org = a.OrgID
-		}
+		org = cmp.Or(org, a.OrgID)
 		switch {
 		case p.ID != "":
 			add(rotation.Target{Org: org, Bucket: p.ID})
@@ -329,9 +360,8 @@ func (v *V2) ProbeTargets(ctx context.Context, a *Authorization) ([]rotation.Tar
 
 // WriteLines implements Backend.
 func (v *V2) WriteLines(ctx context.Context, org, bucket, token string, lines []byte) error {
-	if token == "" {
-		token = v.opts.OperatorToken
-	}
+	token = cmp.Or(token, v.opts.OperatorToken)
+	v.opts.Scrubber.Add(token)
 	q := url.Values{"org": {org}, "bucket": {bucket}, "precision": {"ms"}}
 	return v.opts.Retry.Do(ctx, v.opts.Logger, "write metrics", func(ctx context.Context) error {
 		return v.once(ctx, "write metrics", http.MethodPost, "/api/v2/write?"+q.Encode(), lines, nil,

@@ -265,6 +265,7 @@ func (v *V3) Create(ctx context.Context, _ string, label Label, perms []Permissi
 		}
 		return err
 	})
+	v.opts.Scrubber.Add(created.Token)
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // Retry bounds the retries of one API call: Attempts tries in all, waiting
@@ -17,6 +18,11 @@ type Retry struct {
 	Attempts int
 	Initial  time.Duration
 	Max      time.Duration
+	// For, when set, keeps retrying past Attempts until this long after the
+	// first attempt: a wait measured in time rather than in tries (a new
+	// token that the server needs time to accept). Each wait is still at
+	// most Max, so the tries stay bounded.
+	For time.Duration
 	// OnRetry, when set, is told about each failed attempt that will be retried.
 	OnRetry func(op string, attempt int, err error)
 }
@@ -34,19 +40,22 @@ func (r *Retry) defaults() {
 }
 
 // Do runs fn until it succeeds, fails with an error that is not Retryable,
-// the attempts are used up or ctx ends. It returns the last error.
+// the attempts are used up (and For has passed) or ctx ends. It returns the
+// last error.
 func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(context.Context) error) error {
 	r.defaults()
-	delay := r.Initial
+	backoff := rotation.Backoff{Initial: r.Initial, Max: r.Max, Jitter: rotation.EqualJitter}
+	until := time.Now().Add(r.For)
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = fn(ctx); err == nil || !Retryable(err) || attempt >= r.Attempts {
+		// A timeout is retried only when it was not ctx's own deadline.
+		if err = fn(ctx); err == nil || !Retryable(err) || ctx.Err() != nil || attempt >= r.Attempts && !time.Now().Before(until) {
 			return err
 		}
 		if r.OnRetry != nil {
 			r.OnRetry(op, attempt, err)
 		}
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := backoff.Delay(attempt - 1)
 		var he *HTTPError
 		if errors.As(err, &he) && he.RetryAfter > wait {
 			// Honour the server's Retry-After, within the configured bound.
@@ -62,6 +71,5 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 			return err
 		case <-t.C:
 		}
-		delay = min(delay*2, r.Max)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/influxrotate/influxrotate/rotation"
@@ -26,14 +27,31 @@ import (
 //	404                 the authorization does not exist  gone, notFound
 //	                    (for a delete: already done)
 //
-// A network error is retried; a context error and an error marked
-// Permanent (an answer that cannot be decoded) are not, and are not a
-// refusal either: the cycle stays journaled and the next run tries again.
+// A network error is retried, a client timeout included; a context error
+// and an error marked Permanent (an answer that cannot be decoded) are not,
+// and are not a refusal either: the cycle stays journaled and the next run
+// tries again.
 
 // Retryable reports whether err is worth retrying: an answer Classify says
-// to retry or throttle (429, 5xx), or a network error.
+// to retry or throttle (429, 5xx), or a network error, a client timeout
+// included. A context error is not: the caller gave up. (Retry.Do also
+// stops when its context ends, so a timeout that was the context's own
+// deadline is not retried either.)
 func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Timeout() {
+		// http.Client.Timeout, a dial or TLS handshake timeout. Since Go
+		// 1.23 such an error also matches context.DeadlineExceeded.
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, rotation.ErrRedirectRefused) {
+		// A wrong URL or a proxy in between: the next attempt gets the same.
 		return false
 	}
 	var he *HTTPError

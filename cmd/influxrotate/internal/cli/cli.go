@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -48,7 +49,7 @@ const usage = `usage:
   influxrotate run      -config FILE
   influxrotate status   -config FILE
   influxrotate rollback -config FILE -credential NAME
-  influxrotate audit verify FILE
+  influxrotate audit verify [-key-file KEYFILE] FILE
 `
 
 // Main runs the command line args (without the program name) and returns
@@ -75,22 +76,49 @@ func Main(ctx context.Context, args []string, env Env) int {
 }
 
 func auditCmd(args []string, env Env) int {
-	if len(args) != 2 || args[0] != "verify" {
+	if len(args) == 0 || args[0] != "verify" {
 		fmt.Fprint(env.Stderr, usage)
 		return ExitConfig
 	}
-	f, err := os.Open(args[1])
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	keyFile := fs.String("key-file", "", "the audit_key_file of a keyed chain (HMAC-SHA256)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return ExitConfig
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprint(env.Stderr, usage)
+		return ExitConfig
+	}
+	path := fs.Arg(0)
+	var opts rotation.AuditOptions
+	if *keyFile != "" {
+		key, err := rotation.ReadAuditKeyFile(*keyFile)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "influxrotate: -key-file: %v\n", err)
+			return ExitConfig
+		}
+		opts.Key = key
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
 		return ExitConfig
 	}
 	defer f.Close()
-	n, err := rotation.VerifyAuditLog(f)
+	sum, err := rotation.VerifyAuditLogWith(f, opts)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "influxrotate: %s: %v (after %d valid records)\n", args[1], err, n)
+		fmt.Fprintf(env.Stderr, "influxrotate: %s: %v (after %d valid records)\n", path, err, sum.Records)
 		return ExitFailed
 	}
-	fmt.Fprintf(env.Stdout, "%s: %d records, hash chain valid\n", args[1], n)
+	chain := "hash chain valid (unkeyed SHA-256: detects tampering by anyone who cannot rewrite the whole file)"
+	if sum.Keyed {
+		chain = "keyed hash chain valid (HMAC-SHA256)"
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d records, %s\n", path, sum.Records, chain)
+	for _, r := range sum.Recoveries {
+		fmt.Fprintf(env.Stdout, "%s: record %d (%s): recovered: %s\n", path, r.Seq, r.Time.Format(time.RFC3339), r.Message)
+	}
 	return ExitOK
 }
 
@@ -248,7 +276,7 @@ func status(ctx context.Context, ctl *controller.Controller, env Env) int {
 	}
 	for _, s := range sts {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%s: authorization=%s fingerprint=%s", s.Credential, orDash(s.Current.ID), orDash(s.Current.Fingerprint))
+		fmt.Fprintf(&b, "%s: authorization=%s fingerprint=%s", s.Credential, cmp.Or(s.Current.ID, "-"), cmp.Or(s.Current.Fingerprint, "-"))
 		if s.Age > 0 {
 			fmt.Fprintf(&b, " age=%s next_due=%s", s.Age.Round(time.Second), s.NextDue.UTC().Format(time.RFC3339))
 		} else {
@@ -257,19 +285,20 @@ func status(ctx context.Context, ctl *controller.Controller, env Env) int {
 		if s.Last.Outcome != "" {
 			fmt.Fprintf(&b, " last=%s(%s at %s)", s.Last.Outcome, s.Last.RotationID, s.Last.Finished.UTC().Format(time.RFC3339))
 		}
+		if !s.Current.Expires.IsZero() {
+			fmt.Fprintf(&b, " expires=%s", s.Current.Expires.UTC().Format(time.RFC3339))
+		}
 		if s.Interrupted != "" {
 			fmt.Fprintf(&b, " interrupted=%s rotation=%s", s.Interrupted, s.RotationID)
 		}
+		phases := make([]string, len(s.Phases))
+		for i, p := range s.Phases {
+			phases[i] = string(p)
+		}
+		fmt.Fprintf(&b, " phases=%s", strings.Join(phases, ","))
 		fmt.Fprintln(env.Stdout, b.String())
 	}
 	return ExitOK
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // pauseHook returns the test-only pause of PauseEnv, or nil.

@@ -186,7 +186,8 @@ func TestExitCodesOfFailures(t *testing.T) {
 		if code != ExitInterrupted {
 			t.Fatalf("exit %d, want 3: %q", code, out)
 		}
-		if code, out := e.main(context.Background(), nil, "status", "-config", e.cfg); code != 0 || !strings.Contains(out, "interrupted=provision") {
+		if code, out := e.main(context.Background(), nil, "status", "-config", e.cfg); code != 0 || !strings.Contains(out, "interrupted=provision") ||
+			!strings.Contains(out, " phases=provision,publish,verify,") || !strings.HasSuffix(strings.TrimSpace(out), ",deactivate,observe,delete,done") {
 			t.Errorf("status: %d %q", code, out)
 		}
 		if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg); code != ExitOK {
@@ -290,6 +291,76 @@ func TestRunResumesAndStops(t *testing.T) {
 	}
 	if !found {
 		t.Error("no token_rotation point in the monitoring bucket")
+	}
+	e.checkNoLeak()
+}
+
+// TestTornAuditLineIsRecovered: a crash in the middle of an audit append
+// leaves a torn last line; the next run moves it aside, records that, and
+// rotates, and audit verify reports the recovery.
+func TestTornAuditLineIsRecovered(t *testing.T) {
+	e := newCLIEnv(t, "")
+	if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg, "-force"); code != ExitOK {
+		t.Fatalf("rotate: %d %q", code, out)
+	}
+	auditPath := filepath.Join(e.dir, "audit.jsonl")
+	data, err := os.ReadFile(auditPath)
+	must(t, err)
+	lines := strings.SplitAfter(string(data), "\n")
+	torn := lines[0][:len(lines[0])/2]
+	f, err := os.OpenFile(auditPath, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = f.WriteString(torn)
+	must(t, err)
+	must(t, f.Close())
+
+	code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg, "-force")
+	if code != ExitOK || !strings.Contains(out, "outcome=ok") || !strings.Contains(out, "torn record") {
+		t.Fatalf("rotate after a torn audit line: %d %q, want ok and a warning", code, out)
+	}
+	aside, _ := filepath.Glob(auditPath + ".torn-*")
+	if len(aside) != 1 {
+		t.Fatalf("moved-aside files %v, want one", aside)
+	}
+	if got, _ := os.ReadFile(aside[0]); string(got) != torn {
+		t.Errorf("moved-aside bytes %q, want %q", got, torn)
+	}
+	code, out = e.main(context.Background(), nil, "audit", "verify", auditPath)
+	if code != ExitOK || !strings.Contains(out, "hash chain valid") || !strings.Contains(out, "recovered:") ||
+		!strings.Contains(out, filepath.Base(aside[0])) {
+		t.Fatalf("audit verify: %d %q, want valid and the recovery reported", code, out)
+	}
+	e.checkNoLeak()
+}
+
+// TestKeyedAuditChain: with audit_key_file the chain verifies with the key
+// only, and an unreadable key is a configuration error.
+func TestKeyedAuditChain(t *testing.T) {
+	e := newCLIEnv(t, "")
+	keyPath := filepath.Join(e.dir, "audit.key")
+	must(t, os.WriteFile(keyPath, []byte(strings.Repeat("0123456789abcdef", 4)+"\n"), 0o600))
+	cfg, _ := os.ReadFile(e.cfg)
+	must(t, os.WriteFile(e.cfg, append([]byte("audit_key_file = \"audit.key\"\n"), cfg...), 0o600))
+	if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg, "-force"); code != ExitOK {
+		t.Fatalf("rotate: %d %q", code, out)
+	}
+	auditPath := filepath.Join(e.dir, "audit.jsonl")
+	if code, out := e.main(context.Background(), nil, "audit", "verify", "-key-file", keyPath, auditPath); code != ExitOK ||
+		!strings.Contains(out, "keyed hash chain valid") {
+		t.Fatalf("verify with the key: %d %q", code, out)
+	}
+	if code, out := e.main(context.Background(), nil, "audit", "verify", auditPath); code != ExitFailed ||
+		!strings.Contains(out, "needs the audit key file") {
+		t.Fatalf("verify without the key: %d %q, want 1 saying the key is needed", code, out)
+	}
+	if code, out := e.main(context.Background(), nil, "audit", "verify", "-key-file", filepath.Join(e.dir, "nope"), auditPath); code != ExitConfig ||
+		!strings.Contains(out, "-key-file") {
+		t.Fatalf("verify with a missing key file: %d %q, want 2", code, out)
+	}
+	must(t, os.WriteFile(keyPath, []byte("k3y\n"), 0o600))
+	if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg, "-force"); code != ExitConfig ||
+		!strings.Contains(out, "audit_key_file") || strings.Contains(out, "k3y") {
+		t.Fatalf("rotate with a short key: %d %q, want 2 naming audit_key_file, not the key", code, out)
 	}
 	e.checkNoLeak()
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,18 +46,18 @@ const (
 // volume (sync period of 1 minute plus its cache delay), so that every pod
 // has seen the new token before the old one is deactivated.
 const (
-	DefaultGrace        = 90 * time.Second
-	DefaultObserve      = 10 * time.Minute
-	DefaultMaxAge       = 30 * 24 * time.Hour
-	DefaultTimeout      = 10 * time.Second
+	DefaultGrace        = Duration(90 * time.Second)
+	DefaultObserve      = Duration(10 * time.Minute)
+	DefaultMaxAge       = Duration(30 * 24 * time.Hour)
+	DefaultTimeout      = Duration(10 * time.Second)
 	DefaultRetries      = 6
-	DefaultRetryInitial = 200 * time.Millisecond
-	DefaultRetryMax     = 10 * time.Second
+	DefaultRetryInitial = Duration(200 * time.Millisecond)
+	DefaultRetryMax     = Duration(10 * time.Second)
 	DefaultFileMode     = FileMode(0o600)
 	// DefaultExpiryMargin is how long an InfluxDB 3 token outlives its planned
 	// end (max_age + grace): a week for the controller to be down or failing
 	// before the writers' token dies by itself.
-	DefaultExpiryMargin = 7 * 24 * time.Hour
+	DefaultExpiryMargin = Duration(7 * 24 * time.Hour)
 )
 
 // Config is the whole configuration file.
@@ -70,15 +71,18 @@ type Config struct {
 	AuditLog          string `toml:"audit_log"`
 	// AuditStdout writes every audit record to stdout as well, as one JSON
 	// line, for a log collector (a pod's disk does not outlive it).
-	AuditStdout       bool          `toml:"audit_stdout"`
-	ClientID          string        `toml:"client_id"`
-	AllowInsecureHTTP bool          `toml:"allow_insecure_http"`
-	Timeout           time.Duration `toml:"timeout"`
-	Retry             Retry         `toml:"retry"`
-	Metrics           *Metrics      `toml:"metrics"`
-	State             StateStore    `toml:"state"`
-	Run               Run           `toml:"run"`
-	Credentials       []Credential  `toml:"credential"`
+	AuditStdout bool `toml:"audit_stdout"`
+	// AuditKeyFile, when set, holds the key of an HMAC-SHA256 keyed audit
+	// chain, which cannot be rebuilt by someone without the key.
+	AuditKeyFile      string       `toml:"audit_key_file"`
+	ClientID          string       `toml:"client_id"`
+	AllowInsecureHTTP bool         `toml:"allow_insecure_http"`
+	Timeout           Duration     `toml:"timeout"`
+	Retry             Retry        `toml:"retry"`
+	Metrics           *Metrics     `toml:"metrics"`
+	State             StateStore   `toml:"state"`
+	Run               Run          `toml:"run"`
+	Credentials       []Credential `toml:"credential"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -112,9 +116,9 @@ type StateStore struct {
 	// LeaseDuration is how long a Lease outlives its holder's last renewal
 	// (whole seconds, at least 1s): how long a crashed controller keeps the
 	// next one out.
-	LeaseDuration time.Duration `toml:"lease_duration"`
-	Kubeconfig    string        `toml:"kubeconfig"`
-	Context       string        `toml:"context"`
+	LeaseDuration Duration `toml:"lease_duration"`
+	Kubeconfig    string   `toml:"kubeconfig"`
+	Context       string   `toml:"context"`
 }
 
 // LeaseName is the name of a credential's Lease.
@@ -133,9 +137,9 @@ type Run struct {
 
 // Retry bounds the retries of every API call.
 type Retry struct {
-	Attempts int           `toml:"attempts"`
-	Initial  time.Duration `toml:"initial"`
-	Max      time.Duration `toml:"max"`
+	Attempts int      `toml:"attempts"`
+	Initial  Duration `toml:"initial"`
+	Max      Duration `toml:"max"`
 }
 
 // Metrics selects the optional monitoring bucket for token_rotation points.
@@ -157,21 +161,29 @@ type Credential struct {
 	Description string `toml:"description"`
 	// Buckets, when set, are the buckets the token may write, instead of
 	// the permissions cloned from the current authorization.
-	Buckets []string      `toml:"buckets"`
-	MaxAge  time.Duration `toml:"max_age"`
-	Jitter  time.Duration `toml:"jitter"`
-	Grace   time.Duration `toml:"grace"`
-	Observe time.Duration `toml:"observe"`
+	Buckets []string `toml:"buckets"`
+	MaxAge  Duration `toml:"max_age"`
+	Jitter  Duration `toml:"jitter"`
+	Grace   Duration `toml:"grace"`
+	Observe Duration `toml:"observe"`
 	// ExpiryMargin (influxdb3 only) is added to max_age + grace to make the
 	// expiry every new token gets (TokenExpiry).
-	ExpiryMargin time.Duration `toml:"expiry_margin"`
-	Targets      []Target      `toml:"target"`
+	ExpiryMargin Duration `toml:"expiry_margin"`
+	// ActivationTimeout is how long verify keeps probing a new token the
+	// server refuses with 401 before it declares it refused: InfluxDB Cloud
+	// Dedicated and Clustered warn that a new token may take seconds to
+	// minutes to become valid. 0 (the default, right for OSS servers, where
+	// a token is valid once created) declares it refused at the first 401.
+	ActivationTimeout Duration `toml:"activation_timeout"`
+	Targets           []Target `toml:"target"`
 }
 
 // TokenExpiry is the lifetime an InfluxDB 3 token of this credential gets:
 // max_age + grace + expiry_margin, so a token the controller failed to
 // delete still stops working on its own.
-func (cr *Credential) TokenExpiry() time.Duration { return cr.MaxAge + cr.Grace + cr.ExpiryMargin }
+func (cr *Credential) TokenExpiry() time.Duration {
+	return time.Duration(cr.MaxAge + cr.Grace + cr.ExpiryMargin)
+}
 
 // TokenExpiries is TokenExpiry of each credential by name, for backend influxdb3.
 func (c *Config) TokenExpiries() map[string]time.Duration {
@@ -186,8 +198,15 @@ func (c *Config) TokenExpiries() map[string]time.Duration {
 type Target struct {
 	Type string `toml:"type"`
 	// file
-	Path string   `toml:"path"`
+	Path string `toml:"path"`
+	// Mode is the file's permission bits (also secret-dir). For a file
+	// target, 0 keeps the mode of the file it replaces (DefaultFileMode
+	// for a new one).
 	Mode FileMode `toml:"mode"`
+	// Owner and Group (a name or a numeric id) own the token file; unset,
+	// the file keeps the owner and group of the one it replaces.
+	Owner string `toml:"owner"`
+	Group string `toml:"group"`
 	// secret-dir
 	Dir string `toml:"dir"`
 	Key string `toml:"key"` // also kubernetes
@@ -197,10 +216,51 @@ type Target struct {
 	Kubeconfig string `toml:"kubeconfig"`
 	Context    string `toml:"context"`
 	// exec
-	Command     []string      `toml:"command"`
-	ReadCommand []string      `toml:"read_command"`
-	ExecTimeout time.Duration `toml:"timeout"`
+	Command     []string `toml:"command"`
+	ReadCommand []string `toml:"read_command"`
+	ExecTimeout Duration `toml:"timeout"`
 }
+
+// Duration is a time.Duration read as Telegraf's config.Duration reads one,
+// so that the controller, the plugin and the execd binary agree: a string
+// such as "90s" or "1h30m", or a number of seconds (grace = 90 is 90
+// seconds; BurntSushi/toml alone would read it as 90 nanoseconds, and
+// max_age = 720 would rotate on every run).
+type Duration time.Duration
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (d *Duration) UnmarshalTOML(v any) error {
+	if s, ok := v.(string); ok {
+		// Telegraf reads a quoted number as seconds too.
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			v = f
+		}
+	}
+	switch x := v.(type) {
+	case string:
+		dur, err := time.ParseDuration(x)
+		if err != nil {
+			return fmt.Errorf("duration %q: use a number of seconds or a string such as \"90s\" or \"1h30m\"", x)
+		}
+		*d = Duration(dur)
+	case int64:
+		if x > math.MaxInt64/int64(time.Second) || x < math.MinInt64/int64(time.Second) {
+			return fmt.Errorf("duration of %d seconds is out of range", x)
+		}
+		*d = Duration(time.Duration(x) * time.Second)
+	case float64:
+		if math.IsNaN(x) || math.Abs(x) > float64(math.MaxInt64/int64(time.Second)) {
+			return fmt.Errorf("duration of %v seconds is out of range", x)
+		}
+		*d = Duration(x * float64(time.Second))
+	default:
+		return fmt.Errorf("duration must be a number of seconds or a string such as \"90s\", not %T", v)
+	}
+	return nil
+}
+
+// String formats the duration as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // FileMode accepts 0o600 (a TOML integer) or "0600" (a string).
 type FileMode os.FileMode
@@ -322,6 +382,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.StateDir)
 	abs(&c.AuditLog)
 	abs(&c.State.Kubeconfig)
+	abs(&c.AuditKeyFile)
 	if c.Metrics != nil {
 		abs(&c.Metrics.TokenFile)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	telegrafconfig "github.com/influxdata/telegraf/config"
 )
 
 const minimal = `
@@ -32,11 +34,11 @@ func TestDefaults(t *testing.T) {
 	if cfg.Backend != BackendInfluxDB2 || cr.Grace != DefaultGrace || cr.Observe != DefaultObserve || cr.MaxAge != DefaultMaxAge {
 		t.Errorf("defaults not applied: %+v %+v", cfg, cr)
 	}
-	if cr.Grace <= 60*time.Second {
+	if time.Duration(cr.Grace) <= 60*time.Second {
 		t.Errorf("default grace %s is not above the kubelet sync period", cr.Grace)
 	}
-	if cr.Targets[0].Mode != 0o600 {
-		t.Errorf("file mode %o, want 0600", cr.Targets[0].Mode)
+	if cr.Targets[0].Mode != 0 {
+		t.Errorf("file mode %o, want 0 (keep the existing file's)", cr.Targets[0].Mode)
 	}
 	if !strings.HasPrefix(cfg.ClientID, "influxrotate@") {
 		t.Errorf("client_id %q", cfg.ClientID)
@@ -45,14 +47,15 @@ func TestDefaults(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	cases := map[string]struct{ edit, want string }{
-		"unknown key":          {`gracee = "1s"`, "unknown option(s): gracee"},
-		"unknown nested key":   {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
-		"plain http remote":    {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
-		"bad backend":          {`backend = "influxdb4"`, `backend "influxdb4"`},
-		"bad target type":      {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
-		"option of other type": {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
-		"bad mode":             {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
-		"unset variable":       {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
+		"unknown key":           {`gracee = "1s"`, "unknown option(s): gracee"},
+		"unknown nested key":    {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmod = \"0600\"", "credential.target.mod"},
+		"plain http remote":     {`url = "http://influx.example.com:8086"`, "refusing to send the operator token over plain http"},
+		"bad backend":           {`backend = "influxdb4"`, `backend "influxdb4"`},
+		"bad target type":       {"[[credential.target]]\ntype = \"ftp\"", `type "ftp"`},
+		"option of other type":  {"[[credential.target]]\ntype = \"exec\"\ncommand = [\"x\"]\npath = \"/x\"", `option "path" does not apply to a exec target`},
+		"bad mode":              {"[[credential.target]]\ntype = \"file\"\npath = \"/x\"\nmode = \"rw\"", "octal"},
+		"owner of a secret-dir": {"[[credential.target]]\ntype = \"secret-dir\"\ndir = \"/x\"\nowner = \"telegraf\"", `option "owner" does not apply to a secret-dir target`},
+		"unset variable":        {`client_id = "${INFLUXROTATE_TEST_UNSET_VAR}"`, "INFLUXROTATE_TEST_UNSET_VAR"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -135,5 +138,117 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if len(cfg.Credentials) == 0 {
 		t.Fatal("no credential in the example")
+	}
+}
+
+// TestExampleInfluxDB3SectionLoads: the commented InfluxDB 3 configuration
+// at the end of example.toml, uncommented, is a valid configuration.
+func TestExampleInfluxDB3SectionLoads(t *testing.T) {
+	data, err := os.ReadFile("../../example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "# --- InfluxDB 3 (Core and Enterprise)")
+	if !ok {
+		t.Fatal("example.toml has no InfluxDB 3 section")
+	}
+	// The prose ends at the first empty comment line; after it, "# " starts
+	// a line of the configuration and "# # " a comment in it.
+	_, section, _ = strings.Cut(section, "\n#\n")
+	var doc strings.Builder
+	for _, line := range strings.Split(section, "\n") {
+		if rest, ok := strings.CutPrefix(line, "# "); ok && !strings.HasPrefix(rest, "#") {
+			doc.WriteString(rest + "\n")
+		}
+	}
+	cfg, err := Parse([]byte(doc.String()))
+	if err != nil {
+		t.Fatalf("the InfluxDB 3 section: %v\n%s", err, doc.String())
+	}
+	if cfg.Backend != BackendInfluxDB3 || cfg.Edition != EditionEnterprise || len(cfg.Credentials) != 1 ||
+		time.Duration(cfg.Credentials[0].ExpiryMargin) != 168*time.Hour {
+		t.Errorf("the InfluxDB 3 section reads as %+v", cfg)
+	}
+}
+
+// TestURLPasswordIsMasked: a configuration error naming the url masks the
+// password of its userinfo.
+func TestURLPasswordIsMasked(t *testing.T) {
+	for _, u := range []string{
+		"ftp://user:url-s3cret-pw@influx.example.com",
+		"http://user:url-s3cret-pw@influx.example.com:8086",
+		"http://user:url-s3cret-pw@influx.example.com:port",
+	} {
+		doc := strings.Replace(minimal, `url = "http://127.0.0.1:8086"`, "url = \""+u+"\"", 1)
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "user:xxxxx@") || strings.Contains(err.Error(), "url-s3cret-pw") {
+			t.Errorf("url %s: error %v, want one naming the url with its password masked", "user:…@", err)
+		}
+	}
+}
+
+// TestDurationsReadAsTelegrafReadsThem: a bare number is seconds, as in
+// the plugin's and the execd binary's Telegraf configuration (it was read
+// as nanoseconds: max_age = 720 rotated on every run).
+func TestDurationsReadAsTelegrafReadsThem(t *testing.T) {
+	for _, v := range []string{`90`, `2.5`, `0`, `"90"`, `"90s"`, `"1h30m"`, `"250ms"`, `'2m'`} {
+		t.Run(v, func(t *testing.T) {
+			doc := strings.Replace(minimal, "[[credential]]\n", "[[credential]]\ngrace = "+v+"\n", 1)
+			cfg, err := Parse([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want telegrafconfig.Duration
+			if err := want.UnmarshalText([]byte(strings.Trim(v, `"'`))); err != nil {
+				t.Fatal(err)
+			}
+			if time.Duration(want) == 0 {
+				want = telegrafconfig.Duration(DefaultGrace) // 0 selects the default
+			}
+			if got := cfg.Credentials[0].Grace; time.Duration(got) != time.Duration(want) {
+				t.Errorf("grace = %s read as %s; Telegraf reads it as %s", v, got, time.Duration(want))
+			}
+		})
+	}
+	doc := strings.Replace(minimal, "[[credential]]\n", "timeout = 3\n[retry]\ninitial = 1\nmax = 2\n[[credential]]\nmax_age = 720\njitter = 60\nobserve = 30\n", 1) +
+		"  timeout = 45\n"
+	doc = strings.Replace(doc, `type = "file"`+"\n  path = \"/run/token\"", `type = "exec"`+"\n  command = [\"/bin/true\"]", 1)
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := cfg.Credentials[0]
+	for name, c := range map[string]struct{ got, want time.Duration }{
+		"timeout":        {time.Duration(cfg.Timeout), 3 * time.Second},
+		"retry.initial":  {time.Duration(cfg.Retry.Initial), time.Second},
+		"retry.max":      {time.Duration(cfg.Retry.Max), 2 * time.Second},
+		"max_age":        {time.Duration(cr.MaxAge), 720 * time.Second},
+		"jitter":         {time.Duration(cr.Jitter), time.Minute},
+		"observe":        {time.Duration(cr.Observe), 30 * time.Second},
+		"target.timeout": {time.Duration(cr.Targets[0].ExecTimeout), 45 * time.Second},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: bare integer read as %s, want %s", name, c.got, c.want)
+		}
+	}
+}
+
+func TestBadDurationsNameTheOption(t *testing.T) {
+	for v, want := range map[string]string{
+		`"90d"`:            `duration "90d"`,
+		`"soon"`:           `duration "soon"`,
+		`true`:             "not bool",
+		`9999999999999999`: "out of range",
+		`-5`:               "must be positive",
+		`"-1s"`:            "must be positive",
+	} {
+		t.Run(v, func(t *testing.T) {
+			doc := strings.Replace(minimal, "[[credential]]\n", "[[credential]]\ngrace = "+v+"\n", 1)
+			_, err := Parse([]byte(doc))
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "grace") {
+				t.Fatalf("grace = %s: %v, want a configuration error naming grace and containing %q", v, err, want)
+			}
+		})
 	}
 }

@@ -42,11 +42,11 @@ func (c *Config) validateState() error {
 		s.LeasePrefix = DefaultLeasePrefix
 	}
 	if s.LeaseDuration == 0 {
-		s.LeaseDuration = DefaultLeaseDuration
+		s.LeaseDuration = Duration(DefaultLeaseDuration)
 	}
 	// A Lease counts whole seconds.
-	if s.LeaseDuration < time.Second || s.LeaseDuration%time.Second != 0 {
-		return fmt.Errorf("[state] lease_duration %s: must be whole seconds, at least 1s", s.LeaseDuration)
+	if d := time.Duration(s.LeaseDuration); d < time.Second || d%time.Second != 0 {
+		return fmt.Errorf("[state] lease_duration %s: must be whole seconds, at least 1s", d)
 	}
 	for what, name := range map[string]string{"namespace": s.Namespace, "configmap": s.ConfigMap} {
 		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {

@@ -34,7 +34,7 @@ func TestKubernetesStateDefaults(t *testing.T) {
 	}
 	s := cfg.State
 	if s.Type != StateKubernetes || s.ConfigMap != DefaultStateConfigMap || s.LeasePrefix != DefaultLeasePrefix ||
-		s.LeaseDuration != DefaultLeaseDuration || cfg.Run.LeaderLease != DefaultLeaderLease || cfg.Run.Workers != DefaultRunWorkers {
+		time.Duration(s.LeaseDuration) != DefaultLeaseDuration || cfg.Run.LeaderLease != DefaultLeaderLease || cfg.Run.Workers != DefaultRunWorkers {
 		t.Errorf("defaults not applied: %+v %+v", s, cfg.Run)
 	}
 	if got := s.LeaseName("telegraf"); got != "influxrotate-telegraf" {
@@ -102,7 +102,7 @@ func TestDeployedConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.State.Type != StateKubernetes || cfg.State.LeaseDuration != 30*time.Second || !cfg.AuditStdout || cfg.Run.Listen != ":8080" {
+	if cfg.State.Type != StateKubernetes || time.Duration(cfg.State.LeaseDuration) != 30*time.Second || !cfg.AuditStdout || cfg.Run.Listen != ":8080" {
 		t.Errorf("state %+v audit_stdout %v run %+v", cfg.State, cfg.AuditStdout, cfg.Run)
 	}
 	role, err := manifests.Role()

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"slices"
 	"time"
+
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // validate refuses a configuration that cannot work, with an error naming
@@ -17,10 +20,10 @@ func (c *Config) validate() error {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("url %q must be http(s)://host[:port]", c.URL)
+		return fmt.Errorf("url %q must be http(s)://host[:port]", rotation.RedactURL(c.URL))
 	}
 	if u.Scheme == "http" && !c.AllowInsecureHTTP && !IsLoopback(u.Hostname()) {
-		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", c.URL)
+		return fmt.Errorf("url %q: refusing to send the operator token over plain http to a non-loopback host; use https or set allow_insecure_http = true", rotation.RedactURL(c.URL))
 	}
 	switch c.Backend {
 	case "":
@@ -106,9 +109,7 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.AuthorizationID == "" && cr.Description == "" && len(cr.Buckets) == 0 {
 		return errors.New("authorization_id, description or buckets is required to find or create the authorization")
 	}
-	if cr.Description == "" {
-		cr.Description = cr.Name
-	}
+	cr.Description = cmp.Or(cr.Description, cr.Name)
 	if backend == BackendInfluxDB1 && !namePattern.MatchString(cr.Description) {
 		return fmt.Errorf("description %q is the user name prefix with backend influxdb1: letters, digits, '_', '.', '-'", cr.Description)
 	}
@@ -123,11 +124,11 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.Grace == 0 {
 		cr.Grace = DefaultGrace
 	}
-	if cr.Observe == 0 {
+	if cr.Observe == 0 && backend != BackendInfluxDB3 {
 		cr.Observe = DefaultObserve
 	}
-	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 {
-		return errors.New("max_age, jitter, grace and observe must be positive")
+	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 || cr.ActivationTimeout < 0 {
+		return errors.New("max_age, jitter, grace, observe and activation_timeout must be positive")
 	}
 	if cr.Jitter >= cr.MaxAge {
 		return errors.New("jitter must be less than max_age")
@@ -165,13 +166,17 @@ func (cr *Credential) validateV3(backend, edition string) error {
 		return errors.New("buckets need edition enterprise: InfluxDB 3 Core tokens are admin tokens")
 	case cr.ExpiryMargin < 0:
 		return errors.New("expiry_margin must be positive")
+	case cr.Observe != 0:
+		// Observe keeps a deactivated token around for a rollback; an
+		// InfluxDB 3 token cannot be deactivated, so there is no such phase.
+		return errors.New("observe does not apply to backend influxdb3: InfluxDB 3 has no inactive state, the old token is deleted after grace")
 	}
 	return nil
 }
 
 func (t *Target) validate() error {
 	allowed := map[string][]string{
-		TargetFile:       {"path", "mode"},
+		TargetFile:       {"path", "mode", "owner", "group"},
 		TargetSecretDir:  {"dir", "key", "mode"},
 		TargetKubernetes: {"namespace", "secret", "key", "kubeconfig", "context"},
 		TargetExec:       {"command", "read_command", "timeout"},
@@ -181,7 +186,8 @@ func (t *Target) validate() error {
 		return fmt.Errorf("type %q: must be file, secret-dir, kubernetes or exec", t.Type)
 	}
 	set := map[string]bool{
-		"path": t.Path != "", "mode": t.Mode != 0, "dir": t.Dir != "", "key": t.Key != "",
+		"path": t.Path != "", "mode": t.Mode != 0, "owner": t.Owner != "", "group": t.Group != "",
+		"dir": t.Dir != "", "key": t.Key != "",
 		"namespace": t.Namespace != "", "secret": t.Secret != "", "kubeconfig": t.Kubeconfig != "",
 		"context": t.Context != "", "command": len(t.Command) > 0, "read_command": len(t.ReadCommand) > 0,
 		"timeout": t.ExecTimeout != 0,
@@ -200,25 +206,22 @@ func (t *Target) validate() error {
 		if t.Dir == "" {
 			return errors.New("dir is required")
 		}
-		if t.Key == "" {
-			t.Key = "token"
-		}
+		t.Key = cmp.Or(t.Key, "token")
 	case TargetKubernetes:
 		if t.Secret == "" || t.Key == "" {
 			return errors.New("secret and key are required")
 		}
-		if t.Namespace == "" {
-			t.Namespace = "default"
-		}
+		t.Namespace = cmp.Or(t.Namespace, "default")
 	case TargetExec:
 		if len(t.Command) == 0 {
 			return errors.New("command is required (an argv list; the token arrives on stdin)")
 		}
 		if t.ExecTimeout == 0 {
-			t.ExecTimeout = 30 * time.Second
+			t.ExecTimeout = Duration(30 * time.Second)
 		}
 	}
-	if t.Mode == 0 && (t.Type == TargetFile || t.Type == TargetSecretDir) {
+	// A file target without a mode keeps the mode of the file it replaces.
+	if t.Mode == 0 && t.Type == TargetSecretDir {
 		t.Mode = DefaultFileMode
 	}
 	return nil

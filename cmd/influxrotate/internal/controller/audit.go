@@ -2,12 +2,12 @@ package controller
 
 import (
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
+	"github.com/influxrotate/influxrotate/internal/fsutil"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -19,16 +19,11 @@ type auditor struct {
 	mu       sync.Mutex
 	path     string
 	clientID string
-	// stream is the stdout chain, nil without audit_stdout.
+	// key keys the chain (audit_key_file); nil for a plain chain.
+	key []byte
+	log *slog.Logger
+	// stream is the stdout chain (same key), nil without audit_stdout.
 	stream *rotation.AuditLog
-}
-
-func newAuditor(path, clientID string, stdout io.Writer) *auditor {
-	a := &auditor{path: path, clientID: clientID}
-	if stdout != nil {
-		a.stream = rotation.NewAuditStream(stdout, "stdout")
-	}
-	return a
 }
 
 func (a *auditor) append(rec rotation.AuditRecord) error {
@@ -50,18 +45,18 @@ func (a *auditor) appendFile(rec rotation.AuditRecord) error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
-	lf, err := os.OpenFile(a.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := fsutil.WaitLock(a.path + ".lock")
 	if err != nil {
 		return fmt.Errorf("audit_log lock: %w", err)
 	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("audit_log lock: %w", err)
-	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN) //nolint:errcheck // released by close anyway
-	l, err := rotation.OpenAuditLog(a.path)
+	defer lock.Unlock() //nolint:errcheck // nothing was written through it
+	l, err := rotation.OpenAuditLogWith(a.path, rotation.AuditOptions{Key: a.key})
 	if err != nil {
 		return err
+	}
+	if aside := l.Recovered(); aside != "" {
+		a.log.Warn("audit_log ended in a torn record (a crash in the middle of an append); its bytes were moved aside and the recovery recorded",
+			"path", a.path, "moved_to", aside)
 	}
 	if err := l.Append(rec); err != nil {
 		_ = l.Close()

@@ -1,6 +1,8 @@
 // Package controller is influxrotate's engine: it rotates the InfluxDB
 // tokens named in the configuration through provision → publish → verify →
-// grace → deactivate → observe → delete, one idempotent phase at a time,
+// grace → deactivate → observe → delete (on InfluxDB 3, which has no
+// inactive state: provision → publish → verify → grace → delete), one
+// idempotent phase at a time,
 // journaling each phase in a state file so that a crash at any point is
 // resumed by the next run, and recording each phase event in the
 // hash-chained audit log. The CLI (cmd/influxrotate) and tests drive it.
@@ -56,7 +58,7 @@ type Options struct {
 	// Store replaces the state store built from the configuration.
 	Store Store
 	// HTTPClient is used for API calls and probes. Default: one client with
-	// the configured timeout.
+	// the configured timeout that follows no redirect (rotation.NoRedirect).
 	HTTPClient *http.Client
 	// Hook, when set, is called at each phase boundary and at points inside
 	// phases ("provision:created", "publish:target-0", ...). The CLI wires it
@@ -101,6 +103,9 @@ type Controller struct {
 	// never reach the state file: a restarted controller finds them again
 	// on the server (2.7-) or in the targets.
 	tokens map[string]string
+	// scrub holds every token above, the operator's and those the backend
+	// creates or writes with: server messages are scrubbed of them.
+	scrub *rotation.Scrubber
 }
 
 // Result is the end of one credential's run.
@@ -126,7 +131,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, &config.Error{Err: errors.New("no configuration")}
 	}
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
-		hook: opts.Hook, now: opts.Now, phases: rotationCycle, tokens: map[string]string{}, targets: map[string][]target.Target{}}
+		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{},
+		scrub: rotation.NewScrubber()}
 	if c.out == nil {
 		c.out = io.Discard
 	}
@@ -140,7 +146,9 @@ func New(opts Options) (*Controller, error) {
 		c.now = time.Now
 	}
 	if c.client == nil {
-		c.client = &http.Client{Timeout: cfg.Timeout}
+		// InfluxDB never redirects an API call; following one would send
+		// the operator token wherever it points.
+		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
 	c.metrics = newPromMetrics(c.now)
 	c.releaseLeader = true
@@ -154,11 +162,17 @@ func New(opts Options) (*Controller, error) {
 	if ks, ok := c.store.(*kubeStore); ok {
 		c.kube, c.identity = ks.client, ks.identity
 	}
-	var auditStream io.Writer
-	if cfg.AuditStdout {
-		auditStream = c.out
+	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
+	if cfg.AuditKeyFile != "" {
+		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
+		if err != nil {
+			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
+		}
+		c.audit.key = key
 	}
-	c.audit = newAuditor(cfg.AuditLog, cfg.ClientID, auditStream)
+	if cfg.AuditStdout {
+		c.audit.stream = rotation.NewAuditStream(c.out, "stdout", rotation.AuditOptions{Key: c.audit.key})
+	}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
 		if err != nil {
@@ -169,9 +183,9 @@ func New(opts Options) (*Controller, error) {
 				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
-			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: cfg.Retry.Initial, Max: cfg.Retry.Max,
+			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
 				OnRetry: func(string, int, error) { c.retries.Add(1) }},
-			UserAgent: "influxrotate/" + cfg.ClientID}
+			UserAgent: "influxrotate/" + cfg.ClientID, Scrubber: c.scrub}
 		switch cfg.Backend {
 		case config.BackendInfluxDB1:
 			be, err := backend.NewV1(bopts)
@@ -188,15 +202,11 @@ func New(opts Options) (*Controller, error) {
 		default:
 			c.be = backend.NewV2(bopts)
 		}
-		// The cycle deactivates the old token before it deletes it; on a
-		// server without that state it would stop half-way.
-		if !c.be.Capabilities().Inactive {
-			return nil, &config.Error{Err: fmt.Errorf("backend %s: the rotation cycle does not run yet on a server without an inactive state", cfg.Backend)}
-		}
 	}
 	if opts.WrapBackend != nil {
 		c.be = opts.WrapBackend(c.be)
 	}
+	c.phases = cycleFor(c.be.Capabilities())
 	for _, cr := range cfg.Credentials {
 		for _, tc := range cr.Targets {
 			t, err := target.New(tc, target.Options{Logger: c.log, Kube: opts.Kube,
@@ -212,11 +222,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 func readTokenFile(option, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", &config.Error{Err: fmt.Errorf("%s: %w", option, err)}
-	}
-	tok, err := rotation.ParseToken(data)
+	tok, err := rotation.ReadTokenFile(path)
 	if err != nil {
 		return "", &config.Error{Err: fmt.Errorf("%s %q: %w", option, path, err)}
 	}
@@ -239,6 +245,7 @@ func (c *Controller) remember(id, tok string) {
 	if id == "" || tok == "" {
 		return
 	}
+	c.scrub.Add(tok)
 	c.mu.Lock()
 	c.tokens[id] = tok
 	c.mu.Unlock()
@@ -261,7 +268,9 @@ func (c *Controller) targetNames(name string) []string {
 // record appends an audit record; a failed append is logged and makes the
 // phase fail, as a rotation that cannot be audited must not go on.
 func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) error {
-	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: msg,
+	// Messages are scrubbed where they quote a server; this catches any
+	// other text that might quote a token the controller holds.
+	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: c.scrub.Scrub(msg),
 		Targets: c.targetNames(cr.Name)}
 	if cy != nil {
 		rec.RotationID = cy.RotationID

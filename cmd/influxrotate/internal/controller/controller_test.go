@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/target"
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/wait"
@@ -530,4 +532,42 @@ func TestRunRotatesOnSchedule(t *testing.T) {
 		}
 	}
 	e.checkEndState()
+}
+
+// A named pipe where the token file belongs used to block publish until
+// SIGKILL with the new authorization provisioned. The target refuses it,
+// and the cycle is abandoned: old token kept and republished, new
+// authorization deleted.
+func TestTargetThatRefusesTheTokenAbortsTheCycle(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	path := filepath.Join(e.dir, "out", "token")
+	must(t, os.Remove(path))
+	must(t, syscall.Mkfifo(path, 0o600))
+	done := make(chan Result, 1)
+	go func() { done <- e.rotate(e.controller(nil), true) }()
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("rotation blocked on the named pipe")
+	}
+	if res.Outcome != OutcomeFailed || !errors.Is(res.Err, target.ErrRefused) {
+		t.Fatalf("rotate: %+v, want failed with the target's refusal", res)
+	}
+	if m := e.managed(); len(m) != 0 {
+		t.Errorf("authorizations left provisioned: %v", m)
+	}
+	if !e.srv.IsActive(e.initial.Token) {
+		t.Error("the old token is not active")
+	}
+	if st := e.loadState(); st.Cycle != nil {
+		t.Errorf("the cycle was not abandoned: %+v", st.Cycle)
+	}
+	for _, tg := range e.targets()[1:] {
+		if tok, _ := tg.ReadBack(context.Background()); tok != e.initial.Token {
+			t.Errorf("%s does not hold the old token", tg.Name())
+		}
+	}
+	e.checkAudit()
+	e.checkNoLeak()
 }

@@ -112,7 +112,7 @@ func (c *Controller) nextDue(cr *config.Credential, st *state.State, cur *backen
 	if since.IsZero() {
 		return time.Time{}, false
 	}
-	return since.Add(cr.MaxAge), true
+	return since.Add(time.Duration(cr.MaxAge)), true
 }
 
 // start journals a new cycle.
@@ -169,7 +169,7 @@ func (r *cycleRun) oldRef(ctx context.Context, cur *backend.Authorization) state
 // has done (bounded by the API timeout), so that the next run need not
 // redo it.
 func (r *cycleRun) save(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(r.c.cfg.Timeout))
 	defer cancel()
 	return r.c.store.Save(ctx, r.st)
 }
@@ -256,7 +256,8 @@ func (r *cycleRun) conclude(ctx context.Context, phase state.Phase, i int, out p
 func (r *cycleRun) finish(context.Context) (phaseOutcome, error) {
 	cy := r.st.Cycle
 	r.st.Previous = cy.Old
-	r.st.Current = state.Ref{ID: cy.New.ID, Fingerprint: cy.New.Fingerprint, Since: cy.ProvisionedAt, Permissions: cy.New.Permissions}
+	r.st.Current = state.Ref{ID: cy.New.ID, Fingerprint: cy.New.Fingerprint, Since: cy.ProvisionedAt, Permissions: cy.New.Permissions,
+		Expires: cy.New.Expires}
 	r.st.Retired = nil
 	r.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeOK, Finished: r.c.now()}
 	return phaseOutcome{}, nil

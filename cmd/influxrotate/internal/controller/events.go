@@ -112,3 +112,11 @@ func (e *events) close() {
 		b.Shutdown()
 	}
 }
+
+// orNone is s, or "-" when empty, for messages.
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -110,6 +110,10 @@ type fleetWriter struct {
 	sent    int // points stored
 	adopted map[string]time.Time
 	refused int
+	// lostAnswers counts writes whose answer never came (a client timeout
+	// on a loaded machine): the server may have stored the point, and the
+	// resend stores it again, which InfluxDB takes as an overwrite.
+	lostAnswers int
 }
 
 func (w *fleetWriter) post(ctx context.Context, c *rotation.Credential, line string) (int, error) {
@@ -148,6 +152,9 @@ func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.
 				w.adopted[c.Fingerprint()] = time.Now()
 			}
 			status, err := w.post(ctx, c, line)
+			if err != nil && ctx.Err() == nil {
+				w.lostAnswers++
+			}
 			if err == nil && status == http.StatusNoContent {
 				w.sent++
 				break
@@ -309,16 +316,20 @@ observe = "50ms"
 		}
 		for seq := range w.sent {
 			line := fmt.Sprintf("fleet,writer=w%03d %d", w.id, int64(w.id)*1e12+int64(seq))
-			if stored[line] != 1 {
-				t.Fatalf("writer %d point %d stored %d times", w.id, seq, stored[line])
+			if n := stored[line]; n != 1 && (n == 0 || w.lostAnswers == 0) {
+				t.Fatalf("writer %d point %d stored %d times (%d answers lost)", w.id, seq, n, w.lostAnswers)
 			}
 		}
 		if fp := w.rot.Current().Fingerprint(); fp != last {
 			t.Errorf("writer %d ends on %s, want the last token %s", w.id, fp, last)
 		}
 	}
-	if len(srv.Points()) != total {
-		t.Errorf("server holds %d points, writers sent %d", len(srv.Points()), total)
+	lost := 0
+	for _, w := range fleet {
+		lost += w.lostAnswers
+	}
+	if n := len(srv.Points()); n < total || n > total+lost {
+		t.Errorf("server holds %d points, writers sent %d (%d answers lost)", n, total, lost)
 	}
 	// Adoption time: from the token reaching the mount to each writer's
 	// first use of it.

@@ -89,21 +89,47 @@ type envOptions struct {
 	lease time.Duration
 	// run is added as the [run] table.
 	run string
+	// v3 runs an InfluxDB 3 server of that edition instead of 2.x: the
+	// initial token is named "telegraf" (an admin token on Core, a token
+	// that may write the database on Enterprise), and there is no org and
+	// no observe.
+	v3 influxv2.Edition
+	// now is the server's clock (InfluxDB 3 token expiry).
+	now func() time.Time
 }
 
 func newEnv(t *testing.T, o envOptions) *testEnv {
 	t.Helper()
-	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: o.hashed})
+	srv := influxv2.NewTest(t, influxv2.Options{HashedTokens: o.hashed, InfluxDB3: o.v3, Now: o.now})
 	e := &testEnv{t: t, srv: srv, dir: t.TempDir(), org: "acme", bucket: "telemetry",
 		kube: fake.NewClientset(), stdout: &capture.Buffer{}, logs: &capture.Buffer{}}
-	srv.CreateOrg(e.org)
-	srv.CreateBucket(e.org, e.bucket)
-	e.initial = srv.WriteAuthorization(e.org, e.bucket)
 	if o.grace == 0 {
 		o.grace = 20 * time.Millisecond
 	}
 	if o.observe == 0 {
 		o.observe = 20 * time.Millisecond
+	}
+	// What differs by backend: its name, the org, observe.
+	server := "backend = \"influxdb2\"\n"
+	cred := fmt.Sprintf("org = %q\nobserve = %q\n", e.org, o.observe)
+	if o.v3 != "" {
+		e.org = ""
+		var tok influxv2.V3Token
+		var err error
+		if o.v3 == influxv2.Enterprise {
+			tok, err = srv.CreateV3ResourceToken("telegraf", 0,
+				influxv2.V3Permission{ResourceType: "db", ResourceNames: []string{e.bucket}, Actions: []string{"write"}})
+		} else {
+			tok, err = srv.CreateV3AdminToken("telegraf", 0)
+		}
+		must(t, err)
+		e.initial = influxv2.Authorization{ID: tok.Name, Token: tok.Token, Description: tok.Name, Active: true}
+		server = fmt.Sprintf("backend = \"influxdb3\"\nedition = %q\n", o.v3)
+		cred = "expiry_margin = \"1h\"\n"
+	} else {
+		srv.CreateOrg(e.org)
+		srv.CreateBucket(e.org, e.bucket)
+		e.initial = srv.WriteAuthorization(e.org, e.bucket)
 	}
 	must(t, os.WriteFile(filepath.Join(e.dir, "operator-token"), []byte(srv.OperatorToken()+"\n"), 0o600))
 	// The exec target's script keeps what it got on stdin and records its
@@ -118,8 +144,7 @@ printf '%s\n' "$INFLUXROTATE_FINGERPRINT" > "$1.fp"
 	must(t, os.WriteFile(filepath.Join(e.dir, "publish.sh"), []byte(script), 0o700))
 	cfg := fmt.Sprintf(`%s
 url = %q
-backend = "influxdb2"
-operator_token_file = "operator-token"
+%soperator_token_file = "operator-token"
 state_dir = "state"
 audit_log = "audit/audit.jsonl"
 client_id = "test-controller"
@@ -130,11 +155,9 @@ max = "5ms"
 
 [[credential]]
 name = "telegraf"
-org = %q
-authorization_id = %q
+%sauthorization_id = %q
 max_age = "1h"
 grace = %q
-observe = %q
 %s
   [[credential.target]]
   type = "file"
@@ -151,7 +174,7 @@ observe = %q
   namespace = "monitoring"
   secret = "telegraf-token"
   key = "influx-token"
-`, o.top, srv.URL(), e.org, e.initial.ID, o.grace, o.observe, o.extra,
+`, o.top, srv.URL(), server, cred, e.initial.ID, o.grace, o.extra,
 		filepath.Join(e.dir, "publish.sh"), filepath.Join(e.dir, "exec-token"), filepath.Join(e.dir, "exec-token"))
 	if o.authLine != nil {
 		cfg = strings.Replace(cfg, fmt.Sprintf("authorization_id = %q", e.initial.ID), *o.authLine, 1)
@@ -327,6 +350,11 @@ func (e *testEnv) checkNoLeak() {
 	for _, a := range e.srv.Authorizations() {
 		if a.Token != "" {
 			tokens = append(tokens, a.Token)
+		}
+	}
+	if e.srv.Edition() != "" {
+		for _, tk := range e.srv.V3Tokens() {
+			tokens = append(tokens, tk.Token)
 		}
 	}
 	outputs := map[string]string{"stdout": e.stdout.String(), "logs": e.logs.String()}

@@ -55,7 +55,7 @@ func deployedCluster(t *testing.T, objects ...runtime.Object) (*fake.Clientset, 
 // short lease.
 func testStateConfig(lease time.Duration) config.StateStore {
 	return config.StateStore{Type: config.StateKubernetes, Namespace: kubeNS, ConfigMap: config.DefaultStateConfigMap,
-		LeasePrefix: config.DefaultLeasePrefix, LeaseDuration: lease}
+		LeasePrefix: config.DefaultLeasePrefix, LeaseDuration: config.Duration(lease)}
 }
 
 func newTestKubeStore(cs *fake.Clientset, lease time.Duration, identity string) *kubeStore {

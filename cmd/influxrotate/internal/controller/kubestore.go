@@ -155,10 +155,10 @@ func (s *kubeStore) Lock(ctx context.Context, name string) (Lock, error) {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: s.identity},
 		Labels:     map[string]string{"app.kubernetes.io/managed-by": "influxrotate"},
 	}
-	if err := acquireLease(ctx, rl, s.cfg.LeaseDuration, s.now); err != nil {
+	if err := acquireLease(ctx, rl, time.Duration(s.cfg.LeaseDuration), s.now); err != nil {
 		return nil, fmt.Errorf("credential %q: %w", name, err)
 	}
-	l := newLeaseLock(rl, s.cfg.LeaseDuration, s.now, s.log)
+	l := newLeaseLock(rl, time.Duration(s.cfg.LeaseDuration), s.now, s.log)
 	l.onRelease = func() {
 		s.mu.Lock()
 		if s.held[name] == l {

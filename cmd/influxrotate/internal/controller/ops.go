@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -21,7 +22,7 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 	}
 	if st.Cycle != nil {
 		fmt.Fprintf(c.out, "credential %s: would resume rotation %s at phase %s (old %s, new %s), then continue to done\n",
-			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, orNone(st.Cycle.Old.ID), orNone(st.Cycle.New.ID))
+			cr.Name, st.Cycle.RotationID, st.Cycle.Phase, cmp.Or(st.Cycle.Old.ID, "-"), cmp.Or(st.Cycle.New.ID, "-"))
 		res.RotationID, res.Phase = st.Cycle.RotationID, st.Cycle.Phase
 		return res
 	}
@@ -51,6 +52,10 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 		cr.Org, len(perms), strings.Join(missingFrom(perms, nil), ", "))
 	fmt.Fprintf(c.out, "  publish:   %s\n", strings.Join(c.targetNames(cr.Name), "; "))
 	fmt.Fprintf(c.out, "  verify:    an empty write on each bucket it may write\n")
+	if c.phaseIndex(state.PhaseDeactivate) < 0 {
+		fmt.Fprintf(c.out, "  grace:     %s, then delete %s: this server has no inactive state, so no rollback after it\n", cr.Grace, curID)
+		return res
+	}
 	fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
 	fmt.Fprintf(c.out, "  observe:   %s, then delete %s\n", cr.Observe, curID)
 	return res
@@ -65,6 +70,8 @@ type Status struct {
 	Last        state.Outcome
 	Interrupted state.Phase
 	RotationID  string
+	// Phases is the cycle this backend runs, in order.
+	Phases []state.Phase
 }
 
 // Status reads the journals; it contacts no InfluxDB server.
@@ -76,13 +83,11 @@ func (c *Controller) Status(ctx context.Context) ([]Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted()}
-		if s.Current.ID == "" {
-			s.Current.ID = cr.AuthorizationID
-		}
+		s := Status{Credential: cr.Name, Current: st.Current, Last: st.Last, Interrupted: st.Interrupted(), Phases: c.Phases()}
+		s.Current.ID = cmp.Or(s.Current.ID, cr.AuthorizationID)
 		if !st.Current.Since.IsZero() {
 			s.Age = c.now().Sub(st.Current.Since)
-			s.NextDue = st.Current.Since.Add(cr.MaxAge)
+			s.NextDue = st.Current.Since.Add(time.Duration(cr.MaxAge))
 		}
 		if st.Cycle != nil {
 			s.RotationID = st.Cycle.RotationID

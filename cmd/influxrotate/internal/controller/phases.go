@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 )
 
@@ -54,11 +55,11 @@ func (e *refusal) Unwrap() error { return e.err }
 // deleted, so that a rollback can still reactivate it.
 //
 // The cycle is a list so that it can differ by backend and grow: a backend
-// with no inactive state gets a list without PhaseDeactivate and
-// PhaseObserve (provision → publish → verify → grace → delete → done),
-// chosen in New from what the backend can do; a phase that waits for the
-// writers to adopt the token is one more entry after PhaseVerify. A phase
-// needs only its state.Phase constant and its method here (wrapped in
+// with no inactive state runs noInactiveCycle, this list without
+// PhaseDeactivate and PhaseObserve, chosen in New from what the backend can
+// do (cycleFor); a phase that waits for the writers to adopt the token is
+// one more entry after PhaseVerify, and both cycles get it. A phase needs
+// only its state.Phase constant and its method here (wrapped in
 // withNewToken when it works with the new token); the journal, the audit
 // record and the hooks follow from its place in the list.
 var rotationCycle = []phaseStep{
@@ -70,6 +71,33 @@ var rotationCycle = []phaseStep{
 	{state.PhaseObserve, (*cycleRun).observe},
 	{state.PhaseDelete, (*cycleRun).delete},
 	{state.PhaseDone, (*cycleRun).finish},
+}
+
+// noInactiveCycle is the cycle of a backend without an inactive state
+// (InfluxDB 3): a token is valid until it is deleted or expires, so after
+// the wait for the writers the old token is deleted at once, and nothing can
+// bring it back. It is rotationCycle without the phases that need the
+// inactive state, so that a phase added there is added here too.
+var noInactiveCycle = slices.DeleteFunc(slices.Clone(rotationCycle), func(s phaseStep) bool {
+	return s.phase == state.PhaseDeactivate || s.phase == state.PhaseObserve
+})
+
+// cycleFor is the cycle a backend with caps runs.
+func cycleFor(caps backend.Capabilities) []phaseStep {
+	if caps.Inactive {
+		return rotationCycle
+	}
+	return noInactiveCycle
+}
+
+// Phases is the cycle this controller runs, in order, for status and the
+// dry run.
+func (c *Controller) Phases() []state.Phase {
+	out := make([]state.Phase, len(c.phases))
+	for i, s := range c.phases {
+		out[i] = s.phase
+	}
+	return out
 }
 
 // withNewToken adapts a phase that works with the new token: the token is

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
@@ -45,9 +46,14 @@ func (r *cycleRun) provision(ctx context.Context) (phaseOutcome, error) {
 			created.ID, missingFrom(created.Permissions, nil), missingFrom(cy.New.Permissions, nil)), 0}
 	}
 	c.remember(created.ID, created.Token)
-	cy.New.ID, cy.New.Fingerprint = created.ID, rotation.Fingerprint(created.Token)
+	cy.New.ID, cy.New.Fingerprint, cy.New.Expires = created.ID, rotation.Fingerprint(created.Token), created.ExpiresAt
 	cy.ProvisionedAt = c.now()
-	return phaseOutcome{}, nil
+	if created.ExpiresAt.IsZero() {
+		return phaseOutcome{}, nil
+	}
+	// The expiry is the safety net for a delete that never happens: the
+	// audit says until when the token lives even if the controller is gone.
+	return phaseOutcome{message: "token expires at " + created.ExpiresAt.UTC().Format(time.RFC3339)}, nil
 }
 
 // leftByCrash looks for authorizations an interrupted provision of this

@@ -27,7 +27,12 @@ func (r *cycleRun) publish(ctx context.Context, tok string) (phaseOutcome, error
 				c.remember(cy.Old.ID, old)
 			}
 		}
-		if err := t.Publish(ctx, tok); err != nil {
+		if err := t.Publish(ctx, tok); errors.Is(err, target.ErrRefused) {
+			// Retrying cannot help (a FIFO or symlink at the path, a writer
+			// that could not read the file): give up the cycle rather than
+			// keep a provisioned authorization waiting for an operator.
+			return phaseOutcome{}, &refusal{fmt.Errorf("publish: %w", err), 0}
+		} else if err != nil {
 			return phaseOutcome{}, r.failure(0, err, fmt.Errorf("publish: %w", err))
 		}
 		r.hook(state.PhasePublish, fmt.Sprintf("target-%d", i))

@@ -1,13 +1,16 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/internal/statsline"
 )
 
 // report prints the summary line and writes the metrics point.
@@ -16,11 +19,13 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	if !cy.VerifiedAt.IsZero() {
 		latency = cy.VerifiedAt.Sub(cy.ProvisionedAt)
 	}
-	if !cy.DeactivatedAt.IsZero() {
-		grace = cy.DeactivatedAt.Sub(cy.PublishedAt)
+	// The writers' grace ends when the old token stops working: deactivated,
+	// or deleted where there is no inactive state.
+	if end := cmp.Or(cy.DeactivatedAt, cy.DeletedAt); !end.IsZero() {
+		grace = end.Sub(cy.PublishedAt)
 	}
 	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s revocation_attempts=%d duration=%s\n",
-		cr.Name, cy.RotationID, outcome, orNone(cy.Old.ID), orNone(cy.Old.Fingerprint), orNone(cy.New.ID), orNone(cy.New.Fingerprint),
+		cr.Name, cy.RotationID, outcome, cmp.Or(cy.Old.ID, "-"), cmp.Or(cy.Old.Fingerprint, "-"), cmp.Or(cy.New.ID, "-"), cmp.Or(cy.New.Fingerprint, "-"),
 		latency.Round(time.Millisecond), grace.Round(time.Millisecond), cy.RevocationAttempts, now.Sub(cy.Started).Round(time.Millisecond))
 	m := c.cfg.Metrics
 	if m == nil {
@@ -34,23 +39,17 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 			return
 		}
 	}
-	line := fmt.Sprintf("token_rotation,credential=%s,backend=%s rotation_latency_ms=%di,grace_ms=%di,revocation_attempts=%di,outcome=%q %d\n",
-		escapeTag(cr.Name), c.cfg.Backend, latency.Milliseconds(), grace.Milliseconds(), cy.RevocationAttempts, outcome, now.UnixMilli())
+	line, err := statsline.Encode("token_rotation", map[string]string{"credential": cr.Name, "backend": c.cfg.Backend},
+		map[string]any{"rotation_latency_ms": latency.Milliseconds(), "grace_ms": grace.Milliseconds(),
+			"revocation_attempts": cy.RevocationAttempts, "outcome": outcome}, now, lineprotocol.Millisecond)
+	if err != nil {
+		c.log.Warn("metrics not written", "error", err)
+		return
+	}
 	// A stopping controller still reports the cycle it completed.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(c.cfg.Timeout))
 	defer cancel()
-	if err := c.be.WriteLines(wctx, m.Org, m.Bucket, tok, []byte(line)); err != nil {
+	if err := c.be.WriteLines(wctx, m.Org, m.Bucket, tok, line); err != nil {
 		c.log.Warn("metrics not written", "bucket", m.Bucket, "error", err)
 	}
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func escapeTag(s string) string {
-	return strings.NewReplacer(",", `\,`, "=", `\=`, " ", `\ `).Replace(s)
 }

@@ -58,6 +58,9 @@ func (r *cycleRun) delete(ctx context.Context) (phaseOutcome, error) {
 		c.forget(ref.ID)
 	}
 	cy.RevocationAttempts += int(c.retries.Load() - retriesAtStart)
+	if cy.DeletedAt.IsZero() {
+		cy.DeletedAt = c.now()
+	}
 	r.hook(state.PhaseDelete, "deleted")
 	return phaseOutcome{}, r.deleteOrphans(ctx)
 }

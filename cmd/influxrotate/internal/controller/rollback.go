@@ -28,6 +28,11 @@ type rollback struct {
 // and removes the new one. When the old token is unknown, the old
 // authorization stays active for writers that still hold it, the targets
 // keep the new token, and the next rotation retires the old one.
+//
+// On a server without an inactive state (InfluxDB 3) both tokens are valid
+// until the delete phase, so a rollback before it keeps both valid (and
+// republishes the old token when it is known); once the old token is
+// deleted, a rollback cannot undo anything and says so.
 func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result {
 	res := Result{Credential: cr.Name}
 	lock, err := c.store.Lock(ctx, cr.Name)
@@ -68,6 +73,11 @@ func (rb *rollback) fail(err error) (string, error) {
 func (rb *rollback) run(ctx context.Context) (string, error) {
 	c, old := rb.c, rb.old
 	a, err := c.be.Get(ctx, old.ID)
+	if errors.Is(err, backend.ErrNotFound) {
+		// The delete phase ran: no server can bring a deleted token back.
+		return rb.fail(fmt.Errorf("rollback: cannot undo: the old authorization %s was deleted (the rotation reached its delete phase), "+
+			"and a deleted token cannot be restored; nothing was changed, the new token stays in use", old.ID))
+	}
 	if err != nil {
 		return rb.fail(fmt.Errorf("rollback: old authorization %s: %w", old.ID, err))
 	}
@@ -123,6 +133,10 @@ func (rb *rollback) keepNewToken(ctx context.Context) (string, error) {
 	}
 	rb.st.Retired = append(rb.st.Retired, old)
 	msg := "old authorization " + old.ID + " reactivated, but its token is unknown: targets keep the new token; the next rotation retires the old one"
+	if !rb.c.be.Capabilities().Inactive {
+		msg = "old token " + old.ID + " is still valid (this server has no inactive state), but its token is unknown: " +
+			"targets keep the new token and both stay valid; the next rotation deletes the old one"
+	}
 	rb.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Message: msg, Finished: c.now()}
 	if err := c.store.Save(ctx, rb.st); err != nil {
 		return rb.fail(err)

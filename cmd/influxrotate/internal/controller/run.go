@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // Run rotates on schedule until ctx ends: each credential in its own
@@ -80,7 +80,7 @@ func (c *Controller) wedged() string {
 		if err != nil {
 			continue
 		}
-		if now.Sub(since) > cr.Grace+cr.Observe+wedgeMargin(c.cfg) {
+		if now.Sub(since) > time.Duration(cr.Grace+cr.Observe)+wedgeMargin(c.cfg) {
 			return name
 		}
 	}
@@ -90,7 +90,7 @@ func (c *Controller) wedged() string {
 // wedgeMargin is the time a cycle may spend beyond grace and observe: every
 // API call of every phase retried to its bound, twice over.
 func wedgeMargin(cfg *config.Config) time.Duration {
-	return 2 * 16 * time.Duration(cfg.Retry.Attempts) * (cfg.Timeout + cfg.Retry.Max)
+	return 2 * 16 * time.Duration(cfg.Retry.Attempts) * time.Duration(cfg.Timeout+cfg.Retry.Max)
 }
 
 // Handler serves /healthz, /readyz and /metrics.
@@ -148,7 +148,7 @@ func (c *Controller) Addr() net.Addr {
 // missed renewal) cancels the schedule, whose cycles stop where the journal
 // lets the next leader resume; the controller then campaigns again.
 func (c *Controller) runElected(ctx context.Context) error {
-	d := c.cfg.State.LeaseDuration
+	d := time.Duration(c.cfg.State.LeaseDuration)
 	// leading serializes schedules: a new term waits for the last one's
 	// schedule to stop, and Run for the last one before it returns.
 	var leading sync.Mutex
@@ -221,7 +221,8 @@ func (c *Controller) schedule(ctx context.Context) error {
 // returns the error of its last failed rotation.
 func (c *Controller) scheduleCredential(ctx context.Context, cr *config.Credential, sem chan struct{}) error {
 	var next time.Time
-	var backoff time.Duration
+	// failures counts the failed rotations since the last success.
+	failures := 0
 	// due is set when next is a jittered rotation time (not a retry), which
 	// may be before max_age: the rotation is then forced.
 	due := false
@@ -253,13 +254,13 @@ func (c *Controller) scheduleCredential(ctx context.Context, cr *config.Credenti
 		}
 		switch res.Outcome {
 		case OutcomeOK, OutcomeNotDue, OutcomeRolledBack:
-			backoff = 0
+			failures = 0
 			next, due = c.scheduleNext(ctx, cr), true
 		default:
 			lastErr = res.Err
 			c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-			backoff = min(max(2*backoff, min(max(cr.MaxAge/10, time.Second), 10*time.Minute)), time.Hour)
-			next, due = c.now().Add(backoff), false
+			failures++
+			next, due = c.now().Add(retryBackoff(cr).Delay(failures-1)), false
 		}
 	}
 }
@@ -272,15 +273,14 @@ func (c *Controller) scheduleNext(ctx context.Context, cr *config.Credential) ti
 		c.metrics.observeState(st)
 	}
 	if err != nil || st.Current.Since.IsZero() {
-		return c.now().Add(min(cr.MaxAge, time.Minute))
+		return c.now().Add(min(time.Duration(cr.MaxAge), time.Minute))
 	}
-	return st.Current.Since.Add(cr.MaxAge - jitter(cr.Jitter))
+	spread := rotation.Backoff{Initial: time.Duration(cr.Jitter), Jitter: rotation.FullJitter}
+	return st.Current.Since.Add(time.Duration(cr.MaxAge) - spread.Delay(0))
 }
 
-// jitter is a random part of max, to spread rotations of a fleet.
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return rand.N(max)
+// retryBackoff spaces the retries of a failed rotation: a tenth of max_age
+// (between 1s and 10m) doubling up to an hour.
+func retryBackoff(cr *config.Credential) rotation.Backoff {
+	return rotation.Backoff{Initial: min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/rotation"
@@ -33,22 +35,30 @@ func (r *cycleRun) verify(ctx context.Context, tok string) (phaseOutcome, error)
 }
 
 // probe writes nothing to each target with the new token, retrying answers
-// that say nothing about the token. A refused token is a refusal: the
-// cycle ends with the old token still active.
+// that say nothing about the token, and a 401 for activation_timeout: some
+// servers (InfluxDB Cloud Dedicated, Clustered) accept a new token only
+// after a while. A refused token is a refusal: the cycle ends with the old
+// token still active.
 func (r *cycleRun) probe(ctx context.Context, tok string, targets []rotation.Target) error {
-	c, cy := r.c, r.st.Cycle
+	c, cr, cy := r.c, r.cr, r.st.Cycle
 	prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: c.cfg.URL, Targets: targets, Client: c.client,
-		Timeout: c.cfg.Timeout, Header: map[string][]string{"User-Agent": {"influxrotate"}}})
+		Timeout: time.Duration(c.cfg.Timeout), Header: map[string][]string{"User-Agent": {"influxrotate"}}})
 	if err != nil {
 		return err
 	}
 	cred := rotation.NewCredential(tok, cy.New.ID, "new authorization")
+	activating := time.Now().Add(time.Duration(cr.ActivationTimeout))
 	var res rotation.ProbeResult
-	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: c.cfg.Retry.Initial, Max: c.cfg.Retry.Max}.
+	err = backend.Retry{Attempts: c.cfg.Retry.Attempts, Initial: time.Duration(c.cfg.Retry.Initial), Max: time.Duration(c.cfg.Retry.Max),
+		For: time.Duration(cr.ActivationTimeout)}.
 		Do(ctx, c.log, "verify probe", func(ctx context.Context) error {
 			res = prober.Probe(ctx, cred)
-			if res.Verdict == rotation.VerdictUnknown {
+			switch {
+			case res.Verdict == rotation.VerdictUnknown:
 				return fmt.Errorf("probe %s/%s: status %d: %s", res.Target.Org, res.Target.Bucket, res.Status, res.Message)
+			case res.Verdict == rotation.VerdictRefused && res.Status == http.StatusUnauthorized && time.Now().Before(activating):
+				return fmt.Errorf("probe %s/%s: the new token is not accepted yet (activation_timeout %s): status %d: %s",
+					res.Target.Org, res.Target.Bucket, cr.ActivationTimeout, res.Status, res.Message)
 			}
 			return nil
 		})

@@ -8,13 +8,13 @@ import (
 // grace gives the writers until grace after publishing to adopt the new
 // token before the old one is deactivated.
 func (r *cycleRun) grace(ctx context.Context) (phaseOutcome, error) {
-	return r.wait(ctx, r.st.Cycle.PublishedAt.Add(r.cr.Grace))
+	return r.wait(ctx, r.st.Cycle.PublishedAt.Add(time.Duration(r.cr.Grace)))
 }
 
 // observe keeps the deactivated old authorization until observe has passed,
 // so that a rollback can still reactivate it.
 func (r *cycleRun) observe(ctx context.Context) (phaseOutcome, error) {
-	return r.wait(ctx, r.st.Cycle.DeactivatedAt.Add(r.cr.Observe))
+	return r.wait(ctx, r.st.Cycle.DeactivatedAt.Add(time.Duration(r.cr.Observe)))
 }
 
 // wait sleeps until deadline without the lock, so that an operator can roll

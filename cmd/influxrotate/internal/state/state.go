@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
@@ -44,6 +43,9 @@ type Ref struct {
 	Fingerprint string               `json:"fingerprint,omitempty"`
 	Since       time.Time            `json:"since,omitzero"`
 	Permissions []backend.Permission `json:"permissions,omitempty"`
+	// Expires is when the server stops accepting the token by itself
+	// (InfluxDB 3: the expiry given at creation); zero for never.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Cycle is a rotation in flight.
@@ -57,6 +59,9 @@ type Cycle struct {
 	PublishedAt   time.Time `json:"published_at,omitzero"`
 	VerifiedAt    time.Time `json:"verified_at,omitzero"`
 	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
+	// DeletedAt is when the old token was deleted, by a cycle without a
+	// deactivate phase (InfluxDB 3), where it ends the writers' grace.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 	// RevocationAttempts counts deactivate and delete calls, for metrics.
 	RevocationAttempts int `json:"revocation_attempts"`
 	// Provisions counts authorizations created in this cycle (more than one
@@ -149,7 +154,7 @@ func (s *Store) Save(st *State) error {
 var ErrLocked = errors.New("locked by another influxrotate")
 
 // Lock is a held flock on a credential.
-type Lock struct{ f *os.File }
+type Lock struct{ l *fsutil.Lock }
 
 // Lock takes the credential's lock without waiting. The kernel releases it
 // when the process dies, even by kill -9, so a crash never leaves it stale.
@@ -158,31 +163,23 @@ func (s *Store) Lock(name string) (*Lock, error) {
 		return nil, err
 	}
 	path := filepath.Join(s.dir, name+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	l, err := fsutil.TryLock(path)
+	if errors.Is(err, fsutil.ErrLocked) {
 		holder, _ := os.ReadFile(path)
-		_ = f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("credential %q: %w (pid %s)", name, ErrLocked, string(holder))
-		}
+		return nil, fmt.Errorf("credential %q: %w (pid %s)", name, ErrLocked, string(holder))
+	} else if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// The pid is informational: the flock, not the content, is the lock.
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
-	return &Lock{f: f}, nil
+	_ = l.File().Truncate(0)
+	_, _ = l.File().WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	return &Lock{l: l}, nil
 }
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return nil
 	}
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	err := l.f.Close()
-	l.f = nil
-	return err
+	return l.l.Unlock()
 }

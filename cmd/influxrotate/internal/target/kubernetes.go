@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -109,8 +108,9 @@ func (k *Kubernetes) ReadBack(ctx context.Context) (string, error) {
 // scrub keeps an API server error that echoes the object from carrying the
 // token into a log line.
 func scrub(err error, token string) error {
-	if token == "" || !strings.Contains(err.Error(), token) {
-		return err
+	msg := err.Error()
+	if clean := rotation.NewScrubber(token).Scrub(msg); clean != msg {
+		return errors.New(clean)
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), token, rotation.Fingerprint(token)))
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 )
@@ -41,26 +40,17 @@ func (s *SecretDir) Publish(ctx context.Context, token string) error {
 	return nil
 }
 
-// currentFiles reads the visible keys, skipping the kubelet's "..*" entries.
+// currentFiles reads the keys the directory serves now. Only the kubelet
+// layout is read (secretdir.Read): whatever else lies in the directory is
+// left alone and never copied into the payload.
 func (s *SecretDir) currentFiles() (map[string][]byte, error) {
-	files := map[string][]byte{}
-	entries, err := os.ReadDir(s.Dir)
-	if os.IsNotExist(err) {
-		return files, nil
-	}
+	files, skipped, err := secretdir.Read(s.Dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, "..") || strings.HasPrefix(name, ".") || name == s.Key {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(s.Dir, name))
-		if err != nil {
-			continue // a directory or a dangling link: not a key
-		}
-		files[name] = data
+	if len(skipped) > 0 {
+		s.Logger.Warn("secret directory holds entries that are not regular files; they are dropped from the payload",
+			"target", s.Name(), "entries", skipped)
 	}
 	return files, nil
 }

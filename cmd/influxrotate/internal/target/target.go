@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -31,6 +32,10 @@ var (
 	ErrNoToken = errors.New("target holds no token")
 	// ErrUnreadable means the target cannot be read back.
 	ErrUnreadable = errors.New("target cannot be read back")
+	// ErrRefused means the target cannot take a token as it stands (a
+	// named pipe where the token file belongs, a writer that could not read
+	// it): publishing again cannot help until an operator fixes it.
+	ErrRefused = errors.New("target refused")
 )
 
 // Options are what targets need beyond their configuration.
@@ -52,7 +57,7 @@ func New(cfg config.Target, opts Options) (Target, error) {
 	}
 	switch cfg.Type {
 	case config.TargetFile:
-		return &File{Path: cfg.Path, Mode: fileMode(cfg.Mode), Logger: log}, nil
+		return newFile(cfg, log)
 	case config.TargetSecretDir:
 		return &SecretDir{Dir: cfg.Dir, Key: cfg.Key, Mode: fileMode(cfg.Mode), Logger: log}, nil
 	case config.TargetKubernetes:
@@ -66,7 +71,7 @@ func New(cfg config.Target, opts Options) (Target, error) {
 		}
 		return &Kubernetes{Client: client, Namespace: cfg.Namespace, Secret: cfg.Secret, Key: cfg.Key}, nil
 	case config.TargetExec:
-		return &Exec{Command: cfg.Command, ReadCommand: cfg.ReadCommand, Timeout: cfg.ExecTimeout, Env: opts.Env, Logger: log}, nil
+		return &Exec{Command: cfg.Command, ReadCommand: cfg.ReadCommand, Timeout: time.Duration(cfg.ExecTimeout), Env: opts.Env, Logger: log}, nil
 	}
 	return nil, fmt.Errorf("target type %q is unknown", cfg.Type)
 }

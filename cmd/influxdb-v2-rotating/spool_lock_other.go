@@ -1,6 +1,0 @@
-//go:build !unix
-
-package main
-
-// lockDir is a no-op where flock is unavailable: run one process per spool_dir.
-func lockDir(string) (func(), error) { return func() {}, nil }
