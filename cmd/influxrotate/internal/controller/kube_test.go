@@ -93,7 +93,9 @@ func TestKubernetesResumeAfterKillAtEveryPoint(t *testing.T) {
 // Two controllers started together on one credential that is due: one
 // rotation, one active authorization, no orphan.
 func TestKubernetesTwoControllersStartedTogether(t *testing.T) {
-	e := newEnv(t, envOptions{kube: true})
+	// The loser watches the winner's Lease for up to 3s; the winner renews
+	// every second.
+	e := newEnv(t, envOptions{kube: true, lease: 3 * time.Second})
 	later := func() time.Time { return time.Now().Add(2 * time.Hour) } // the initial token is due
 	a, b := e.controller(nil), e.controller(nil)
 	a.now, b.now = later, later

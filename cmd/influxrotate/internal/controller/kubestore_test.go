@@ -128,7 +128,9 @@ func TestKubeStoreNeverOverwritesAnotherControllersJournal(t *testing.T) {
 func TestKubeStoreLockKeepsASecondControllerOut(t *testing.T) {
 	cs, _ := deployedCluster(t)
 	ctx := context.Background()
-	a, b := newTestKubeStore(cs, time.Second, "a"), newTestKubeStore(cs, time.Second, "b")
+	// A long lease: a renews every second, b watches for up to three, so a
+	// loaded machine does not starve a's renewal for a whole duration.
+	a, b := newTestKubeStore(cs, 3*time.Second, "a"), newTestKubeStore(cs, 3*time.Second, "b")
 	la, err := a.Lock(ctx, "telegraf")
 	must(t, err)
 	// b watches the Lease; a renews it within a third of its duration.

@@ -30,7 +30,10 @@ func (r *cycleRun) targetsHold(ctx context.Context) ([]held, error) {
 	for _, t := range r.c.targets[r.cr.Name] {
 		tok, err := t.ReadBack(ctx)
 		switch {
-		case errors.Is(err, target.ErrUnreadable):
+		case errors.Is(err, target.ErrUnreadable), errors.Is(err, target.ErrRefused), errors.Is(err, rotation.ErrNotRegularFile):
+			// Nothing to compare: an exec target without read_command, or a
+			// token path holding something no writer reads a token from
+			// (Publish refuses it and the cycle aborts).
 			continue
 		case errors.Is(err, target.ErrNoToken):
 			out = append(out, held{target: t.Name()})
