@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,7 +19,8 @@ const (
 	// ActionDrop: the server will never accept this batch (400, 422 and other
 	// 4xx): drop it with a clear error rather than block the buffer.
 	ActionDrop
-	// ActionRetry: keep the batch and retry at the next flush (other 5xx).
+	// ActionRetry: keep the batch and retry at the next flush (other 5xx,
+	// 1xx and 3xx).
 	ActionRetry
 	// ActionThrottle: keep the batch and wait RetryAfter (429, 502, 503, 504).
 	ActionThrottle
@@ -97,7 +99,10 @@ func classify(status int, header http.Header, msg string) Decision {
 		status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
 		d.Action = ActionThrottle
 		d.RetryAfter = RetryAfter(header)
-	case status >= 500:
+	case status >= 500, status < 200, status >= 300 && status < 400:
+		// Other 5xx, and answers that are not a verdict on the batch at
+		// all: a redirect without a Location (one with it is refused
+		// before it gets here, see NoRedirect) or an informational code.
 		d.Action = ActionRetry
 	default:
 		d.Action = ActionDrop
@@ -109,24 +114,32 @@ func classify(status int, header http.Header, msg string) Decision {
 // header that is not exactly "Bearer <t>", "Token <t>" or "Basic <b64>".
 const malformedAuthorization = "Authorization header was malformed"
 
-// RetryAfter reads a Retry-After header in seconds or as an HTTP date,
-// capped at MaxRetryAfter. It returns 0 when there is none or it is invalid.
+// invalidRetryAfter is the wait for a Retry-After that is neither seconds
+// nor an HTTP date: the server asked for a pause of unknown length, and
+// Telegraf's own outputs.influxdb_v2 guesses this much.
+const invalidRetryAfter = 10 * time.Second
+
+// RetryAfter reads a Retry-After header in seconds (fractions allowed) or
+// as an HTTP date, capped at MaxRetryAfter. It returns 0 when there is none
+// and invalidRetryAfter when it cannot be read.
 func RetryAfter(h http.Header) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(secs) {
 		if secs <= 0 {
 			return 0
 		}
-		if secs > int64(MaxRetryAfter/time.Second) {
+		if secs > MaxRetryAfter.Seconds() {
 			return MaxRetryAfter
 		}
-		d = time.Duration(secs) * time.Second
+		d = time.Duration(secs * float64(time.Second))
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = time.Until(t)
+	} else {
+		d = invalidRetryAfter
 	}
 	return min(max(d, 0), MaxRetryAfter)
 }

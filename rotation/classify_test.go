@@ -33,6 +33,10 @@ func TestClassify(t *testing.T) {
 		"throttled":                         {429, http.Header{"Retry-After": {"3"}}, "", ActionThrottle, ""},
 		"proxy":                             {502, nil, "<html><body>502 Bad Gateway</body></html>", ActionThrottle, "<html><body>502 Bad Gateway</body></html>"},
 		"internal error":                    {500, nil, `{"error":"boom"}`, ActionRetry, "boom"},
+		// Not a verdict on the batch: keep it (a redirect with a Location
+		// is refused by the client before it is classified).
+		"redirect without Location": {302, nil, "", ActionRetry, ""},
+		"informational":             {103, nil, "", ActionRetry, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := Classify(tc.status, tc.header, []byte(tc.body))
@@ -43,6 +47,27 @@ func TestClassify(t *testing.T) {
 				t.Errorf("RetryAfter %v", d.RetryAfter)
 			}
 		})
+	}
+}
+
+// Retry-After in seconds, fractions too, as Telegraf reads it (dates:
+// TestRetryAfterAsHTTPDate); an unreadable one still asks for a pause, of
+// 10s as in Telegraf.
+func TestRetryAfter(t *testing.T) {
+	for value, want := range map[string]time.Duration{
+		"":           0,
+		"0":          0,
+		"-5":         0,
+		"3":          3 * time.Second,
+		"1.5":        1500 * time.Millisecond,
+		"86400":      MaxRetryAfter,
+		"soon":       10 * time.Second,
+		"NaN":        10 * time.Second,
+		"Tue, 1 Jan": 10 * time.Second,
+	} {
+		if got := RetryAfter(http.Header{"Retry-After": {value}}); got != want {
+			t.Errorf("Retry-After %q: %v, want %v", value, got, want)
+		}
 	}
 }
 
@@ -72,8 +97,9 @@ func TestClassifyStatusClasses(t *testing.T) {
 		{501, nil, "", ActionRetry, 0, ""},
 		{502, retryIn("0"), "<html>\n<b>Bad Gateway</b>\n</html>", ActionThrottle, 0, "<html> <b>Bad Gateway</b> </html>"},
 		{503, retryIn("86400"), "", ActionThrottle, MaxRetryAfter, ""},
-		{504, retryIn("soon"), "", ActionThrottle, 0, ""},
-		{301, nil, "", ActionDrop, 0, ""},
+		{504, retryIn("soon"), "", ActionThrottle, 10 * time.Second, ""},
+		// A redirect without a Location is no verdict on the batch.
+		{301, nil, "", ActionRetry, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(http.StatusText(tt.status), " ", "_"), func(t *testing.T) {

@@ -39,6 +39,13 @@ type Config struct {
 	Audit *AuditLog
 	// ClientID identifies this writer in audit records (default hostname).
 	ClientID string
+	// TrustFirst adopts the source's first token without a probe and
+	// without a log line, as a writer without rotation uses the token it
+	// is given. The first token is used whatever a probe says, so the
+	// probe only informs, and its request may be one the writer's users
+	// must not see (the Telegraf plugin: a drop-in for a plugin that sends
+	// nothing before the first metric). Later tokens are probed as usual.
+	TrustFirst bool
 	// Scrubber receives every token the Rotator considers, before it is
 	// probed or used, so that the writer can scrub server messages that
 	// echo one. Default: a new one, see Scrubber().
@@ -90,10 +97,11 @@ type reloadRequest struct {
 	done chan struct{}
 }
 
-// NewRotator reads the source and probes its token. Whatever the verdict,
-// that token becomes active, as there is nothing better; the log says
-// clearly when it was not validated. With no token yet, Current returns nil
-// until one arrives. ctx bounds this first probe only.
+// NewRotator reads the source and probes its token (unless TrustFirst).
+// Whatever the verdict, that token becomes active, as there is nothing
+// better; the log says clearly when it was not validated. With no token
+// yet, Current returns nil until one arrives. ctx bounds this first probe
+// only.
 func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 	if cfg.Source == nil {
 		return nil, errors.New("rotator: no token source")
@@ -129,6 +137,14 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 		r.log.Warn("no token yet: waiting for "+cfg.Source.Name(), "error", err)
 	case err != nil:
 		r.log.Warn("no usable token yet: waiting for "+cfg.Source.Name(), "error", err)
+	case cfg.TrustFirst:
+		// Not probed, but registered as probe does: the writer's
+		// messages must be scrubbed of it all the same.
+		r.cfg.Scrubber.AddCredential(c)
+		r.active.Store(c)
+		r.activeSeen = time.Now()
+		r.stats.SetActive(c, r.activeSeen)
+		r.audit(AuditRecord{Event: "startup", Outcome: "not probed", NewFingerprint: c.Fingerprint()})
 	default:
 		res := r.probe(ctx, c)
 		r.adopt(c, res, "startup")
@@ -437,8 +453,9 @@ func (r *Rotator) drain() {
 	r.stats.ConnectionDrain.Store(int64(time.Since(start)))
 }
 
-// probe validates c. Every token the Rotator may adopt passes here first,
-// so this is where it is registered with the Scrubber.
+// probe validates c. Every token the Rotator may adopt passes here first
+// (but a TrustFirst token, registered where it is adopted), so this is
+// where it is registered with the Scrubber.
 func (r *Rotator) probe(ctx context.Context, c *Credential) ProbeResult {
 	r.cfg.Scrubber.AddCredential(c)
 	if r.cfg.Prober == nil {

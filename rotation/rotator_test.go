@@ -177,6 +177,33 @@ func TestRotatorStartsWithValidatedToken(t *testing.T) {
 	}
 }
 
+// TrustFirst: the first token is used without a probe or a log line;
+// the next one is probed before it is promoted, as always.
+func TestRotatorTrustFirst(t *testing.T) {
+	f := newRotatorFixture(t, tokenN(1), func(c *Config) { c.TrustFirst = true })
+	if c := f.r.Current(); c == nil || c.Token() != tokenN(1) {
+		t.Fatalf("Current = %v", c)
+	}
+	if n := f.prober.count(tokenN(1)); n != 0 {
+		t.Errorf("first token probed %d times, want 0", n)
+	}
+	if f.stats.Fingerprint() != Fingerprint(tokenN(1)) {
+		t.Errorf("Stats fingerprint %q", f.stats.Fingerprint())
+	}
+	if got := f.logs.String(); got != "" {
+		t.Errorf("log at start: %s", got)
+	}
+	if msg := f.r.Scrubber().ServerMessage([]byte("echo: " + tokenN(1))); strings.Contains(msg, tokenN(1)) {
+		t.Errorf("the unprobed first token is not scrubbed: %q", msg)
+	}
+	f.prober.set(tokenN(2), VerdictRefused)
+	f.src.Set(tokenN(2))
+	wait.For(t, waitDelivery, "the second token's probe", func() bool { return f.prober.count(tokenN(2)) > 0 })
+	if c := f.r.Current(); c == nil || c.Token() != tokenN(1) {
+		t.Fatalf("a refused second token replaced the first: Current = %v", c)
+	}
+}
+
 func TestRotatorStartsWithUnvalidatedTokenAndSaysSo(t *testing.T) {
 	for _, v := range []Verdict{VerdictUnknown, VerdictRefused} {
 		t.Run(v.String(), func(t *testing.T) {

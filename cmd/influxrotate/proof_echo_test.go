@@ -202,8 +202,7 @@ observe = "10ms"
 
 // echoExecd runs the execd binary's -check, then the binary itself, against
 // a server that answers every write with an echo: the check fails and each
-// batch is dropped with the server's message, and the startup probe's
-// message goes to its audit log.
+// batch is dropped with the server's message.
 func echoExecd(t *testing.T, bin string, form func(string) string) {
 	var scan secscan.Scanner
 	srv := influxv2.NewTest(t, influxv2.Options{})

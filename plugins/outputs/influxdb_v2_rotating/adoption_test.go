@@ -310,11 +310,24 @@ func TestAdoptionOptions(t *testing.T) {
 		{"fixed token, asked for", func(p *InfluxDB) { p.Token = config.NewSecret([]byte("x")); p.AdoptionReport = &on }, "", true},
 		{"token_file, turned off", func(p *InfluxDB) { p.TokenFile = "/nonexistent"; p.AdoptionReport = &off }, "", false},
 		{"bucket_tag only", func(p *InfluxDB) { p.TokenFile = "/nonexistent"; p.Bucket = ""; p.BucketTag = "b" }, "adoption_bucket: required", false},
+		// A token that rotates needs a bucket to be validated against.
 		{"bucket_tag only, off", func(p *InfluxDB) {
 			p.TokenFile = "/nonexistent"
 			p.Bucket = ""
 			p.BucketTag = "b"
 			p.AdoptionReport = &off
+		}, "probe_bucket: required", false},
+		{"bucket_tag only, off, probe_bucket", func(p *InfluxDB) {
+			p.TokenFile = "/nonexistent"
+			p.Bucket = ""
+			p.BucketTag = "b"
+			p.AdoptionReport = &off
+			p.ProbeBucket = "b"
+		}, "", false},
+		{"bucket_tag only, fixed token", func(p *InfluxDB) {
+			p.Token = config.NewSecret([]byte("x"))
+			p.Bucket = ""
+			p.BucketTag = "b"
 		}, "", false},
 		{"bucket_tag and adoption_bucket", func(p *InfluxDB) {
 			p.TokenFile = "/nonexistent"

@@ -14,7 +14,7 @@ import (
 // accepts is one the writes will get through with.
 func (p *InfluxDB) newProber(w *httpWriter, mode rotation.ProbeMode) (*rotation.HTTPProber, error) {
 	return rotation.NewHTTPProber(rotation.ProberConfig{
-		Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.Bucket}},
+		Targets:     []rotation.Target{{Org: p.Organization, Bucket: p.ProbeBucket}},
 		Mode:        mode,
 		ProbeBucket: p.ProbeBucket,
 		ProbeOrg:    p.Organization,
@@ -59,6 +59,9 @@ func (p *InfluxDB) Check(ctx context.Context) (*rotation.Credential, []CheckResu
 	mode := p.probeMode()
 	if mode == rotation.ProbeNone {
 		mode = rotation.ProbeEmptyWrite
+	}
+	if p.ProbeBucket == "" {
+		return cred, nil, errors.New("no bucket to check the token against: bucket_tag alone names none; set probe_bucket")
 	}
 	results := make([]CheckResult, 0, len(p.writers))
 	for i, w := range p.writers {

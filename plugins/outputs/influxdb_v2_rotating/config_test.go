@@ -1,11 +1,13 @@
 package influxdb_v2_rotating
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +255,57 @@ func TestReadmeDocumentsEveryMetricField(t *testing.T) {
 		if !strings.Contains(string(readme), "    - "+name+" (integer") {
 			t.Errorf("README's Metrics section does not document field %q", name)
 		}
+	}
+}
+
+// The default User-Agent names Telegraf's version as the stock plugin's
+// does: in a Telegraf binary the version its build set with -X (the module
+// itself is "(devel)" there), elsewhere the Telegraf module required.
+func TestProductToken(t *testing.T) {
+	telegrafDep := []*debug.Module{{Path: "github.com/influxdata/telegraf", Version: "v1.37.2"}}
+	cases := []struct {
+		name string
+		info *debug.BuildInfo
+		want string
+	}{
+		{"no build info", nil, "Telegraf/unknown Go/1.26.8"},
+		{"execd binary", &debug.BuildInfo{Deps: telegrafDep}, "Telegraf/1.37.2 Go/1.26.8"},
+		{"make telegraf", &debug.BuildInfo{
+			Main: debug.Module{Path: "github.com/influxdata/telegraf", Version: "(devel)"},
+			Settings: []debug.BuildSetting{{Key: "-ldflags",
+				Value: "-s -w -X github.com/influxdata/telegraf/internal.Version=1.40.1 -X github.com/influxdata/telegraf/internal.Commit=abc"}},
+		}, "Telegraf/1.40.1 Go/1.26.8"},
+		{"quoted flag", &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "-ldflags",
+			Value: `-X "github.com/influxdata/telegraf/internal.Version=1.39.2"`}}}, "Telegraf/1.39.2 Go/1.26.8"},
+	}
+	for _, c := range cases {
+		if got := productTokenOf(c.info, "go1.26.8 X:nocoverageredesign"); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// bucket_tag alone with a fixed token connects, as the stock plugin does
+// (issue 11); there is no bucket to check the token against, and Check
+// says so instead of failing inside the prober.
+func TestBucketTagOnlyFixedToken(t *testing.T) {
+	p := New()
+	p.Token = config.NewSecret([]byte("fixed-token"))
+	p.BucketTag = "bucket"
+	p.URLs = []string{"http://127.0.0.1:1"}
+	if err := p.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if err := p.Connect(); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	defer p.Close()
+	_, _, err := p.Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "set probe_bucket") {
+		t.Fatalf("Check: %v, want an error asking for probe_bucket", err)
+	}
+	p.ProbeBucket = "telegraf"
+	if _, results, err := p.Check(context.Background()); err != nil || len(results) != 1 {
+		t.Fatalf("Check with probe_bucket: %v %+v", err, results)
 	}
 }

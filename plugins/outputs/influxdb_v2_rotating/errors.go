@@ -3,9 +3,15 @@ package influxdb_v2_rotating
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/plugins/common/ratelimiter"
+	"github.com/influxdata/telegraf/plugins/serializers/influx"
 
 	"github.com/influxrotate/influxrotate/rotation"
 )
@@ -59,17 +65,20 @@ func statusText(status int) string {
 	return fmt.Sprintf("%d %s", status, http.StatusText(status))
 }
 
+// newDecisionError describes an answer that did not store the batch. Apart
+// from a refused token, which is rotation's business, the wording is the
+// stock plugin's, word for word: operators alert on these lines.
 func newDecisionError(bucket string, d rotation.Decision, cred *rotation.Credential) *WriteError {
 	var msg string
 	switch d.Action {
 	case rotation.ActionDrop:
-		msg = fmt.Sprintf("failed to write metrics to bucket %q (will be dropped: %s)", bucket, statusText(d.Status))
+		msg = fmt.Sprintf("failed to write metrics to %s (will be dropped: %s)", bucket, statusText(d.Status))
 	case rotation.ActionAuth:
 		msg = fmt.Sprintf("%s refused writing to bucket %q (%s); batch kept until a valid token is available", cred, bucket, statusText(d.Status))
 	case rotation.ActionThrottle:
-		msg = fmt.Sprintf("failed to write to bucket %q; will retry in %s (%s)", bucket, d.RetryAfter, statusText(d.Status))
+		msg = fmt.Sprintf("failed to write to %s; will retry in %s. (%s)", bucket, d.RetryAfter, statusText(d.Status))
 	default:
-		msg = fmt.Sprintf("failed to write metrics to bucket %q (%s); batch kept for retry", bucket, statusText(d.Status))
+		msg = fmt.Sprintf("failed to write metrics to bucket %q: %s", bucket, statusText(d.Status))
 	}
 	if d.Message != "" {
 		msg += ": " + d.Message
@@ -125,4 +134,30 @@ func (e *batchError) As(target any) bool {
 	}
 	v.Elem().Set(nv)
 	return true
+}
+
+// The error values the stock plugin returns for a flush that the rate
+// limit cut short and for one that dropped metrics it could not serialise.
+// They live in Telegraf's internal package, which only Telegraf may import;
+// its public ratelimiter hands them out, so they are taken from there once,
+// and errors.Is matches them as it matches the stock plugin's.
+var errSizeLimitReached, errSerialization = telegrafWriteErrors()
+
+func telegrafWriteErrors() (sizeLimit, serialization error) {
+	ser := &influx.Serializer{}
+	if err := ser.Init(); err != nil {
+		panic(fmt.Sprintf("influx serializer: %v", err))
+	}
+	limited := ratelimiter.NewIndividualSerializer(ser)
+	fits := metric.New("m", nil, map[string]any{"v": 1}, time.Unix(0, 0))
+	// Nothing fits in a limit of 0 bytes: the bare ErrSizeLimitReached.
+	_, sizeLimit = limited.SerializeBatch([]telegraf.Metric{fits}, 0)
+	// A metric without fields cannot be serialised: a PartialWriteError
+	// wrapping ErrSerialization.
+	_, err := limited.SerializeBatch([]telegraf.Metric{metric.New("m", nil, nil, time.Unix(0, 0))}, math.MaxInt64)
+	serialization = errors.Unwrap(err)
+	if sizeLimit == nil || serialization == nil {
+		panic("Telegraf's ratelimiter no longer reports a size limit or a serialization failure")
+	}
+	return sizeLimit, serialization
 }

@@ -79,7 +79,11 @@ func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 	base := *u
 	switch u.Scheme {
 	case "http", "https":
-		dialer := &net.Dialer{LocalAddr: cfg.localAddr, Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+		dialer := &net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+		if cfg.localAddr != nil {
+			// Not a typed nil in the interface, which errors print as "<nil>->".
+			dialer.LocalAddr = cfg.localAddr
+		}
 		transport = &http.Transport{
 			Proxy:               proxy,
 			TLSClientConfig:     cfg.tls,
@@ -123,8 +127,9 @@ func newHTTPWriter(cfg writerConfig) (*httpWriter, error) {
 	}, nil
 }
 
-// String names the server for log lines.
-func (w *httpWriter) String() string { return w.base.Scheme + "://" + w.base.Host }
+// String names the server for log lines as the stock plugin does: its
+// write endpoint.
+func (w *httpWriter) String() string { return w.base.String() }
 
 func (w *httpWriter) writeURL(bucket string) *url.URL {
 	if u, ok := w.writeURLs.Load(bucket); ok {
@@ -402,11 +407,8 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 			if te := (*transportError)(nil); errors.As(err, &te) {
 				p.writeTransportErrors.Add(1)
 			}
-			return append(out, outcome{chunk: c, err: &WriteError{
-				Action:  rotation.ActionRetry,
-				Message: fmt.Sprintf("failed to write to %s bucket %q; batch kept for retry: %v", w, c.bucket, err),
-				Err:     err,
-			}})
+			// The transport's error as it is, as the stock plugin reports it.
+			return append(out, outcome{chunk: c, err: &WriteError{Action: rotation.ActionRetry, Message: err.Error(), Err: err}})
 		}
 		switch d.Action {
 		case rotation.ActionAccept:
@@ -422,11 +424,11 @@ func (p *InfluxDB) send(ctx context.Context, f *flush, w *httpWriter, c *chunk, 
 			if !ok {
 				d.Action = rotation.ActionDrop
 				we := newDecisionError(c.bucket, d, cred)
-				we.Message = fmt.Sprintf("failed to write metrics to bucket %q (will be dropped: %s): a single line of %d bytes is larger than the server accepts",
+				we.Message = fmt.Sprintf("failed to write metrics to %s (will be dropped: %s): a single line of %d bytes is larger than the server accepts",
 					c.bucket, statusText(d.Status), len(c.body))
 				return append(out, outcome{chunk: c, reached: true, err: we})
 			}
-			p.log().Warnf("Request of %d bytes to bucket %q was too large (413); splitting it in two", len(c.body), c.bucket)
+			p.log().Errorf("Failed to write metrics with size %d bytes to %s, request was too large (413)", len(c.body), c.bucket)
 			out = p.send(ctx, f, w, first, out)
 			return p.send(ctx, f, w, second, out)
 		case rotation.ActionThrottle:
@@ -470,3 +472,6 @@ func (p *InfluxDB) retryWait() time.Duration {
 }
 
 var errNoAnswer = errors.New("no server answered")
+
+// errNoServer is the stock plugin's error when no server took the flush.
+const errNoServer = "failed to send metrics to any configured server(s)"

@@ -52,9 +52,9 @@ func gateway(t *testing.T, next http.Handler, lacking *atomic.Int64) *httptest.S
 	return gw
 }
 
-// The start-up probe and the probe of a new token carry http_headers like
-// the writes: behind a gateway that requires a header, a new token is
-// validated and adopted, and no request lacks the header.
+// The probe of a new token carries http_headers like the writes: behind a
+// gateway that requires a header, a new token is validated and adopted,
+// and no request lacks the header.
 func TestProbeSendsHTTPHeaders(t *testing.T) {
 	e := newEnv(t)
 	var lacking atomic.Int64
@@ -198,8 +198,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			if !IsRetryable(rerr) || !strings.Contains(rerr.Error(), rotation.ErrRedirectRefused.Error()) {
 				t.Fatalf("WriteRaw: %v, want a retryable error saying the redirect was refused", rerr)
 			}
-			// A new token is probed before it is used (the start-up probe,
-			// done within Connect, is already counted).
+			// A new token is probed before it is used.
 			before := p.stats.ProbeUnreachable.Load()
 			e.publish(second.Token)
 			wait.For(t, 10*time.Second, "the new token's probe", func() bool { return p.stats.ProbeUnreachable.Load() > before })

@@ -227,7 +227,6 @@ func (p *InfluxDB) Init() error {
 	default:
 		return fmt.Errorf("probe: invalid value %q (use %q, %q or %q)", p.Probe, ProbeEmptyWrite, ProbePoint, ProbeNone)
 	}
-	p.ProbeBucket = cmp.Or(p.ProbeBucket, p.Bucket)
 	if p.ProbeTimeout < 0 {
 		return errors.New("probe_timeout: must not be negative")
 	}
@@ -276,6 +275,9 @@ func (p *InfluxDB) Init() error {
 	if err := p.initAdoption(); err != nil {
 		return err
 	}
+	if err := p.initProbeBucket(); err != nil {
+		return err
+	}
 
 	p.ser = serializer{uintSupport: p.UintSupport, omitTimestamp: p.OmitTimestamp}
 	if p.ExcludeBucketTag {
@@ -290,7 +292,7 @@ func (p *InfluxDB) Init() error {
 // token_env), never with a fixed token unless asked, so that a renamed stock
 // configuration writes exactly what the stock plugin writes.
 func (p *InfluxDB) initAdoption() error {
-	on := p.TokenFile != "" || p.TokenEnv != ""
+	on := !p.fixedToken()
 	if p.AdoptionReport != nil {
 		on = *p.AdoptionReport
 	}
@@ -324,6 +326,25 @@ func (p *InfluxDB) initAdoption() error {
 		return fmt.Errorf("adoption_measurement, client_id: %w", err)
 	}
 	p.adoption = a
+	return nil
+}
+
+// initProbeBucket picks the bucket a new token is validated against:
+// probe_bucket, bucket, or adoption_bucket. With bucket_tag alone there is
+// none: a fixed token needs no validation, as in the stock plugin, which
+// connects and routes by tag; a token that rotates does.
+func (p *InfluxDB) initProbeBucket() error {
+	if p.ProbeBucket == "" {
+		p.ProbeBucket = cmp.Or(p.Bucket, p.AdoptionBucket)
+	}
+	if p.ProbeBucket != "" || p.Probe == ProbeNone || p.BucketTag == "" {
+		return nil
+	}
+	if !p.fixedToken() {
+		return errors.New(`probe_bucket: required when bucket is empty (bucket_tag only) and the token comes from ` +
+			`token_file or token_env, to validate new tokens against; or set probe = "none"`)
+	}
+	p.Probe = ProbeNone
 	return nil
 }
 
@@ -368,18 +389,40 @@ func resolveLocalAddr(s string) (*net.TCPAddr, error) {
 // productToken is the default User-Agent, "Telegraf/<version> Go/<version>"
 // like the stock plugin's.
 func productToken() string {
+	info, _ := debug.ReadBuildInfo()
+	return productTokenOf(info, runtime.Version())
+}
+
+// telegrafVersionFlag is the variable whose linker flag (-X) sets the
+// version that Telegraf's internal.ProductToken reports.
+const telegrafVersionFlag = "github.com/influxdata/telegraf/internal.Version="
+
+// productTokenOf finds Telegraf's version the way it is known to the build:
+// in a Telegraf binary, the linker flag that set its version (the stock
+// plugin's source of it, in a package only Telegraf may import); in any
+// other program, the version of the Telegraf module it requires.
+func productTokenOf(info *debug.BuildInfo, goVersion string) string {
 	version := "unknown"
-	if info, ok := debug.ReadBuildInfo(); ok {
+	if info != nil {
 		for _, dep := range info.Deps {
 			if dep.Path == "github.com/influxdata/telegraf" {
 				version = strings.TrimPrefix(dep.Version, "v")
 			}
 		}
-		if info.Main.Path == "github.com/influxdata/telegraf" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			version = strings.TrimPrefix(info.Main.Version, "v")
+		for _, setting := range info.Settings {
+			if setting.Key != "-ldflags" {
+				continue
+			}
+			if _, v, ok := strings.Cut(setting.Value, telegrafVersionFlag); ok {
+				v, _, _ = strings.Cut(v, " ")
+				if v = strings.Trim(v, `"'`); v != "" {
+					version = v
+				}
+			}
 		}
 	}
-	return "Telegraf/" + version + " Go/" + strings.TrimPrefix(runtime.Version(), "go")
+	goVersion, _, _ = strings.Cut(strings.TrimPrefix(goVersion, "go"), " ")
+	return "Telegraf/" + version + " Go/" + goVersion
 }
 
 // Connect builds one HTTP writer per URL and starts the token source and
@@ -472,7 +515,12 @@ func (p *InfluxDB) Connect() error {
 		Stats:     p.stats,
 		Audit:     p.audit,
 		ClientID:  p.ClientID,
-		Scrubber:  scrub,
+		// The first token is used whatever a probe says, so it is probed
+		// only when strict asks for the verdict at start: otherwise no
+		// request precedes the first metric, as in the stock plugin, and
+		// the first write (and adoption report) tells.
+		TrustFirst: p.fixedToken() || !p.Strict,
+		Scrubber:   scrub,
 	})
 	if err != nil {
 		p.closeSource()
@@ -484,11 +532,18 @@ func (p *InfluxDB) Connect() error {
 	}
 	p.rotator = r
 	p.registerStats()
-	if r.Current() == nil {
+	switch c := r.Current(); {
+	case c == nil:
 		p.log().Warnf("No valid token yet from %s; writes wait for it and metrics stay buffered", p.source.Name())
+	case !p.fixedToken() && !p.Strict:
+		p.log().Infof("Using %s from %s, not probed at start (strict = true probes it)", c, p.source.Name())
 	}
 	return nil
 }
+
+// fixedToken reports whether the token is the token option (a value or a
+// secret-store reference), which nothing rotates.
+func (p *InfluxDB) fixedToken() bool { return p.TokenFile == "" && p.TokenEnv == "" }
 
 func (p *InfluxDB) newSource(logger *slog.Logger) (rotation.Source, error) {
 	switch {
@@ -588,8 +643,7 @@ func (p *InfluxDB) trackFlush() (done func()) {
 // connected, or no valid token exists yet. Every such error keeps the batch.
 func (p *InfluxDB) flushCredential() (*rotation.Credential, error) {
 	if wait := p.retryWait(); wait > 0 {
-		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait,
-			Message: fmt.Sprintf("retry time has not elapsed: the server asked to wait another %s", wait.Round(time.Millisecond))}
+		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: wait, Message: "retry time has not elapsed"}
 	}
 	if p.rotator == nil {
 		return nil, errNotConnected
@@ -612,6 +666,14 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 	}
 	cred, err := p.flushCredential()
 	if err != nil {
+		var we *WriteError
+		if errors.As(err, &we) && we.Action == rotation.ActionThrottle {
+			// Worded as the stock plugin's clients, each of which waits.
+			for _, w := range p.writers {
+				p.log().Errorf("When writing to [%s]: %v", w, err)
+			}
+			return &WriteError{Action: rotation.ActionThrottle, RetryAfter: we.RetryAfter, Message: errNoServer}
+		}
 		return err
 	}
 
@@ -660,12 +722,16 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 			break
 		}
 	}
-	for _, e := range rejectErrs {
-		p.log().Errorf("Dropping metric that cannot be serialized: %v", e)
+	if len(rejectErrs) > 0 {
+		// The stock plugin says only that serialization failed; which
+		// metric and why is what the operator needs to fix it. One line
+		// per flush, however many.
+		p.log().Errorf("Dropping %d metric(s) that cannot be serialized; the first: %v", len(rejectErrs), rejectErrs[0])
 	}
 
 	var results []outcome
 	var lastErr error
+	var reached *httpWriter
 	for _, n := range rand.Perm(len(p.writers)) {
 		w := p.writers[n]
 		f := &flush{rotator: p.rotator, cred: cred}
@@ -673,13 +739,26 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		keepBuffers = keepBuffers || f.keepBuffers.Load()
 		if reachedAny(results) || len(chunks) == 0 {
 			p.reportAdoption(p.ctx, f, w, results)
+			reached = w
 			break
+		}
+		// No answer from this server: say so as the stock plugin does, and
+		// try the next one.
+		for _, r := range results {
+			if r.err != nil {
+				p.log().Error(r.err)
+			}
 		}
 		lastErr = firstErr(results)
 		p.log().Errorf("When writing to [%s]: %v", w, lastErr)
 		results = nil
 	}
-	return p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
+	err = p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
+	if err != nil && reached != nil {
+		// The stock plugin's summary line of a flush that failed in part.
+		p.log().Errorf("When writing to [%s]: %v", reached, err)
+	}
+	return err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -762,15 +841,13 @@ func (p *InfluxDB) settle(total int, results []outcome, rejected []int, rejectEr
 	case err != nil:
 	case len(accepted)+len(rejected) < total:
 		// Only the rate limit held metrics back.
-		err = &WriteError{Action: rotation.ActionThrottle, Message: "rate limit reached; remaining metrics kept for the next flush"}
+		err = errSizeLimitReached
 	default:
 		// Everything was sent except metrics that cannot be serialised.
-		err = &WriteError{Action: rotation.ActionDrop,
-			Message: fmt.Sprintf("dropped %d metric(s) that cannot be serialized, first: %v", len(rejected), rejectErrs[0])}
+		err = errSerialization
 	}
-	if len(accepted) == 0 && len(rejected) == 0 {
-		return err
-	}
+	// Always a partial write, as the stock plugin's, even when nothing
+	// was sent: the agent keeps what is neither accepted nor rejected.
 	return &batchError{err: err, accept: accepted, reject: rejected, rejectErrs: rejectErrs}
 }
 

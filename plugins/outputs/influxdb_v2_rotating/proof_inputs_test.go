@@ -150,7 +150,7 @@ func TestProofFaultTLSCertificateChange(t *testing.T) {
 	if r.ro.BufferLength() != 200 {
 		t.Fatalf("%d of 200 metrics kept while the certificate is untrusted", r.ro.BufferLength())
 	}
-	r.logged("batch kept for retry", "certificate")
+	r.logged("When writing to [", "certificate")
 	if r.stat("auth_failures") != 0 {
 		t.Fatal("a TLS failure was counted as a token refusal")
 	}

@@ -65,10 +65,10 @@ func TestStatusCodes(t *testing.T) {
 		{"400 drops", influxv2.Fault{Status: http.StatusBadRequest}, false, false, "will be dropped: 400"},
 		{"422 drops", influxv2.Fault{Status: http.StatusUnprocessableEntity}, false, false, "will be dropped: 422"},
 		{"404 drops", influxv2.Fault{Status: http.StatusNotFound}, false, false, "will be dropped: 404"},
-		{"500 keeps", influxv2.Fault{Status: http.StatusInternalServerError}, true, true, "batch kept for retry"},
+		{"500 keeps", influxv2.Fault{Status: http.StatusInternalServerError}, true, true, "500 Internal Server Error"},
 		{"503 keeps", influxv2.Fault{Status: http.StatusServiceUnavailable}, true, true, "will retry in"},
 		{"502 keeps", influxv2.Fault{Status: http.StatusBadGateway}, true, true, "will retry in"},
-		{"reset keeps", influxv2.Fault{ResetConnection: true}, true, true, "batch kept for retry"},
+		{"reset keeps", influxv2.Fault{ResetConnection: true}, true, true, "connection reset"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 	before := len(e.srv.Requests())
 	err = p.Write(metrics(5, nil))
-	if !errors.As(err, &we) || !strings.Contains(err.Error(), "retry time has not elapsed") {
+	if !errors.As(err, &we) || we.Action != rotation.ActionThrottle || err.Error() != errNoServer {
 		t.Fatalf("Write during Retry-After: %v", err)
 	}
 	if n := len(e.srv.Requests()); n != before {
@@ -350,8 +350,8 @@ func TestSerializationFailureRejectsOnlyThatMetric(t *testing.T) {
 	bad.AddField("nan", nanValue())
 	ro.AddMetric(bad)
 	err := e.write(ro)
-	if err == nil || !strings.Contains(err.Error(), "cannot be serialized") || !strings.Contains(err.Error(), "no serializable fields") {
-		t.Fatalf("Write error %v, want one saying a metric cannot be serialized", err)
+	if !errors.Is(err, errSerialization) {
+		t.Fatalf("Write error %v, want Telegraf's serialization failure", err)
 	}
 	if ro.BufferLength() != 0 {
 		t.Fatalf("%d metrics still buffered; the bad one must be dropped, the good ones stored", ro.BufferLength())
@@ -471,7 +471,7 @@ func TestRateLimitKeepsTheRest(t *testing.T) {
 	ms := metrics(50, nil)
 	addAll(ro, ms)
 	err := e.write(ro)
-	if err == nil || !strings.Contains(err.Error(), "rate limit") {
+	if !errors.Is(err, errSizeLimitReached) {
 		t.Fatalf("Write over the rate limit: %v", err)
 	}
 	n := len(stored(e.srv))

@@ -18,7 +18,8 @@ import (
 //
 //	Classify            management call                    here
 //	accept (2xx)        done                               –
-//	throttle, retry     retried with backoff (429, 5xx)    Retryable
+//	throttle, retry     retried with backoff (429, 5xx;    Retryable
+//	                    not 3xx, an unfollowed redirect)
 //	auth (401, 403)     refused for good: the operator     Refused
 //	                    token may not do it
 //	split (413)         refused for good: a management     Refused
@@ -56,6 +57,11 @@ func Retryable(err error) bool {
 	}
 	var he *HTTPError
 	if errors.As(err, &he) {
+		if he.Status >= 300 && he.Status < 400 {
+			// An unfollowed redirect, as above. (A writer keeps its batch
+			// on one, hence Classify's retry.)
+			return false
+		}
 		switch rotation.Classify(he.Status, nil, nil).Action {
 		case rotation.ActionThrottle, rotation.ActionRetry:
 			return true
