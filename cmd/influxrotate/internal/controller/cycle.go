@@ -19,6 +19,28 @@ type cycleRun struct {
 	cr   *config.Credential
 	lock Lock
 	st   *state.State
+	// stop cancels the cycle's context, with errLockLost when the lock is.
+	stop context.CancelCauseFunc
+}
+
+// errLockLost ends a cycle whose lock another controller took (a Lease
+// that could not be renewed in time): that controller resumes it.
+var errLockLost = fmt.Errorf("%w: the credential's lock was lost; the controller that took it resumes the cycle", ErrConcurrent)
+
+// watchLock stops the cycle when the held lock is lost, so that it does
+// not go on working next to the controller that took it over.
+func (r *cycleRun) watchLock(ctx context.Context) {
+	l, ok := r.lock.(interface{ Lost() <-chan struct{} })
+	if !ok {
+		return
+	}
+	go func() {
+		select {
+		case <-l.Lost():
+			r.stop(errLockLost)
+		case <-ctx.Done():
+		}
+	}()
 }
 
 // Rotate runs or resumes one credential's cycle if it is due (or forced).
@@ -38,12 +60,15 @@ func (c *Controller) rotate(ctx context.Context, cr *config.Credential, opts Rot
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
 	}
-	r := &cycleRun{c: c, cr: cr, lock: lock}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	r := &cycleRun{c: c, cr: cr, lock: lock, stop: stop}
 	defer func() {
 		if r.lock != nil {
 			_ = r.lock.Unlock()
 		}
 	}()
+	r.watchLock(ctx)
 	if r.st, err = c.store.Load(ctx, cr.Name); err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
@@ -67,7 +92,11 @@ func (c *Controller) rotate(ctx context.Context, cr *config.Credential, opts Rot
 			return r.result(err)
 		}
 	}
-	return r.result(r.loop(ctx))
+	err = r.loop(ctx)
+	if cause := context.Cause(ctx); errors.Is(cause, errLockLost) {
+		err = cause
+	}
+	return r.result(err)
 }
 
 // result turns the end of a run into a Result.

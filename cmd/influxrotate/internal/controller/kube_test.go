@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
@@ -129,5 +131,39 @@ func TestKubernetesTwoControllersStartedTogether(t *testing.T) {
 	e.checkEndState()
 	if n := strings.Count(e.auditLog(), `"event":"done"`); n != 1 {
 		t.Errorf("%d completed cycles in the audit log, want 1", n)
+	}
+}
+
+// A controller whose Lease is taken in the middle of a cycle (its renewals
+// were late) stops at once instead of working next to the new holder.
+func TestKubernetesLostLeaseStopsTheCycle(t *testing.T) {
+	e := newEnv(t, envOptions{kube: true})
+	var c *Controller
+	c = e.controller(interfere("verify:before", func() {
+		ctx := context.Background()
+		l, err := e.kube.CoordinationV1().Leases(kubeNS).Get(ctx, "influxrotate-telegraf", metav1.GetOptions{})
+		must(t, err)
+		intruder := "intruder"
+		l.Spec.HolderIdentity = &intruder
+		_, err = e.kube.CoordinationV1().Leases(kubeNS).Update(ctx, l, metav1.UpdateOptions{})
+		must(t, err)
+		ks := c.store.(*kubeStore)
+		ks.mu.Lock()
+		held := ks.held["telegraf"]
+		ks.mu.Unlock()
+		wait.For(t, 10*time.Second, "the renewal notices the lost Lease", held.lost)
+	}))
+	res := e.rotate(c, true)
+	if res.Outcome != OutcomeFailed || !errors.Is(res.Err, errLockLost) {
+		t.Fatalf("rotate: %+v, want failed with the lock lost", res)
+	}
+	if st := e.loadState(); st.Cycle == nil || st.Cycle.Phase != "verify" {
+		t.Fatalf("journal %+v, want the cycle left at verify for the new holder", st)
+	}
+	if !e.srv.IsActive(e.initial.Token) {
+		t.Fatal("the old token was revoked")
+	}
+	if holder, _ := lease(t, e.kube, "influxrotate-telegraf"); holder != "intruder" {
+		t.Fatalf("the Lease was released over its new holder: %q", holder)
 	}
 }

@@ -304,6 +304,9 @@ func (l *leaseLock) renewOnce(ctx context.Context) error {
 	return l.rl.Update(ctx, *rec)
 }
 
+// Lost is closed when the Lease is lost.
+func (l *leaseLock) Lost() <-chan struct{} { return l.lostCh }
+
 func (l *leaseLock) lost() bool {
 	select {
 	case <-l.lostCh:

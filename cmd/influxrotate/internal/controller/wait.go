@@ -46,6 +46,7 @@ func (r *cycleRun) wait(ctx context.Context, deadline time.Time) (phaseOutcome, 
 		return phaseOutcome{}, err
 	}
 	r.lock = lock
+	r.watchLock(ctx)
 	if err := ctx.Err(); err != nil {
 		return phaseOutcome{}, err
 	}
