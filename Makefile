@@ -167,9 +167,10 @@ compat: tools
 # The plugin's end-to-end tests run bin/telegraf.
 e2e: telegraf
 
-# The README's first command: watch a token rotate every few seconds through a
-# stock Telegraf and the execd binary, against the embedded test server, with
-# nothing but loopback networking (testutil/demo). It needs only the
+# The README's first command: watch influxrotate rotate a token every few
+# seconds behind the adoption gate, through a stock Telegraf and the execd
+# binary, against the embedded test server, with nothing but loopback
+# networking (testutil/demo). It needs only the
 # stock Telegraf of `make tools`. Stops by itself after 40 s or on Ctrl-C and
 # exits non-zero if a point was lost. Longer: make demo DEMO_ARGS="-duration 2m".
 DEMO_ARGS ?=
@@ -177,5 +178,6 @@ DEMO_ARGS ?=
 demo: $(TELEGRAF)
 	@mkdir -p bin
 	$(GO) build -o bin/influxdb-v2-rotating ./cmd/influxdb-v2-rotating
+	$(GO) build -o bin/influxrotate ./cmd/influxrotate
 	$(GO) build -o bin/influxrotate-demo ./testutil/demo
-	bin/influxrotate-demo -telegraf $(TELEGRAF) -execd bin/influxdb-v2-rotating $(DEMO_ARGS)
+	bin/influxrotate-demo -telegraf $(TELEGRAF) -execd bin/influxdb-v2-rotating -influxrotate bin/influxrotate $(DEMO_ARGS)

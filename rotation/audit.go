@@ -359,50 +359,61 @@ func parseRecord(line, key []byte) (AuditRecord, error) {
 
 // Append fills Seq, Time (when zero), Chain, PrevHash and Hash, writes the
 // record as one line and fsyncs the file.
-func (l *AuditLog) Append(rec AuditRecord) error {
+func (l *AuditLog) Append(rec AuditRecord) error { return l.AppendAll(rec) }
+
+// AppendAll appends recs as Append does, in order, with one write and one
+// fsync: a controller records a fleet of hundreds of writers at once.
+func (l *AuditLog) AppendAll(recs ...AuditRecord) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil && l.w == nil {
 		return fmt.Errorf("audit log %q: closed", l.path)
 	}
-	if rec.Time.IsZero() {
-		rec.Time = time.Now()
-	}
-	// UTC and no monotonic reading, so that decoding and re-encoding the
-	// time gives the same bytes.
-	rec.Time = rec.Time.UTC().Round(0)
-	rec.Seq = l.seq + 1
-	rec.PrevHash = l.prev
-	rec.Chain = ""
-	if l.key != nil {
-		rec.Chain = ChainHMAC
-	}
-	h, err := rec.computeHash(l.key)
-	if err != nil {
-		return fmt.Errorf("audit log %q: %w", l.path, err)
-	}
-	rec.Hash = h
-	line, err := jsonLine(rec)
-	if err != nil {
-		return fmt.Errorf("audit log %q: %w", l.path, err)
-	}
-	if len(line)-1 > l.maxLine {
-		return fmt.Errorf("audit log %q: record %q of %d bytes is longer than the %d-byte limit", l.path, rec.Event, len(line)-1, l.maxLine)
-	}
-	if l.f == nil {
-		if _, err := l.w.Write(line); err != nil {
+	seq, prev := l.seq, l.prev
+	var lines []byte
+	for _, rec := range recs {
+		if rec.Time.IsZero() {
+			rec.Time = time.Now()
+		}
+		// UTC and no monotonic reading, so that decoding and re-encoding the
+		// time gives the same bytes.
+		rec.Time = rec.Time.UTC().Round(0)
+		seq++
+		rec.Seq = seq
+		rec.PrevHash = prev
+		rec.Chain = ""
+		if l.key != nil {
+			rec.Chain = ChainHMAC
+		}
+		h, err := rec.computeHash(l.key)
+		if err != nil {
 			return fmt.Errorf("audit log %q: %w", l.path, err)
 		}
-		l.seq, l.prev = rec.Seq, rec.Hash
+		rec.Hash = h
+		line, err := jsonLine(rec)
+		if err != nil {
+			return fmt.Errorf("audit log %q: %w", l.path, err)
+		}
+		if len(line)-1 > l.maxLine {
+			return fmt.Errorf("audit log %q: record %q of %d bytes is longer than the %d-byte limit", l.path, rec.Event, len(line)-1, l.maxLine)
+		}
+		lines = append(lines, line...)
+		prev = rec.Hash
+	}
+	if l.f == nil {
+		if _, err := l.w.Write(lines); err != nil {
+			return fmt.Errorf("audit log %q: %w", l.path, err)
+		}
+		l.seq, l.prev = seq, prev
 		return nil
 	}
-	if _, err := l.f.Write(line); err != nil {
+	if _, err := l.f.Write(lines); err != nil {
 		return fmt.Errorf("audit log %q: %w", l.path, err)
 	}
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("audit log %q: fsync: %w", l.path, err)
 	}
-	l.seq, l.prev = rec.Seq, rec.Hash
+	l.seq, l.prev = seq, prev
 	return nil
 }
 

@@ -424,3 +424,24 @@ func TestAuditStreamChainVerifies(t *testing.T) {
 		t.Fatal("append after close")
 	}
 }
+
+func TestAuditLogAppendAllExtendsTheChain(t *testing.T) {
+	path := writeAudit(t, 2)
+	l, err := OpenAuditLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendAll(AuditRecord{Event: "adopted", Message: "a"}, AuditRecord{Event: "adopted", Message: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(AuditRecord{Event: "adopt"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if n, err := verifyFile(t, path); err != nil || n != 5 {
+		t.Fatalf("VerifyAuditLog = %d, %v; want 5, nil", n, err)
+	}
+	if lines := readLines(t, path); !bytes.Contains(lines[3], []byte(`"seq":4`)) || !bytes.Contains(lines[3], []byte(`"message":"b"`)) {
+		t.Errorf("fourth record %s, want seq 4 message b", lines[3])
+	}
+}

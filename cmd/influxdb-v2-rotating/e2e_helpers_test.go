@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -114,24 +113,6 @@ func (c *child) wait(t *testing.T, d time.Duration) error {
 	}
 }
 
-// writeConfig writes the plugin's config file for the test server.
-func writeConfig(t *testing.T, dir, url, tokenFile, org, bucket, extra string) string {
-	t.Helper()
-	p := filepath.Join(dir, "influxdb_v2_rotating.conf")
-	conf := fmt.Sprintf(`[[outputs.influxdb_v2_rotating]]
-  urls = [%q]
-  token_file = %q
-  organization = %q
-  bucket = %q
-  content_encoding = "identity"
-  token_debounce = "20ms"
-%s`, url, tokenFile, org, bucket, extra)
-	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // seqPoints returns the seq field of every stored point of measurement m,
 // sorted, and checks that no series+timestamp arrived twice.
 func seqPoints(t *testing.T, srv *influxv2.Server, m string) []int64 {
@@ -165,16 +146,4 @@ func gapless(seqs []int64) int64 {
 		}
 	}
 	return -1
-}
-
-// noSecrets fails when any output contains one of the secrets.
-func noSecrets(t *testing.T, outputs map[string]string, secrets ...string) {
-	t.Helper()
-	for name, out := range outputs {
-		for _, s := range secrets {
-			if s != "" && strings.Contains(out, s) {
-				t.Errorf("%s output contains a token", name)
-			}
-		}
-	}
 }

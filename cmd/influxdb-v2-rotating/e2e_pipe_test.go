@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
@@ -23,7 +26,7 @@ func TestE2EMalformedLinesAmongGoodOnes(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600)
-	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
 
 	c := startChild(t, bin, "-config", conf, "-batch-size", "50", "-flush-interval", "100ms", "-stats-interval", "0")
 	var in strings.Builder
@@ -59,7 +62,7 @@ func TestE2EMalformedLinesAmongGoodOnes(t *testing.T) {
 	out := c.stderr.String()
 	// The first ones are logged by number, the rest summed up at the end
 	// (the log is limited to a burst a minute).
-	logged := min(len(badLines), malformedLogBurst)
+	logged := min(len(badLines), lines.MalformedLogBurst)
 	for _, n := range badLines[:logged] {
 		if !strings.Contains(out, fmt.Sprintf("line=%d ", n)) {
 			t.Errorf("malformed line %d not logged", n)
@@ -71,7 +74,7 @@ func TestE2EMalformedLinesAmongGoodOnes(t *testing.T) {
 	if rest := len(badLines) - logged; rest > 0 && !strings.Contains(out, fmt.Sprintf("dropped more malformed lines without logging each\" input=stdin lines=%d ", rest)) {
 		t.Errorf("no summary of the %d malformed lines not logged:\n%s", rest, out)
 	}
-	noSecrets(t, map[string]string{"binary": out}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"binary": out}, auth.Token)
 }
 
 // TestE2EKill9WithSpool kills the binary while the server refuses writes;
@@ -84,7 +87,7 @@ func TestE2EKill9WithSpool(t *testing.T) {
 	spoolDir := filepath.Join(dir, "spool")
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
-	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
 	args := []string{"-config", conf, "-batch-size", "20", "-flush-interval", "100ms", "-stats-interval", "0", "-spool-dir", spoolDir}
 
 	// The token is refused (inactive: 401) while the lines arrive.
@@ -127,24 +130,23 @@ func TestE2EKill9WithSpool(t *testing.T) {
 	if spooledLines(spoolDir) != 0 {
 		t.Fatalf("spool still holds %d lines after everything was written", spooledLines(spoolDir))
 	}
-	noSecrets(t, map[string]string{"first run": c.stderr.String(), "second run": c2.stderr.String()}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"first run": c.stderr.String(), "second run": c2.stderr.String()}, auth.Token)
 	t.Logf("first run:\n%s\nsecond run:\n%s", c.stderr, c2.stderr)
 }
 
 // spooledLines counts the intact lines in a spool directory.
 func spooledLines(dir string) int {
-	s := &spool{dir: dir}
-	segs, err := s.segments()
+	paths, err := spool.SegmentPaths(dir)
 	if err != nil {
 		return -1
 	}
 	n := 0
-	for _, seq := range segs {
-		data, err := os.ReadFile(s.path(seq))
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		recs, _, _ := parseSegment(data)
+		recs, _, _ := spool.ParseSegment(data)
 		for _, r := range recs {
 			n += strings.Count(string(r), "\n")
 		}
@@ -162,7 +164,7 @@ func TestE2ESignals(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
-	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
 	c := startChild(t, bin, "-config", conf, "-batch-size", "10", "-flush-interval", "100ms",
 		"-stats-interval", "0", "-shutdown-timeout", "1s")
 	wait.For(t, 20*time.Second, "started", func() bool { return strings.Contains(c.stderr.String(), "msg=started") })
@@ -194,5 +196,5 @@ func TestE2ESignals(t *testing.T) {
 	if !strings.Contains(out, "unsent metrics are lost") || !strings.Contains(out, "metrics=30") {
 		t.Fatalf("the lost count is not logged:\n%s", out)
 	}
-	noSecrets(t, map[string]string{"binary": out}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"binary": out}, auth.Token)
 }

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
@@ -142,7 +145,7 @@ func TestE2ETenRotationsUnderLoad(t *testing.T) {
 	if err := secretdir.Write(mount, map[string][]byte{"token": []byte(auth.Token)}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := writeConfig(t, dir, srv.URL(), filepath.Join(mount, "token"), "acme", "telemetry", `  client_id = "e2e-rotation"`+"\n")
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), filepath.Join(mount, "token"), "acme", "telemetry", `  client_id = "e2e-rotation"`+"\n")
 	p := startPipeline(t, "e2e_rotation", "", conf)
 	wait.For(t, 60*time.Second, "the first points", func() bool { return len(srv.PointsBy(auth.ID)) > 0 })
 
@@ -175,7 +178,7 @@ func TestE2ETenRotationsUnderLoad(t *testing.T) {
 	})
 	seqs := p.stopAndCheck(t, func() []int64 { return seqPoints(t, srv, "e2e_rotation") })
 	t.Logf("%d points stored across 10 rotations, none lost", len(seqs))
-	noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output()}, tokens...)
+	execdtest.NoSecrets(t, map[string]string{"telegraf and binary": p.tg.Output()}, tokens...)
 }
 
 // TestE2EServerRefusesThenRecovers makes the server refuse every write,
@@ -187,7 +190,7 @@ func TestE2EServerRefusesThenRecovers(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
-	conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
 	// Big lines and a small buffer: the binary's buffer fills, then the
 	// pipe (64 KiB), then Telegraf's own buffer holds the rest.
 	// 4 KB lines: 10 in the buffer, 16 in the read being handled, 16 in the
@@ -231,7 +234,7 @@ func TestE2EServerRefusesThenRecovers(t *testing.T) {
 		t.Errorf("backpressure never reached Telegraf:\n%s", realtools.Tail(out, 40))
 	}
 	t.Logf("%d points stored after a %s outage, none lost", len(seqs), *outage)
-	noSecrets(t, map[string]string{"telegraf and binary": out}, auth.Token)
+	execdtest.NoSecrets(t, map[string]string{"telegraf and binary": out}, auth.Token)
 }
 
 // TestE2EInfluxd18 runs the same pipeline against a real InfluxDB 1.8, whose
@@ -245,7 +248,7 @@ func TestE2EInfluxd18(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(realtools.V1Token("writer", pass)+"\n"), 0o600)
-	conf := writeConfig(t, dir, db.URL, tokenFile, "ignored-by-1.8", db.DB+"/autogen", "")
+	conf := execdtest.WriteConfig(t, dir, db.URL, tokenFile, "ignored-by-1.8", db.DB+"/autogen", "")
 	// -check's probe understands 1.8's answer to an empty write.
 	if out, err := exec.Command(execdBinary(t), "-check", "-config", conf).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK: token sha256:") {
 		t.Fatalf("-check against influxd 1.8: %v\n%s", err, out)
@@ -280,7 +283,7 @@ func TestE2EInfluxd18(t *testing.T) {
 	}
 	seqs := p.stopAndCheck(t, stored)
 	t.Logf("%d points stored in influxd 1.8", len(seqs))
-	noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output(), "influxd": db.Log()}, pass)
+	execdtest.NoSecrets(t, map[string]string{"telegraf and binary": p.tg.Output(), "influxd": db.Log()}, pass)
 }
 
 // childOf returns the pid of the process's one child named name, from
@@ -307,16 +310,15 @@ func childOf(t *testing.T, pid int, name string) int {
 // spooledSeqs returns the seq values in a spool's intact records.
 func spooledSeqs(dir string) map[int64]bool {
 	out := map[int64]bool{}
-	s := &spool{dir: dir}
-	segs, _ := s.segments()
-	for _, seq := range segs {
-		data, err := os.ReadFile(s.path(seq))
+	paths, _ := spool.SegmentPaths(dir)
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		recs, _, _ := parseSegment(data)
+		recs, _, _ := spool.ParseSegment(data)
 		for _, r := range recs {
-			for line := range splitLines(r) {
+			for line := range lines.Split(r) {
 				_, rest, ok := strings.Cut(string(line), "seq=")
 				if !ok {
 					continue
@@ -344,7 +346,7 @@ func TestE2EKill9UnderTelegraf(t *testing.T) {
 			dir := t.TempDir()
 			tokenFile := filepath.Join(dir, "token")
 			os.WriteFile(tokenFile, []byte(auth.Token), 0o600)
-			conf := writeConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+			conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
 			spoolDir := filepath.Join(dir, "spool")
 			var args []string
 			if withSpool {
@@ -430,7 +432,7 @@ func TestE2EKill9UnderTelegraf(t *testing.T) {
 				}
 				t.Logf("without a spool the kill lost %d points (seq %d..%d): the binary's buffer and the pipe", len(missing), missing[0], missing[len(missing)-1])
 			}
-			noSecrets(t, map[string]string{"telegraf and binary": p.tg.Output()}, auth.Token)
+			execdtest.NoSecrets(t, map[string]string{"telegraf and binary": p.tg.Output()}, auth.Token)
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/testutil/sink"
 )
 
@@ -122,18 +123,9 @@ func proofBinaries(tb testing.TB) (ours, shim string) {
 	return proofBuild.ours, proofBuild.shim
 }
 
-// proofBlock is 10,000 realistic lines (4 tags, 5 fields of mixed types),
-// written to stdin again and again; the sink only counts, so repeats are
-// fine.
-func proofBlock() []byte {
-	var b bytes.Buffer
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	for i := range 10000 {
-		fmt.Fprintf(&b, "system,env=production,host=web-%d.eu-west-1.example.com,rack=r%d,region=eu-west-1 healthy=%t,load1=%g,processes=%di,status=\"ok\",uptime=%di %d\n",
-			i%50, i%12, i%13 != 0, float64(i%400)/100, 200+i%97, 1_000_000+i, base+int64(i)*int64(time.Millisecond))
-	}
-	return b.Bytes()
-}
+// proofBlock is linetest.Realistic, written to stdin again and again; the
+// sink only counts, so repeats are fine.
+func proofBlock() []byte { return execdtest.Realistic() }
 
 // runPipeline starts bin, writes lines lines to its stdin, waits for it to
 // exit and returns the wall time and its peak RSS in bytes.

@@ -7,10 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/cli"
 	"github.com/influxrotate/influxrotate/testutil/sink"
 )
 
-// BenchmarkProofExecdInProcess runs the binary's realMain in the test
+// BenchmarkProofExecdInProcess runs the binary's cli.Main in the test
 // process over 200,000 lines, so that -cpuprofile and -memprofile show where
 // the pipeline spends its time (the child-process benchmark cannot).
 func BenchmarkProofExecdInProcess(b *testing.B) {
@@ -39,7 +40,7 @@ func BenchmarkProofExecdInProcess(b *testing.B) {
 			w.Close()
 		}()
 		var stderr bytes.Buffer
-		code := realMain([]string{"-config", conf, "-batch-size", "1000", "-flush-interval", "1s",
+		code := cli.Main("", []string{"-config", conf, "-batch-size", "1000", "-flush-interval", "1s",
 			"-buffer-limit", "10000", "-stats-interval", "0", "-shutdown-timeout", "60s", "-quiet"}, r, io.Discard, &stderr)
 		if code != 0 || s.Lines() != lines {
 			b.Fatalf("exit %d, %d of %d lines\n%s", code, s.Lines(), lines, stderr.String())

@@ -1,12 +1,15 @@
-// Command influxrotate-demo shows a token rotation end to end on one
+// Command influxrotate-demo shows the whole product end to end on one
 // machine, with nothing but loopback networking: an InfluxDB-compatible test
 // server, a stock Telegraf running inputs.mock into outputs.execd with the
-// influxdb-v2-rotating binary, and a token rotated every few seconds by
-// swapping a kubelet-style secret mount and revoking the old token at the
-// server once the new one is in use. It prints one status line per rotation
-// and a summary, and exits non-zero if a single point was lost.
+// influxdb-v2-rotating binary, and the influxrotate controller rotating the
+// token every few seconds: it creates a token with the old one's scope,
+// publishes it to a kubelet-style secret mount the binary watches, waits
+// until the binary's adoption report says it writes with it, then
+// deactivates and deletes the old one, recording each step in its
+// hash-chained audit log. The demo prints one line per rotation and a
+// summary, and exits non-zero if a single point was lost.
 //
-// Run it with `make demo`, which builds Telegraf and the binary first.
+// Run it with `make demo`, which builds Telegraf and the binaries first.
 package main
 
 import (
@@ -44,6 +47,7 @@ type options struct {
 	interval    time.Duration
 	telegraf    string
 	execd       string
+	rotate      string
 	keep        bool
 }
 
@@ -54,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 50*time.Millisecond, "Telegraf's gather interval (inputs.mock)")
 	flag.StringVar(&o.telegraf, "telegraf", ".tools/bin/telegraf", "stock Telegraf binary (make tools)")
 	flag.StringVar(&o.execd, "execd", "bin/influxdb-v2-rotating", "the influxdb-v2-rotating binary (make build)")
+	flag.StringVar(&o.rotate, "influxrotate", "bin/influxrotate", "the influxrotate controller binary (make build)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (configs, Telegraf's log) instead of removing it")
 	flag.Parse()
 
@@ -66,12 +71,16 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	for _, p := range []struct{ path, hint string }{{o.telegraf, "make tools"}, {o.execd, "make build"}} {
+	for _, p := range []struct{ path, hint string }{{o.telegraf, "make tools"}, {o.execd, "make build"}, {o.rotate, "make build"}} {
 		if _, err := os.Stat(p.path); err != nil {
 			return fmt.Errorf("%s not found (run `%s`, or `make demo` which does both)", p.path, p.hint)
 		}
 	}
 	execd, err := filepath.Abs(o.execd)
+	if err != nil {
+		return err
+	}
+	controller, err := filepath.Abs(o.rotate)
 	if err != nil {
 		return err
 	}
@@ -155,10 +164,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	exited := make(chan error, 1)
 	go func() { exited <- tg.Wait() }()
 	fmt.Fprintf(out, "▶ stock Telegraf (pid %d): inputs.mock every %s → outputs.execd → %s\n", tg.Process.Pid, o.interval, filepath.Base(execd))
-	fmt.Fprintf(out, "▶ token %s mounted at %s (kubelet layout); rotating every %s for %s\n\n",
+	fmt.Fprintf(out, "▶ token %s mounted at %s (kubelet layout); rotating every %s for %s\n",
 		rotation.Fingerprint(cur.Token), filepath.Join(mount, "token"), o.rotateEvery, o.duration)
 
-	tokens := []string{cur.Token}
+	ctl, err := newController(dir, controller, srv, cur, mount)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "▶ influxrotate rotates it: provision → publish → verify → adopt (waits for %s's adoption report) → deactivate → observe → delete\n\n", clientID)
+
 	d := &demo{srv: srv, witness: witness, out: out, start: time.Now()}
 	if err := d.waitFor(ctx, 60*time.Second, func() bool { return len(srv.PointsBy(cur.ID)) > 0 }); err != nil {
 		stopTelegraf(tg, exited)
@@ -181,33 +195,23 @@ loop:
 			return fmt.Errorf("telegraf exited early: %v (log: %s)", err, tail(logPath))
 		case <-ticker.C:
 		}
-		next := srv.WriteAuthorization(org, bucket)
-		tokens = append(tokens, next.Token)
-		began := time.Now()
-		if err := secretdir.Write(mount, map[string][]byte{"token": []byte(next.Token)}, 0o644); err != nil {
-			return err
-		}
+		prev := ctl.fingerprint()
 		rotations++
-		if err := d.waitFor(ctx, 20*time.Second, func() bool { return len(srv.PointsBy(next.ID)) > 0 }); err != nil {
+		r, err := ctl.rotate(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				rotations--
-				fmt.Fprintln(out, "\n■ interrupted (the last rotation was under way)")
+				fmt.Fprintln(out, "\n■ interrupted (the last rotation was under way; the next influxrotate run resumes it)")
 				break loop
 			}
 			failed++
-			fmt.Fprintf(out, "rotation %2d  %s → %s  NOT adopted: %v; old token kept\n",
-				rotations, rotation.Fingerprint(cur.Token), rotation.Fingerprint(next.Token), err)
+			fmt.Fprintf(out, "rotation %2d  %s → ?  FAILED, the old token stays valid: %v\n", rotations, prev, err)
 			continue
 		}
-		adopted := time.Since(began)
-		if err := srv.DeleteAuthorization(cur.ID); err != nil {
-			return err
-		}
 		c := d.count()
-		fmt.Fprintf(out, "rotation %2d  %s → %s  adopted in %5.2fs, old token revoked │ sent %6d  stored %6d  in flight %4d  lost %d\n",
-			rotations, rotation.Fingerprint(cur.Token), rotation.Fingerprint(next.Token), adopted.Seconds(),
+		fmt.Fprintf(out, "rotation %2d  %s → %s  adopted by %d writer(s) in %5.2fs · old token deactivated +%.2fs, deleted +%.2fs │ sent %6d  stored %6d  in flight %4d  lost %d\n",
+			rotations, prev, r.newFP, r.adopted, r.adoption.Seconds(), r.deactivated.Seconds(), r.deleted.Seconds(),
 			c.sent, c.stored, c.inFlight(), c.holes)
-		cur = next
 	}
 
 	fmt.Fprintln(out, "\n■ stopping Telegraf (it closes the binary's stdin; the binary flushes and exits)")
@@ -217,29 +221,44 @@ loop:
 	final := d.count()
 	lost := final.lost()
 	fmt.Fprintf(out, "\nsummary after %s\n", time.Since(d.start).Round(time.Second))
-	fmt.Fprintf(out, "  rotations       %d (%d not adopted); every adopted token's predecessor revoked\n", rotations, failed)
+	fmt.Fprintf(out, "  rotations       %d (%d failed); each old token deleted only after the writer reported the new one\n", rotations, failed)
 	fmt.Fprintf(out, "  points sent     %d (what Telegraf handed to outputs.execd)\n", final.sent)
 	fmt.Fprintf(out, "  points stored   %d (distinct, at the server)\n", final.stored)
 	fmt.Fprintf(out, "  points lost     %d\n", len(lost))
 	if st := d.lastStats(); st != "" {
 		fmt.Fprintf(out, "  binary's stats  %s\n", st)
 	}
+	// Checked even after Ctrl-C: the log of what did happen must hold.
+	records, auditErr := ctl.verifyAudit(context.WithoutCancel(ctx))
+	if auditErr == nil {
+		fmt.Fprintf(out, "  audit chain     verified: %s\n", records)
+	} else {
+		fmt.Fprintf(out, "  audit chain     BROKEN: %v\n", auditErr)
+	}
+	// Every token the server ever issued, searched for in everything the
+	// agent and the controller wrote: logs, audit log, state.
 	leaked := 0
-	if data, err := os.ReadFile(logPath); err == nil {
-		for _, tok := range tokens {
+	for _, path := range []string{logPath, ctl.logPath, ctl.audit, filepath.Join(ctl.dir, "state", "demo.json")} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, tok := range append(ctl.tokens(), srv.OperatorToken()) {
 			if strings.Contains(string(data), tok) {
 				leaked++
 			}
 		}
 	}
-	fmt.Fprintf(out, "  tokens in logs  %d (only fingerprints are printed)\n", leaked)
+	fmt.Fprintf(out, "  tokens in logs  %d (Telegraf's and influxrotate's logs, audit log and state hold only fingerprints)\n", leaked)
 	switch {
 	case len(lost) > 0:
 		return fmt.Errorf("%d points lost (first: seq %d); Telegraf's log: %s", len(lost), lost[0], tail(logPath))
 	case leaked > 0:
-		return errors.New("a token appeared in Telegraf's log")
+		return errors.New("a token appeared in a log, the audit log or the state")
+	case auditErr != nil:
+		return auditErr
 	case failed > 0:
-		return fmt.Errorf("%d rotations were not adopted", failed)
+		return fmt.Errorf("%d rotations failed; influxrotate's log: %s", failed, tail(ctl.logPath))
 	}
 	fmt.Fprintln(out, "\n✔ no point lost")
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	stock "github.com/influxdata/telegraf/plugins/outputs/influxdb_v2"
 	"github.com/influxdata/telegraf/testutil"
+	"github.com/influxrotate/influxrotate/internal/lineproto"
 )
 
 // The benchmarks compare this plugin with Telegraf's stock influxdb_v2 on
@@ -92,16 +93,16 @@ func BenchmarkWrite(b *testing.B) {
 // metrics of the ProofWrite benchmarks.
 func BenchmarkSerialize(b *testing.B) {
 	ms := proofMetrics(1000)
-	s := &serializer{}
+	s := lineproto.NewSerializer(lineproto.Options{})
 	buf := make([]byte, 0, 256*len(ms))
 	b.ReportAllocs()
 	for b.Loop() {
-		var ts tsCache // one per batch, as serialize has
+		var ts lineproto.TimeCache // one per batch, as serialize has
 		buf = buf[:0]
 		for _, m := range ms {
-			var ok bool
-			if buf, ok = s.appendFast(buf, m, &ts); !ok {
-				b.Fatal("fast path declined a realistic metric")
+			var err error
+			if buf, err = s.Append(buf, m, &ts); err != nil {
+				b.Fatal(err)
 			}
 		}
 	}

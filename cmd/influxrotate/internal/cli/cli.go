@@ -274,6 +274,7 @@ func status(ctx context.Context, ctl *controller.Controller, env Env) int {
 		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
 		return ExitFailed
 	}
+	code := ExitOK
 	for _, s := range sts {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s: authorization=%s fingerprint=%s", s.Credential, cmp.Or(s.Current.ID, "-"), cmp.Or(s.Current.Fingerprint, "-"))
@@ -297,6 +298,35 @@ func status(ctx context.Context, ctl *controller.Controller, env Env) int {
 		}
 		fmt.Fprintf(&b, " phases=%s", strings.Join(phases, ","))
 		fmt.Fprintln(env.Stdout, b.String())
+		if c := writers(ctx, ctl, s.Credential, env); c != ExitOK {
+			code = worse(code, c)
+		}
+	}
+	return code
+}
+
+// writers prints, for a credential with [credential.adoption], the token
+// each writer reported last: who still uses the old one.
+func writers(ctx context.Context, ctl *controller.Controller, name string, env Env) int {
+	cr, err := ctl.Credential(name)
+	if err != nil {
+		return ExitConfig
+	}
+	ws, err := ctl.Writers(ctx, cr)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "influxrotate: credential %s: writers: %v\n", name, err)
+		if controller.ConfigError(err) {
+			return ExitConfig
+		}
+		return ExitFailed
+	}
+	if cr.Adoption != nil && len(ws) == 0 {
+		fmt.Fprintf(env.Stdout, "  %s: no writer reported within %s\n", name, cr.Adoption.Lookback)
+	}
+	for _, w := range ws {
+		fmt.Fprintf(env.Stdout, "  %s: writer=%s fingerprint=%s token=%s first_seen=%s last_report=%s rotations=%d\n",
+			name, w.ClientID, w.Fingerprint, w.Token, w.FirstSeen.UTC().Format(time.RFC3339),
+			w.LastReport.UTC().Format(time.RFC3339), w.Rotations)
 	}
 	return ExitOK
 }

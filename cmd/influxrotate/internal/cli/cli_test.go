@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -361,6 +362,81 @@ func TestKeyedAuditChain(t *testing.T) {
 	if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg, "-force"); code != ExitConfig ||
 		!strings.Contains(out, "audit_key_file") || strings.Contains(out, "k3y") {
 		t.Fatalf("rotate with a short key: %d %q, want 2 naming audit_key_file, not the key", code, out)
+	}
+	e.checkNoLeak()
+}
+
+// report writes client's adoption report with tok, as a writer does.
+func (e *cliEnv) report(client, tok string) {
+	e.t.Helper()
+	line := fmt.Sprintf("%s,client_id=%s fingerprint=%q,previous=\"\",rotations=0i %d\n",
+		rotation.DefaultAdoptionMeasurement, client, rotation.Fingerprint(tok), time.Now().UnixNano())
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL()+"/api/v2/write?org=acme&bucket=telemetry&precision=ns", strings.NewReader(line))
+	must(e.t, err)
+	req.Header.Set("Authorization", "Token "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	must(e.t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		e.t.Fatalf("report: status %d", resp.StatusCode)
+	}
+}
+
+// TestAdoptionGateExitCodesAndStatus: stragglers make rotate exit 1 with
+// both tokens valid, status shows who is on which token, and the run after
+// the last writer moved completes.
+func TestAdoptionGateExitCodesAndStatus(t *testing.T) {
+	e := newCLIEnv(t, `
+  [credential.adoption]
+  bucket = "telemetry"
+  timeout = "100ms"
+  poll_interval = "10ms"
+[metrics]
+org = "acme"
+bucket = "monitoring"
+`)
+	e.report("edge-1", e.initial.Token)
+	e.report("edge-2", e.initial.Token)
+	code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg, "-force")
+	if code != ExitFailed || !strings.Contains(out, "at phase adopt") || !strings.Contains(out, "edge-1, edge-2") {
+		t.Fatalf("rotate: %d %q, want exit 1 at adopt naming both writers", code, out)
+	}
+	newTok := e.token()
+	if !e.srv.IsActive(e.initial.Token) || !e.srv.IsActive(newTok) {
+		t.Fatal("both tokens must stay valid")
+	}
+	e.report("edge-1", newTok)
+	code, out = e.main(context.Background(), nil, "status", "-config", e.cfg)
+	oldFP, newFP := rotation.Fingerprint(e.initial.Token), rotation.Fingerprint(newTok)
+	for _, want := range []string{"interrupted=adopt", "writer=edge-1 fingerprint=" + newFP + " token=new",
+		"writer=edge-2 fingerprint=" + oldFP + " token=old", "last_report="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg); code != ExitFailed || !strings.Contains(out, "not on the new token: edge-2") {
+		t.Fatalf("rerun with edge-2 behind: %d %q", code, out)
+	}
+	e.report("edge-2", newTok)
+	if code, out := e.main(context.Background(), nil, "rotate", "-config", e.cfg); code != ExitOK || !strings.Contains(out, "clients_adopted=2 clients_missing=0") {
+		t.Fatalf("rerun after edge-2 moved: %d %q", code, out)
+	}
+	if e.srv.IsActive(e.initial.Token) {
+		t.Error("the old token is still active")
+	}
+	var metrics []influxv2.Point
+	for _, p := range e.srv.Points() {
+		if p.Measurement == "token_rotation" {
+			metrics = append(metrics, p)
+		}
+	}
+	if len(metrics) != 1 || metrics[0].Fields["clients_adopted"] != int64(2) || metrics[0].Fields["clients_missing"] != int64(0) ||
+		metrics[0].Fields["adoption_ms"] == nil {
+		t.Errorf("token_rotation points %+v, want one with adoption_ms, clients_adopted=2, clients_missing=0", metrics)
+	}
+	code, out = e.main(context.Background(), nil, "status", "-config", e.cfg)
+	if code != ExitOK || strings.Count(out, "token=current") != 2 {
+		t.Errorf("status after the rotation: %d %q", code, out)
 	}
 	e.checkNoLeak()
 }

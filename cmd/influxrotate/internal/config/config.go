@@ -175,7 +175,40 @@ type Credential struct {
 	// minutes to become valid. 0 (the default, right for OSS servers, where
 	// a token is valid once created) declares it refused at the first 401.
 	ActivationTimeout Duration `toml:"activation_timeout"`
-	Targets           []Target `toml:"target"`
+	// Adoption, when set, replaces the fixed grace: the old token is
+	// deactivated once the writers report that they write with the new one.
+	Adoption *Adoption `toml:"adoption"`
+	Targets  []Target  `toml:"target"`
+}
+
+// Adoption gate defaults.
+const (
+	DefaultAdoptionTimeout = 30 * time.Minute
+	DefaultAdoptionPoll    = 10 * time.Second
+	OnTimeoutAbort         = "abort"
+	OnTimeoutProceed       = "proceed"
+)
+
+// Adoption configures the adopt phase: where the writers' adoption reports
+// are (the plugin's adoption_bucket and adoption_measurement) and how long
+// to wait for them.
+type Adoption struct {
+	// Bucket holds the reports (1.x: "db" or "db/rp"). Default: the
+	// credential's first bucket, else the first bucket the token may write.
+	Bucket      string `toml:"bucket"`
+	Measurement string `toml:"measurement"`
+	// Lookback: a writer whose latest report is older has left the fleet.
+	Lookback Duration `toml:"lookback"`
+	// Clients must adopt, whether or not they reported within lookback.
+	Clients []string `toml:"clients"`
+	// MinClients is how many writers must have adopted: an empty fleet is
+	// never "all adopted".
+	MinClients int `toml:"min_clients"`
+	// Timeout bounds one run's wait; OnTimeout says what happens then.
+	Timeout   Duration `toml:"timeout"`
+	OnTimeout string   `toml:"on_timeout"`
+	// PollInterval is the time between two reads of the reports.
+	PollInterval Duration `toml:"poll_interval"`
 }
 
 // TokenExpiry is the lifetime an InfluxDB 3 token of this credential gets:

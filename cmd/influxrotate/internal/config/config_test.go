@@ -252,3 +252,45 @@ func TestBadDurationsNameTheOption(t *testing.T) {
 		})
 	}
 }
+
+func TestAdoptionOptions(t *testing.T) {
+	doc := strings.Replace(minimal, `authorization_id = "0123456789abcdef"`, `authorization_id = "0123456789abcdef"
+buckets = ["telemetry", "other"]
+  [credential.adoption]`, 1)
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Credentials[0].Adoption
+	if a == nil || a.Bucket != "telemetry" || time.Duration(a.Lookback) != 15*time.Minute || a.MinClients != 1 ||
+		time.Duration(a.Timeout) != DefaultAdoptionTimeout || a.OnTimeout != OnTimeoutAbort || time.Duration(a.PollInterval) != DefaultAdoptionPoll {
+		t.Errorf("adoption defaults not applied: %+v", a)
+	}
+	if cfg, err := Parse([]byte(minimal)); err != nil || cfg.Credentials[0].Adoption != nil {
+		t.Errorf("no [credential.adoption] must mean no gate: %+v %v", cfg.Credentials[0].Adoption, err)
+	}
+	// Durations read as everywhere else: a bare number is seconds.
+	if cfg, err := Parse([]byte(strings.Replace(doc, "[credential.adoption]", "[credential.adoption]\npoll_interval = 5", 1))); err != nil ||
+		time.Duration(cfg.Credentials[0].Adoption.PollInterval) != 5*time.Second {
+		t.Errorf("poll_interval = 5: %v", err)
+	}
+	for edit, want := range map[string]string{
+		`on_timeout = "wait"`:         `on_timeout "wait"`,
+		`lookback = "500ms"`:          "whole seconds",
+		`timeout = "-1s"`:             "must be positive",
+		`clients = ["a", "a"]`:        `repeated client id "a"`,
+		`clients = [""]`:              "empty or repeated",
+		`poll_interval = "1us"`:       "too short",
+		`min_clients = -1`:            "must be positive",
+		`unknown_adoption_opt = true`: "credential.adoption.unknown_adoption_opt",
+	} {
+		_, err := Parse([]byte(strings.Replace(doc, "[credential.adoption]", "[credential.adoption]\n"+edit, 1)))
+		if err == nil {
+			t.Errorf("%s: accepted", edit)
+			continue
+		}
+		if want != "" && !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q, want %q", edit, err, want)
+		}
+	}
+}

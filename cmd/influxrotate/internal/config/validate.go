@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -136,6 +137,11 @@ func (cr *Credential) validate(backend, edition string) error {
 	if backend == BackendInfluxDB3 && cr.ExpiryMargin == 0 {
 		cr.ExpiryMargin = DefaultExpiryMargin
 	}
+	if a := cr.Adoption; a != nil {
+		if err := a.validate(cr.Buckets); err != nil {
+			return fmt.Errorf("adoption: %w", err)
+		}
+	}
 	if len(cr.Targets) == 0 {
 		return errors.New("at least one [[credential.target]] is required")
 	}
@@ -170,6 +176,48 @@ func (cr *Credential) validateV3(backend, edition string) error {
 		// Observe keeps a deactivated token around for a rollback; an
 		// InfluxDB 3 token cannot be deactivated, so there is no such phase.
 		return errors.New("observe does not apply to backend influxdb3: InfluxDB 3 has no inactive state, the old token is deleted after grace")
+	}
+	return nil
+}
+
+func (a *Adoption) validate(buckets []string) error {
+	if a.Bucket == "" && len(buckets) > 0 {
+		a.Bucket = buckets[0]
+	}
+	if a.Lookback == 0 {
+		a.Lookback = Duration(backend.DefaultAdoptionLookback)
+	}
+	if a.MinClients == 0 {
+		a.MinClients = 1
+	}
+	if a.Timeout == 0 {
+		a.Timeout = Duration(DefaultAdoptionTimeout)
+	}
+	if a.PollInterval == 0 {
+		a.PollInterval = Duration(DefaultAdoptionPoll)
+	}
+	switch a.OnTimeout {
+	case "":
+		a.OnTimeout = OnTimeoutAbort
+	case OnTimeoutAbort, OnTimeoutProceed:
+	default:
+		return fmt.Errorf("on_timeout %q: must be %q or %q", a.OnTimeout, OnTimeoutAbort, OnTimeoutProceed)
+	}
+	if a.Lookback < 0 || a.Timeout < 0 || a.PollInterval < 0 || a.MinClients < 0 {
+		return errors.New("lookback, timeout, poll_interval and min_clients must be positive")
+	}
+	if a.PollInterval < Duration(time.Millisecond) || a.Timeout < Duration(time.Millisecond) {
+		return fmt.Errorf("poll_interval %s, timeout %s: too short", time.Duration(a.PollInterval), time.Duration(a.Timeout))
+	}
+	if a.Lookback < Duration(time.Second) {
+		return fmt.Errorf("lookback %s: InfluxQL reads whole seconds; use at least 1s", time.Duration(a.Lookback))
+	}
+	seen := map[string]bool{}
+	for _, c := range a.Clients {
+		if c == "" || seen[c] {
+			return fmt.Errorf("clients: empty or repeated client id %q", c)
+		}
+		seen[c] = true
 	}
 	return nil
 }

@@ -26,22 +26,25 @@ type auditor struct {
 	stream *rotation.AuditLog
 }
 
-func (a *auditor) append(rec rotation.AuditRecord) error {
+// append appends recs in order, under one lock and one open of the log.
+func (a *auditor) append(recs ...rotation.AuditRecord) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	rec.ClientID = a.clientID
+	for i := range recs {
+		recs[i].ClientID = a.clientID
+	}
 	if a.path != "" {
-		if err := a.appendFile(rec); err != nil {
+		if err := a.appendFile(recs); err != nil {
 			return err
 		}
 	}
 	if a.stream != nil {
-		return a.stream.Append(rec)
+		return a.stream.AppendAll(recs...)
 	}
 	return nil
 }
 
-func (a *auditor) appendFile(rec rotation.AuditRecord) error {
+func (a *auditor) appendFile(recs []rotation.AuditRecord) error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
@@ -58,7 +61,7 @@ func (a *auditor) appendFile(rec rotation.AuditRecord) error {
 		a.log.Warn("audit_log ended in a torn record (a crash in the middle of an append); its bytes were moved aside and the recovery recorded",
 			"path", a.path, "moved_to", aside)
 	}
-	if err := l.Append(rec); err != nil {
+	if err := l.AppendAll(recs...); err != nil {
 		_ = l.Close()
 		return err
 	}

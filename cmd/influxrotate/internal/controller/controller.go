@@ -1,8 +1,8 @@
 // Package controller is influxrotate's engine: it rotates the InfluxDB
 // tokens named in the configuration through provision → publish → verify →
-// grace → deactivate → observe → delete (on InfluxDB 3, which has no
-// inactive state: provision → publish → verify → grace → delete), one
-// idempotent phase at a time,
+// grace or adopt → deactivate → observe → delete (on InfluxDB 3, which
+// has no inactive state: provision → publish → verify → grace or adopt →
+// delete), one idempotent phase at a time,
 // journaling each phase in a state file so that a crash at any point is
 // resumed by the next run, and recording each phase event in the
 // hash-chained audit log. The CLI (cmd/influxrotate) and tests drive it.
@@ -207,6 +207,13 @@ func New(opts Options) (*Controller, error) {
 		c.be = opts.WrapBackend(c.be)
 	}
 	c.phases = cycleFor(c.be.Capabilities())
+	for i := range cfg.Credentials {
+		if cfg.Credentials[i].Adoption != nil {
+			if _, err := c.adoptionReader(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, cr := range cfg.Credentials {
 		for _, tc := range cr.Targets {
 			t, err := target.New(tc, target.Options{Logger: c.log, Kube: opts.Kube,
@@ -268,6 +275,11 @@ func (c *Controller) targetNames(name string) []string {
 // record appends an audit record; a failed append is logged and makes the
 // phase fail, as a rotation that cannot be audited must not go on.
 func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) error {
+	return c.appendAudit(c.auditRecord(cr, cy, event, outcome, status, msg))
+}
+
+// auditRecord is the record of an event of a credential's cycle.
+func (c *Controller) auditRecord(cr *config.Credential, cy *state.Cycle, event, outcome string, status int, msg string) rotation.AuditRecord {
 	// Messages are scrubbed where they quote a server; this catches any
 	// other text that might quote a token the controller holds.
 	rec := rotation.AuditRecord{Event: event, Outcome: outcome, Credential: cr.Name, Status: status, Message: c.scrub.Scrub(msg),
@@ -277,11 +289,21 @@ func (c *Controller) record(cr *config.Credential, cy *state.Cycle, event, outco
 		rec.OldAuthID, rec.OldFingerprint = cy.Old.ID, cy.Old.Fingerprint
 		rec.NewAuthID, rec.NewFingerprint = cy.New.ID, cy.New.Fingerprint
 	}
-	if err := c.audit.append(rec); err != nil {
+	return rec
+}
+
+// appendAudit appends records in one go; see record.
+func (c *Controller) appendAudit(recs ...rotation.AuditRecord) error {
+	if err := c.audit.append(recs...); err != nil {
 		c.log.Error("audit log append failed", "error", err)
 		return fmt.Errorf("audit_log: %w", err)
 	}
-	c.events.emit(rec)
+	if len(recs) == 1 {
+		// A phase's record; the batches are one record per writer that
+		// adopted the token, which would flood the Secret's Events (the
+		// adopt phase's own record says how many).
+		c.events.emit(recs[0])
+	}
 	return nil
 }
 

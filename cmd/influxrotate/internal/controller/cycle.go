@@ -108,6 +108,7 @@ func (r *cycleRun) result(err error) Result {
 		res.RotationID = r.st.Last.RotationID
 	}
 	var ab *abortError
+	var sg *stragglersError
 	switch {
 	case err == nil && r.st != nil && r.st.Last.Outcome == OutcomeRolledBack:
 		// A rollback took the cycle over while this run waited.
@@ -116,7 +117,9 @@ func (r *cycleRun) result(err error) Result {
 		res.Outcome = OutcomeOK
 	case ConfigError(err):
 		res.Outcome, res.Err = OutcomeFailed, err
-	case errors.As(err, &ab), errors.Is(err, ErrConcurrent):
+	case errors.As(err, &ab), errors.As(err, &sg), errors.Is(err, ErrConcurrent):
+		// An abort closed the cycle; stragglers leave it waiting at adopt;
+		// another controller's work (ErrConcurrent) is left alone.
 		res.Outcome, res.Err = OutcomeFailed, err
 	case r.st != nil && r.st.Cycle != nil:
 		res.Outcome, res.Err = OutcomeInterrupted, err
@@ -149,6 +152,9 @@ func (r *cycleRun) start(ctx context.Context, cur *backend.Authorization) error 
 	c, cr := r.c, r.cr
 	perms, err := c.desiredPermissions(ctx, cr, cur)
 	if err != nil {
+		return err
+	}
+	if err := c.checkAdoption(ctx, cr, perms); err != nil {
 		return err
 	}
 	now := c.now()

@@ -114,6 +114,23 @@ type fleetWriter struct {
 	// on a loaded machine): the server may have stored the point, and the
 	// resend stores it again, which InfluxDB takes as an overwrite.
 	lostAnswers int
+	// rep, when set, reports the token the writer writes with after each
+	// stored write that makes a report due, as the plugin does.
+	rep *rotation.AdoptionReporter
+}
+
+// report writes the adoption report due after a write stored with c,
+// through the same write path and with the same credential.
+func (w *fleetWriter) report(ctx context.Context, c *rotation.Credential) {
+	rep, line, ok := w.rep.Due(c, w.rot.Stats().Rotations.Load())
+	if !ok {
+		return
+	}
+	status, err := w.post(ctx, c, string(line))
+	if err == nil && status != http.StatusNoContent {
+		err = fmt.Errorf("adoption report: status %d", status)
+	}
+	w.rep.Done(rep, err)
 }
 
 func (w *fleetWriter) post(ctx context.Context, c *rotation.Credential, line string) (int, error) {
@@ -157,6 +174,9 @@ func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.
 			}
 			if err == nil && status == http.StatusNoContent {
 				w.sent++
+				if w.rep != nil {
+					w.report(ctx, c)
+				}
 				break
 			}
 			if err == nil && rotation.Classify(status, nil, nil).Action == rotation.ActionAuth {
@@ -178,15 +198,10 @@ func (w *fleetWriter) run(ctx context.Context, stop <-chan struct{}, every time.
 
 // TestFleetAdoptsFiveRotations runs writers sharing one secret-dir mount
 // while the controller rotates five times, deactivating and deleting each
-// old token: every point must be stored.
+// old token once every writer reported the new one: every point must be
+// stored, and no token may be deactivated before the last writer adopted it.
 func TestFleetAdoptsFiveRotations(t *testing.T) {
 	writers, groups := 200, 20
-	grace := 400 * time.Millisecond
-	if raceEnabled {
-		// The race detector makes each request several times costlier on
-		// two cores: adoption takes about a second, so the grace grows.
-		grace = 1500 * time.Millisecond
-	}
 	if testing.Short() {
 		writers, groups = 20, 2
 	}
@@ -212,17 +227,27 @@ max = "20ms"
 name = "fleet"
 org = "acme"
 authorization_id = %q
-grace = "%s"
 observe = "50ms"
+  [credential.adoption]
+  bucket = "telemetry"
+  min_clients = %d
+  poll_interval = "50ms"
+  timeout = "40s"
   [[credential.target]]
   type = "secret-dir"
   dir = "mount"
-`, srv.URL(), initial.ID, grace)
+`, srv.URL(), initial.ID, writers)
 	must(t, os.WriteFile(filepath.Join(dir, "c.toml"), []byte(cfgText), 0o600))
 	cfg, err := config.Load(filepath.Join(dir, "c.toml"))
 	must(t, err)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	bound := 50 * time.Second
+	if raceEnabled {
+		// Each of the gate's reads of 200 writers' reports costs about a
+		// second under the race detector on two busy cores.
+		bound = 100 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: writers + 8}}
 	var sources []*sharedSource
@@ -238,7 +263,9 @@ observe = "50ms"
 			ProbeBackoff: rotation.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 			OnPromote:    client.CloseIdleConnections})
 		must(t, err)
-		fleet[i] = &fleetWriter{id: i, rot: rot, client: client, url: srv.URL(), adopted: map[string]time.Time{}}
+		rep, err := rotation.NewAdoptionReporter(rotation.AdoptionConfig{ClientID: fmt.Sprintf("w%03d", i), Interval: time.Hour})
+		must(t, err)
+		fleet[i] = &fleetWriter{id: i, rot: rot, client: client, url: srv.URL(), adopted: map[string]time.Time{}, rep: rep}
 	}
 	stop := make(chan struct{})
 	errs := make(chan error, writers)
@@ -251,21 +278,41 @@ observe = "50ms"
 		}()
 	}
 
-	// The controller, in process, records when each new token reached the mount.
+	// The gate counts the writers' reports: every writer must have
+	// reported the initial token before the first rotation.
+	wait.For(t, 30*time.Second, "every writer to report", func() bool {
+		clients := map[string]bool{}
+		for _, p := range srv.Points() {
+			if p.Measurement == rotation.DefaultAdoptionMeasurement {
+				clients[p.Tags["client_id"]] = true
+			}
+		}
+		return len(clients) == writers
+	})
+
+	// The controller, in process, records when each new token reached the
+	// mount and when the old one was deactivated.
 	published := map[string]time.Time{}
+	var cycles []state.Cycle
 	var pubMu sync.Mutex
 	var st atomic.Pointer[string]
 	c, err := New(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), Hook: func(p string) {
-		if p == "publish:after" {
-			s, err := state.NewStore(filepath.Join(dir, "state")).Load("fleet")
-			if err == nil && s.Cycle != nil {
-				pubMu.Lock()
-				published[s.Cycle.New.Fingerprint] = s.Cycle.PublishedAt
-				pubMu.Unlock()
-				fp := s.Cycle.New.Fingerprint
-				st.Store(&fp)
-			}
+		if p != "publish:after" && p != "observe:before" {
+			return
 		}
+		s, err := state.NewStore(filepath.Join(dir, "state")).Load("fleet")
+		if err != nil || s.Cycle == nil {
+			return
+		}
+		pubMu.Lock()
+		defer pubMu.Unlock()
+		if p == "observe:before" {
+			cycles = append(cycles, *s.Cycle)
+			return
+		}
+		published[s.Cycle.New.Fingerprint] = s.Cycle.PublishedAt
+		fp := s.Cycle.New.Fingerprint
+		st.Store(&fp)
 	}})
 	must(t, err)
 	start := time.Now()
@@ -328,8 +375,17 @@ observe = "50ms"
 	for _, w := range fleet {
 		lost += w.lostAnswers
 	}
-	if n := len(srv.Points()); n < total || n > total+lost {
-		t.Errorf("server holds %d points, writers sent %d (%d answers lost)", n, total, lost)
+	data, reports := 0, 0
+	for _, p := range srv.Points() {
+		switch p.Measurement {
+		case "fleet":
+			data++
+		case rotation.DefaultAdoptionMeasurement:
+			reports++
+		}
+	}
+	if data < total || data > total+lost {
+		t.Errorf("server holds %d points, writers sent %d (%d answers lost)", data, total, lost)
 	}
 	// Adoption time: from the token reaching the mount to each writer's
 	// first use of it.
@@ -352,6 +408,32 @@ observe = "50ms"
 			writers, elapsed.Round(time.Millisecond), total, refused, adoption[0], adoption[len(adoption)/2],
 			adoption[len(adoption)*99/100], adoption[len(adoption)-1])
 	}
+	// The gate: each old token went only after the last writer used the
+	// new one, and long before the fixed grace the gate replaces.
+	var toDeactivate []time.Duration
+	for _, cy := range cycles {
+		last := time.Time{}
+		for _, w := range fleet {
+			if at := w.adopted[cy.New.Fingerprint]; at.After(last) {
+				last = at
+			}
+		}
+		if cy.AdoptedAt.Before(last) || cy.DeactivatedAt.Before(cy.AdoptedAt) {
+			t.Errorf("rotation %s: gate opened %s, deactivated %s, before the last writer adopted at %s",
+				cy.RotationID, cy.AdoptedAt, cy.DeactivatedAt, last)
+		}
+		if cy.Adoption == nil || len(cy.Adoption.Adopted) != writers || len(cy.Adoption.Missing) != 0 {
+			t.Errorf("rotation %s: adoption %+v, want all %d writers", cy.RotationID, cy.Adoption, writers)
+		}
+		toDeactivate = append(toDeactivate, cy.DeactivatedAt.Sub(cy.PublishedAt))
+	}
+	if len(toDeactivate) != 5 {
+		t.Fatalf("%d cycles reached observe, want 5", len(toDeactivate))
+	}
+	slices.Sort(toDeactivate)
+	t.Logf("%d adoption reports read by the gate", reports)
+	t.Logf("publish → deactivate with the adoption gate: min %s, median %s, max %s (the fixed grace it replaces: %s)",
+		toDeactivate[0].Round(time.Millisecond), toDeactivate[2].Round(time.Millisecond), toDeactivate[4].Round(time.Millisecond), config.DefaultGrace)
 	if managed := len(srv.Authorizations()); managed != 2 { // the operator's and the current one
 		t.Errorf("%d authorizations left, want the operator's and the current one", managed)
 	}

@@ -43,6 +43,16 @@ func (r *recorder) Create(ctx context.Context, org string, l backend.Label, p []
 	return a, err
 }
 
+// Adoptions forwards to the backend's reader of adoption reports, which
+// embedding the Backend interface would hide.
+func (r *recorder) Adoptions(ctx context.Context, q backend.AdoptionQuery) ([]backend.Adoption, error) {
+	ar, ok := r.Backend.(backend.AdoptionReader)
+	if !ok {
+		return nil, fmt.Errorf("backend %T reads no adoption reports", r.Backend)
+	}
+	return ar.Adoptions(ctx, q)
+}
+
 func (r *recorder) created() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

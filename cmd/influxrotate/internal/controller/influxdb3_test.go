@@ -20,7 +20,7 @@ import (
 var editions = []influxv2.Edition{influxv2.Core, influxv2.Enterprise}
 
 // v3Cycle is the cycle on a server without an inactive state.
-var v3Cycle = []state.Phase{state.PhaseProvision, state.PhasePublish, state.PhaseVerify, state.PhaseGrace,
+var v3Cycle = []state.Phase{state.PhaseProvision, state.PhasePublish, state.PhaseVerify, state.PhaseAdopt, state.PhaseGrace,
 	state.PhaseDelete, state.PhaseDone}
 
 // managedV3 lists the tokens the controller made for the credential.
@@ -143,7 +143,7 @@ func TestInfluxDB3Rotation(t *testing.T) {
 					afters = append(afters, phase)
 				}
 			}
-			if want := strings.Fields("provision publish verify grace delete done"); !slices.Equal(afters, want) {
+			if want := strings.Fields("provision publish verify adopt grace delete done"); !slices.Equal(afters, want) {
 				t.Errorf("phases run %v, want %v", afters, want)
 			}
 			cur := e.checkV3EndState()

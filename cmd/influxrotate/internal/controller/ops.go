@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
 )
@@ -52,11 +53,30 @@ func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts Rotat
 		cr.Org, len(perms), strings.Join(missingFrom(perms, nil), ", "))
 	fmt.Fprintf(c.out, "  publish:   %s\n", strings.Join(c.targetNames(cr.Name), "; "))
 	fmt.Fprintf(c.out, "  verify:    an empty write on each bucket it may write\n")
+	// What ends the old token: deactivation where the server has an
+	// inactive state, deletion (for good) where it has none.
+	then, final := "deactivate", ""
 	if c.phaseIndex(state.PhaseDeactivate) < 0 {
-		fmt.Fprintf(c.out, "  grace:     %s, then delete %s: this server has no inactive state, so no rollback after it\n", cr.Grace, curID)
+		then, final = "delete", ": this server has no inactive state, so no rollback after it"
+	}
+	if a := cr.Adoption; a != nil {
+		// A read-only query: a dry run finds a missing read permission too.
+		q, err := adoptionQuery(cr, perms)
+		if err == nil {
+			_, err = c.readAdoptions(ctx, cr, q)
+		}
+		if err != nil {
+			res.Outcome, res.Err = OutcomeFailed, err
+			return res
+		}
+		fmt.Fprintf(c.out, "  adopt:     until every writer reporting to %q is on the new token (at most %s, then %s), then %s %s%s\n",
+			q.Bucket, a.Timeout, a.OnTimeout, then, curID, final)
+	} else {
+		fmt.Fprintf(c.out, "  grace:     %s, then %s %s%s\n", cr.Grace, then, curID, final)
+	}
+	if then == "delete" {
 		return res
 	}
-	fmt.Fprintf(c.out, "  grace:     %s, then deactivate %s\n", cr.Grace, curID)
 	fmt.Fprintf(c.out, "  observe:   %s, then delete %s\n", cr.Observe, curID)
 	return res
 }
@@ -93,6 +113,52 @@ func (c *Controller) Status(ctx context.Context) ([]Status, error) {
 			s.RotationID = st.Cycle.RotationID
 		}
 		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Writer is one writer of a credential as its latest adoption report
+// within the lookback shows it.
+type Writer struct {
+	backend.Adoption
+	// Token says which token it writes with: "new" (of the cycle in
+	// flight), "current", "old" (the one the cycle in flight retires),
+	// "previous" (retired by the last cycle) or "other".
+	Token string
+}
+
+// Writers reads the adoption reports of a credential with
+// [credential.adoption] (nil without it): who writes with which token,
+// and when it last said so.
+func (c *Controller) Writers(ctx context.Context, cr *config.Credential) ([]Writer, error) {
+	if cr.Adoption == nil {
+		return nil, nil
+	}
+	st, err := c.store.Load(ctx, cr.Name)
+	if err != nil {
+		return nil, err
+	}
+	perms := st.Current.Permissions
+	known := map[string]string{st.Previous.Fingerprint: "previous", st.Current.Fingerprint: "current"}
+	if cy := st.Cycle; cy != nil {
+		perms = cy.New.Permissions
+		known[cy.Old.Fingerprint], known[cy.New.Fingerprint] = "old", "new"
+	}
+	delete(known, "")
+	q, err := adoptionQuery(cr, perms)
+	if err != nil {
+		return nil, err
+	}
+	reports, err := c.readAdoptions(ctx, cr, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Writer, len(reports))
+	for i, rep := range reports {
+		out[i] = Writer{Adoption: rep, Token: known[rep.Fingerprint]}
+		if out[i].Token == "" {
+			out[i].Token = "other"
+		}
 	}
 	return out, nil
 }

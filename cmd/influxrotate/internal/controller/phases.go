@@ -57,15 +57,18 @@ func (e *refusal) Unwrap() error { return e.err }
 // The cycle is a list so that it can differ by backend and grow: a backend
 // with no inactive state runs noInactiveCycle, this list without
 // PhaseDeactivate and PhaseObserve, chosen in New from what the backend can
-// do (cycleFor); a phase that waits for the writers to adopt the token is
-// one more entry after PhaseVerify, and both cycles get it. A phase needs
-// only its state.Phase constant and its method here (wrapped in
+// do (cycleFor). PhaseAdopt, after PhaseVerify, waits for the writers'
+// adoption reports when the credential has [credential.adoption], and
+// PhaseGrace then passes at once; without it, adopt passes and grace waits.
+// Both cycles carry both. A phase needs only its state.Phase constant and
+// its method here (wrapped in
 // withNewToken when it works with the new token); the journal, the audit
 // record and the hooks follow from its place in the list.
 var rotationCycle = []phaseStep{
 	{state.PhaseProvision, (*cycleRun).provision},
 	{state.PhasePublish, withNewToken((*cycleRun).publish)},
 	{state.PhaseVerify, withNewToken((*cycleRun).verify)},
+	{state.PhaseAdopt, (*cycleRun).adopt},
 	{state.PhaseGrace, (*cycleRun).grace},
 	{state.PhaseDeactivate, (*cycleRun).deactivate},
 	{state.PhaseObserve, (*cycleRun).observe},

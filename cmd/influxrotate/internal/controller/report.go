@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -24,9 +25,20 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 	if end := cmp.Or(cy.DeactivatedAt, cy.DeletedAt); !end.IsZero() {
 		grace = end.Sub(cy.PublishedAt)
 	}
-	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s revocation_attempts=%d duration=%s\n",
+	// The adoption fields say what the adopt phase saw; without the gate
+	// (or before it let the cycle go on) they are left out.
+	var adoption time.Duration
+	adoptionText := ""
+	if ad := cy.Adoption; ad != nil {
+		adoption = cy.AdoptedAt.Sub(cy.PublishedAt)
+		adoptionText = fmt.Sprintf(" adoption=%s clients_adopted=%d clients_missing=%d", adoption.Round(time.Millisecond), len(ad.Adopted), len(ad.Missing))
+		if len(ad.Missing) > 0 {
+			adoptionText += " cut_off=" + strings.Join(ad.Missing, ",")
+		}
+	}
+	fmt.Fprintf(c.out, "influxrotate: credential=%s rotation=%s outcome=%s old=%s(%s) new=%s(%s) latency=%s grace=%s%s revocation_attempts=%d duration=%s\n",
 		cr.Name, cy.RotationID, outcome, cmp.Or(cy.Old.ID, "-"), cmp.Or(cy.Old.Fingerprint, "-"), cmp.Or(cy.New.ID, "-"), cmp.Or(cy.New.Fingerprint, "-"),
-		latency.Round(time.Millisecond), grace.Round(time.Millisecond), cy.RevocationAttempts, now.Sub(cy.Started).Round(time.Millisecond))
+		latency.Round(time.Millisecond), grace.Round(time.Millisecond), adoptionText, cy.RevocationAttempts, now.Sub(cy.Started).Round(time.Millisecond))
 	m := c.cfg.Metrics
 	if m == nil {
 		return
@@ -39,9 +51,13 @@ func (c *Controller) report(ctx context.Context, cr *config.Credential, cy *stat
 			return
 		}
 	}
+	fields := map[string]any{"rotation_latency_ms": latency.Milliseconds(), "grace_ms": grace.Milliseconds(),
+		"revocation_attempts": cy.RevocationAttempts, "outcome": outcome}
+	if ad := cy.Adoption; ad != nil {
+		fields["adoption_ms"], fields["clients_adopted"], fields["clients_missing"] = adoption.Milliseconds(), len(ad.Adopted), len(ad.Missing)
+	}
 	line, err := statsline.Encode("token_rotation", map[string]string{"credential": cr.Name, "backend": c.cfg.Backend},
-		map[string]any{"rotation_latency_ms": latency.Milliseconds(), "grace_ms": grace.Milliseconds(),
-			"revocation_attempts": cy.RevocationAttempts, "outcome": outcome}, now, lineprotocol.Millisecond)
+		fields, now, lineprotocol.Millisecond)
 	if err != nil {
 		c.log.Warn("metrics not written", "error", err)
 		return

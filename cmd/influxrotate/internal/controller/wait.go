@@ -6,8 +6,12 @@ import (
 )
 
 // grace gives the writers until grace after publishing to adopt the new
-// token before the old one is deactivated.
+// token before the old one is deactivated. With [credential.adoption] the
+// adopt phase has already waited for the writers' reports instead.
 func (r *cycleRun) grace(ctx context.Context) (phaseOutcome, error) {
+	if r.cr.Adoption != nil {
+		return phaseOutcome{message: "skipped: the adopt phase waited for the writers"}, nil
+	}
 	return r.wait(ctx, r.st.Cycle.PublishedAt.Add(time.Duration(r.cr.Grace)))
 }
 
@@ -21,23 +25,27 @@ func (r *cycleRun) observe(ctx context.Context) (phaseOutcome, error) {
 // back during grace or observe, then re-takes it and follows the journal.
 func (r *cycleRun) wait(ctx context.Context, deadline time.Time) (phaseOutcome, error) {
 	c, cr := r.c, r.cr
-	rid, phase := r.st.Cycle.RotationID, r.st.Cycle.Phase
 	d := deadline.Sub(c.now())
 	if d <= 0 {
 		return phaseOutcome{}, nil
 	}
-	c.log.Info("waiting", "credential", cr.Name, "rotation_id", rid, "phase", phase, "for", d.Round(time.Millisecond))
-	if err := c.record(cr, r.st.Cycle, string(phase), "waiting", 0, d.Round(time.Millisecond).String()); err != nil {
+	c.log.Info("waiting", "credential", cr.Name, "rotation_id", r.st.Cycle.RotationID, "phase", r.st.Cycle.Phase, "for", d.Round(time.Millisecond))
+	if err := c.record(cr, r.st.Cycle, string(r.st.Cycle.Phase), "waiting", 0, d.Round(time.Millisecond).String()); err != nil {
 		return phaseOutcome{}, err
 	}
+	return r.unlocked(ctx, func(ctx context.Context) error { return sleep(ctx, d) })
+}
+
+// unlocked runs fn without the credential's lock, so that an operator can
+// roll back while a phase waits, then re-takes the lock and re-reads the
+// journal: rerun is set when someone (a rollback, another controller) moved
+// it on meanwhile, and the phase's work is then void.
+func (r *cycleRun) unlocked(ctx context.Context, fn func(context.Context) error) (phaseOutcome, error) {
+	c, cr := r.c, r.cr
+	rid, phase := r.st.Cycle.RotationID, r.st.Cycle.Phase
 	_ = r.lock.Unlock()
 	r.lock = nil
-	t := time.NewTimer(d)
-	select {
-	case <-ctx.Done():
-		t.Stop()
-	case <-t.C:
-	}
+	fnErr := fn(ctx)
 	if err := ctx.Err(); err != nil {
 		return phaseOutcome{}, err
 	}
@@ -56,8 +64,19 @@ func (r *cycleRun) wait(ctx context.Context, deadline time.Time) (phaseOutcome, 
 	}
 	r.st = st
 	if st.Cycle == nil || st.Cycle.RotationID != rid || st.Cycle.Phase != phase {
-		// Someone (a rollback, another controller) moved the journal on.
 		return phaseOutcome{rerun: true}, nil
 	}
-	return phaseOutcome{}, nil
+	return phaseOutcome{}, fnErr
+}
+
+// sleep waits for d or until ctx ends, whichever is first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -30,6 +30,7 @@ const (
 	PhaseProvision  Phase = "provision"
 	PhasePublish    Phase = "publish"
 	PhaseVerify     Phase = "verify"
+	PhaseAdopt      Phase = "adopt"
 	PhaseGrace      Phase = "grace"
 	PhaseDeactivate Phase = "deactivate"
 	PhaseObserve    Phase = "observe"
@@ -58,15 +59,28 @@ type Cycle struct {
 	ProvisionedAt time.Time `json:"provisioned_at,omitzero"`
 	PublishedAt   time.Time `json:"published_at,omitzero"`
 	VerifiedAt    time.Time `json:"verified_at,omitzero"`
+	// AdoptedAt is when the adopt phase let the cycle go on: every writer
+	// reported the new token, or its timeout passed with on_timeout = proceed.
+	AdoptedAt     time.Time `json:"adopted_at,omitzero"`
 	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
 	// DeletedAt is when the old token was deleted, by a cycle without a
 	// deactivate phase (InfluxDB 3), where it ends the writers' grace.
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	// Adoption is what the adopt phase found, for the summary and metrics.
+	Adoption *Adoption `json:"adoption,omitempty"`
 	// RevocationAttempts counts deactivate and delete calls, for metrics.
 	RevocationAttempts int `json:"revocation_attempts"`
 	// Provisions counts authorizations created in this cycle (more than one
 	// after a crash with hashed tokens).
 	Provisions int `json:"provisions"`
+}
+
+// Adoption is the fleet the adopt phase saw when it let the cycle go on.
+type Adoption struct {
+	// Adopted are the client IDs that reported the new token.
+	Adopted []string `json:"adopted,omitempty"`
+	// Missing are the stragglers cut off (on_timeout = proceed).
+	Missing []string `json:"missing,omitempty"`
 }
 
 // Outcome is the end of the last cycle.
