@@ -18,6 +18,7 @@ import (
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	manifests "github.com/influxrotate/influxrotate/deploy/kubernetes"
+	"github.com/influxrotate/influxrotate/testutil/k8sfake"
 	"github.com/influxrotate/influxrotate/testutil/k8srbac"
 	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
@@ -26,9 +27,10 @@ import (
 const kubeNS = "monitoring"
 
 // deployedCluster is a fake API server holding what `kubectl apply -k
-// deploy/kubernetes` creates in kubeNS, plus objects, behind a reactor
-// that enforces the Role of deploy/kubernetes: any request the Role does
-// not grant fails the test.
+// deploy/kubernetes` creates in kubeNS, plus objects, with the API
+// server's optimistic concurrency (testutil/k8sfake), behind a reactor that
+// enforces the Role of deploy/kubernetes: any request the Role does not
+// grant fails the test.
 func deployedCluster(t *testing.T, objects ...runtime.Object) (*fake.Clientset, *k8srbac.Enforcer) {
 	t.Helper()
 	set, err := manifests.Base()
@@ -48,6 +50,9 @@ func deployedCluster(t *testing.T, objects ...runtime.Object) (*fake.Clientset, 
 		}
 	}
 	cs := fake.NewClientset(objects...)
+	// Optimistic concurrency first, RBAC in front of it: a forbidden
+	// request never reaches the store.
+	k8sfake.ResourceVersions(cs)
 	return cs, k8srbac.Enforce(t, &cs.Fake, deployedRole(t))
 }
 

@@ -122,7 +122,7 @@ func TestKubernetesTwoControllersStartedTogether(t *testing.T) {
 			ok++
 		case r.Outcome == OutcomeNotDue, r.Outcome == OutcomeFailed && errors.Is(r.Err, state.ErrLocked):
 		default:
-			t.Errorf("unexpected result %+v", r)
+			t.Errorf("unexpected result %+v\n%s", r, e.logs.String())
 		}
 	}
 	if ok != 1 {
