@@ -25,6 +25,17 @@ import (
 var adoptionStatement = regexp.MustCompile(
 	`^SELECT "fingerprint", "previous", "rotations" FROM "((?:[^"\\]|\\.)+)" WHERE time > now\(\) - ([1-9][0-9]{0,9})s GROUP BY "client_id"$`)
 
+// parseAdoptionStatement reads the measurement and the lookback in seconds
+// of the adoption statement; ok is false for any other statement.
+func parseAdoptionStatement(q string) (measurement string, secs int64, ok bool) {
+	m := adoptionStatement.FindStringSubmatch(q)
+	if m == nil {
+		return "", 0, false
+	}
+	secs, _ = strconv.ParseInt(m[2], 10, 64)
+	return strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(m[1]), secs, true
+}
+
 var adoptionColumns = []string{"fingerprint", "previous", "rotations"}
 
 // qlSeries and qlResult are the 1.x JSON answer.
@@ -47,13 +58,11 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	q := strings.TrimSpace(r.FormValue("q"))
-	m := adoptionStatement.FindStringSubmatch(q)
-	if m == nil {
+	measurement, secs, ok := parseAdoptionStatement(q)
+	if !ok {
 		writeError(w, &apiError{codeInvalid, fmt.Sprintf("influxv2 test server: unsupported InfluxQL statement %q", q)})
 		return
 	}
-	measurement := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(m[1])
-	secs, _ := strconv.ParseInt(m[2], 10, 64)
 	format, ok := epochFormat(r.FormValue("epoch"))
 	if !ok {
 		writeError(w, &apiError{codeInvalid, fmt.Sprintf("influxv2 test server: unsupported epoch %q", r.FormValue("epoch"))})

@@ -157,10 +157,12 @@ type v3State struct {
 	lastID     int64
 	tokens     []*v3Token
 	byToken    map[string]*v3Token
+	// databases are the databases writes created.
+	databases map[string]bool
 }
 
 func newV3State(e Edition) *v3State {
-	return &v3State{edition: e, byToken: map[string]*v3Token{}}
+	return &v3State{edition: e, byToken: map[string]*v3Token{}, databases: map[string]bool{}}
 }
 
 // now is the server's clock (Options.Now), in UTC.

@@ -5,10 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -60,6 +62,12 @@ func (s *Server) routeV3(w http.ResponseWriter, r *http.Request) {
 		only(http.MethodDelete, s.handleV3DeleteToken)
 	case "/api/v3/query_sql":
 		only(http.MethodGet, s.handleV3QuerySQL)
+	case "/query":
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		s.handleV3Query(w, r, tok)
 	case "/api/v3/enterprise/configure/token":
 		if s.v3.edition != Enterprise {
 			w.WriteHeader(http.StatusNotFound)
@@ -173,6 +181,7 @@ func (s *Server) v3Write(r *http.Request, tok *v3Token, db string, prec lineprot
 		points[i].Bucket, points[i].AuthID = db, authID
 	}
 	s.mu.Lock()
+	s.v3.databases[db] = true // created by the write, even if a field conflict drops its points
 	dropped, reason := s.storeLocked("v3\x00"+db, points)
 	s.mu.Unlock()
 	if dropped > 0 {
@@ -385,4 +394,58 @@ func (s *Server) handleV3QuerySQL(w http.ResponseWriter, r *http.Request, tok *v
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, rows)
+}
+
+// Answers of InfluxDB 3's v1 query API (core/iox_v1_query_api, v3.9.6 and
+// main): an error before the statements run is {"error": …}; an error of a
+// statement is HTTP 200 with the statement's "error".
+const (
+	// v3QueryUnauthorized is any authorization failure of the v1 query API,
+	// kept opaque: a resource token without read on the database.
+	v3QueryUnauthorized = "unauthorized access"
+	v3QueryNoDatabase   = "must specify a 'db' parameter, or provide the database in the InfluxQL query"
+)
+
+// handleV3Query is the v1-compatible GET|POST /query?db=<database>&q=<InfluxQL>
+// of InfluxDB 3, answering the adoption statement only (see query.go); any
+// other statement is a 400. In InfluxDB 3's order: parameters, the database
+// named, read permission on it (401 "unauthorized access" without), then the
+// database must exist (200, statement error "Database <db> not found").
+func (s *Server) handleV3Query(w http.ResponseWriter, r *http.Request, tok *v3Token) {
+	format, ok := epochFormat(r.FormValue("epoch"))
+	if !ok {
+		writeV3Error(w, &v3Error{status: http.StatusBadRequest, msg: fmt.Sprintf("influxv2 test server: unsupported epoch %q", r.FormValue("epoch"))})
+		return
+	}
+	q := strings.TrimSpace(r.FormValue("q"))
+	measurement, secs, ok := parseAdoptionStatement(q)
+	if !ok {
+		writeV3Error(w, &v3Error{status: http.StatusBadRequest,
+			msg: fmt.Sprintf("influxv2 test server: unsupported InfluxQL statement %q", q)})
+		return
+	}
+	db := r.FormValue("db")
+	if db == "" {
+		writeQL(w, qlResult{Error: v3QueryNoDatabase})
+		return
+	}
+	if !tok.allows("db", db, "read") {
+		writeV3Error(w, &v3Error{status: http.StatusUnauthorized, msg: v3QueryUnauthorized})
+		return
+	}
+	since := s.now().Add(-time.Duration(secs) * time.Second)
+	s.mu.Lock()
+	exists := s.v3.databases[db]
+	var pts []Point
+	for _, p := range s.points {
+		if p.Bucket == db && p.Measurement == measurement && p.Time.After(since) {
+			pts = append(pts, p)
+		}
+	}
+	s.mu.Unlock()
+	if !exists {
+		writeQL(w, qlResult{Error: fmt.Sprintf("Database %s not found", db)})
+		return
+	}
+	writeQL(w, qlResult{Series: groupByClient(measurement, pts, format)})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +27,8 @@ type AdoptionQuery struct {
 	// Bucket holds the reports: the writers' adoption_bucket. InfluxDB 2.x:
 	// a bucket name of the operator token's organization (the v1
 	// compatibility API maps every bucket to a database of its name, in
-	// the organization of the token that asks); 1.x: "db" or "db/rp".
+	// the organization of the token that asks); 1.x: "db" or "db/rp";
+	// InfluxDB 3: a database.
 	Bucket string
 	// Measurement of the reports; default rotation.DefaultAdoptionMeasurement.
 	Measurement string
@@ -54,7 +56,7 @@ type Adoption struct {
 	FirstSeen time.Time
 }
 
-// AdoptionReader reads adoption reports. V1 and V2 implement it, with
+// AdoptionReader reads adoption reports. V1, V2 and V3 implement it, with
 // InfluxQL on /query, the one query API InfluxDB 1.x, 2.x and 3.x share.
 type AdoptionReader interface {
 	// Adoptions returns the latest report of every writer that reported
@@ -66,7 +68,8 @@ type AdoptionReader interface {
 // ErrAdoptionAccess means the adoption reports cannot be read at all: the
 // bucket does not exist or the operator token may not read it.
 var ErrAdoptionAccess = errors.New("the operator token cannot read adoption reports there: " +
-	"InfluxQL /query needs read permission on the bucket (InfluxDB 2.x reports a bucket it may not read as \"database not found\")")
+	"InfluxQL /query needs read permission on the bucket (InfluxDB 2.x reports a bucket it may not read as \"database not found\"; " +
+	"InfluxDB 3 creates a database with its first write, so no writer has reported there yet)")
 
 // AdoptionStatement is the InfluxQL statement that reads the reports: every
 // report within the lookback, one series per client_id, oldest first.
@@ -106,6 +109,13 @@ func (v *V2) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error)
 		func(r *http.Request) { r.Header.Set("Authorization", auth) })
 }
 
+// Adoptions implements AdoptionReader with the operator token, on InfluxDB
+// 3's v1-compatible /query: the same statement and answer as on 2.x, with
+// the database as the bucket.
+func (v *V3) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error) {
+	return v.api.Adoptions(ctx, q)
+}
+
 // Adoptions implements AdoptionReader with the operator user.
 func (v *V1) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error) {
 	if err := q.normalise(); err != nil {
@@ -121,26 +131,12 @@ func (v *V1) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error)
 		func(r *http.Request) { r.SetBasicAuth(v.user, v.pass) })
 }
 
-// qlAnswer is the JSON of /query.
-type qlAnswer struct {
-	Results []struct {
-		Series []struct {
-			Name    string            `json:"name"`
-			Tags    map[string]string `json:"tags"`
-			Columns []string          `json:"columns"`
-			Values  [][]any           `json:"values"`
-		} `json:"series"`
-		Error string `json:"error"`
-	} `json:"results"`
-	Error string `json:"error"`
-}
-
 func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQuery, params url.Values,
 	auth func(*http.Request)) ([]Adoption, error) {
 	op := fmt.Sprintf("read adoption reports from %q", q.Bucket)
 	params.Set("q", AdoptionStatement(q.Measurement, q.Lookback))
 	params.Set("epoch", "ns")
-	var ans qlAnswer
+	var ans queryAnswer
 	err := opts.Retry.Do(ctx, opts.Logger, op, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/query?"+params.Encode(), nil)
 		if err != nil {
@@ -153,7 +149,7 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		if err != nil {
 			return err
 		}
-		ans = qlAnswer{}
+		ans = queryAnswer{}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber() // nanosecond times do not fit a float64
 		if err := dec.Decode(&ans); err != nil {
@@ -161,11 +157,13 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		}
 		return nil
 	})
-	switch status := StatusOf(err); {
+	switch {
 	case err == nil:
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case accessDenied(err):
+		// InfluxDB 3 answers a token without read on the database with 401
+		// "unauthorized access", 2.x an inactive token with 403.
 		return nil, fmt.Errorf("%s: %w (%v)", op, ErrAdoptionAccess, err)
-	case status == http.StatusNotFound:
+	case noEndpoint(err):
 		return nil, fmt.Errorf("%s: the server has no InfluxQL /query endpoint (%v)", op, err)
 	default:
 		return nil, err
@@ -177,7 +175,7 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 	if msg != "" {
 		msg = opts.Scrubber.Scrub(msg)
 		if strings.Contains(msg, "database not found") || strings.Contains(msg, "not authorized") ||
-			strings.Contains(msg, "retention policy not found") {
+			strings.Contains(msg, "retention policy not found") || v3DatabaseNotFound.MatchString(msg) {
 			return nil, fmt.Errorf("%s: %w (%s)", op, ErrAdoptionAccess, msg)
 		}
 		return nil, Permanent(fmt.Errorf("%s: %s", op, msg))
@@ -197,6 +195,10 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 	sort.Slice(out, func(i, j int) bool { return out[i].ClientID < out[j].ClientID })
 	return out, nil
 }
+
+// v3DatabaseNotFound is InfluxDB 3's statement error for a database that
+// does not exist (yet: the first write creates it).
+var v3DatabaseNotFound = regexp.MustCompile(`^Database .+ not found$`)
 
 // adoptionOf folds one client's rows into its Adoption; ok is false when no
 // row carries a fingerprint.
@@ -267,4 +269,5 @@ func qlTime(v any) (time.Time, error) {
 var (
 	_ AdoptionReader = (*V2)(nil)
 	_ AdoptionReader = (*V1)(nil)
+	_ AdoptionReader = (*V3)(nil)
 )

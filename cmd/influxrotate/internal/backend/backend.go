@@ -138,8 +138,8 @@ type Options struct {
 	Logger        *slog.Logger
 	UserAgent     string
 	// Scrubber removes tokens from the server's messages before they reach
-	// an error. The backend adds the operator token and every token it
-	// creates or writes with; the controller adds the ones it reads.
+	// an error. The backend pins the operator token and adds every token
+	// it creates or writes with; the controller pins the ones it holds.
 	// Default: a new one.
 	Scrubber *rotation.Scrubber
 }
@@ -156,5 +156,5 @@ func (o *Options) defaults() {
 	if o.Scrubber == nil {
 		o.Scrubber = rotation.NewScrubber()
 	}
-	o.Scrubber.Add(o.OperatorToken)
+	o.Scrubber.Pin(o.OperatorToken)
 }

@@ -360,7 +360,7 @@ func (v *V3) Delete(ctx context.Context, id string) error {
 	}
 	err := v.api.call(ctx, "delete token "+id, http.MethodDelete,
 		"/api/v3/configure/token?"+url.Values{"token_name": {id}}.Encode(), nil, nil)
-	if StatusOf(err) == http.StatusNotFound {
+	if gone(err) {
 		return nil
 	}
 	return err

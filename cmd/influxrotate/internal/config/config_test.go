@@ -169,6 +169,9 @@ func TestExampleInfluxDB3SectionLoads(t *testing.T) {
 		time.Duration(cfg.Credentials[0].ExpiryMargin) != 168*time.Hour {
 		t.Errorf("the InfluxDB 3 section reads as %+v", cfg)
 	}
+	if a := cfg.Credentials[0].Adoption; a == nil || a.Bucket != "telemetry" {
+		t.Errorf("the InfluxDB 3 section's adoption gate reads as %+v", a)
+	}
 }
 
 // TestURLPasswordIsMasked: a configuration error naming the url masks the

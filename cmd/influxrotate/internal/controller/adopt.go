@@ -96,7 +96,7 @@ func (c *Controller) adoptionReader() (backend.AdoptionReader, error) {
 }
 
 // adoptionQuery is where a credential's reports are: adoption.bucket, else
-// the first bucket the new token may write.
+// the first bucket (InfluxDB 3: database) the new token may write by name.
 func adoptionQuery(cr *config.Credential, perms []backend.Permission) (backend.AdoptionQuery, error) {
 	a := cr.Adoption
 	q := backend.AdoptionQuery{Bucket: a.Bucket, Measurement: a.Measurement, Lookback: time.Duration(a.Lookback)}
@@ -104,12 +104,12 @@ func adoptionQuery(cr *config.Credential, perms []backend.Permission) (backend.A
 		if q.Bucket != "" {
 			break
 		}
-		if p.Action == "write" && p.Type == "buckets" && p.Name != "" {
+		if p.Action == "write" && (p.Type == "buckets" || p.Type == "db") && p.Name != "" && p.Name != "*" {
 			q.Bucket = p.Name
 		}
 	}
 	if q.Bucket == "" {
-		return q, &config.Error{Err: fmt.Errorf("credential %q: adoption.bucket is required: the token's permissions name no bucket", cr.Name)}
+		return q, &config.Error{Err: fmt.Errorf("credential %q: adoption.bucket is required: the token's permissions name no bucket (an InfluxDB 3 admin token names no database)", cr.Name)}
 	}
 	return q, nil
 }

@@ -103,8 +103,9 @@ type Controller struct {
 	// never reach the state file: a restarted controller finds them again
 	// on the server (2.7-) or in the targets.
 	tokens map[string]string
-	// scrub holds every token above, the operator's and those the backend
-	// creates or writes with: server messages are scrubbed of them.
+	// scrub holds every token above pinned (remember and forget keep it
+	// so), the operator's too, and among its most recent the others the
+	// backend creates or writes with: server messages are scrubbed of them.
 	scrub *rotation.Scrubber
 }
 
@@ -252,16 +253,26 @@ func (c *Controller) remember(id, tok string) {
 	if id == "" || tok == "" {
 		return
 	}
-	c.scrub.Add(tok)
+	c.scrub.Pin(tok)
 	c.mu.Lock()
+	old, had := c.tokens[id]
 	c.tokens[id] = tok
 	c.mu.Unlock()
+	if had && old != tok {
+		c.scrub.Unpin(old)
+	}
 }
 
+// forget drops the token of id; the Scrubber keeps it among its recent
+// ones, for an answer still in flight that quotes it.
 func (c *Controller) forget(id string) {
 	c.mu.Lock()
+	tok, had := c.tokens[id]
 	delete(c.tokens, id)
 	c.mu.Unlock()
+	if had {
+		c.scrub.Unpin(tok)
+	}
 }
 
 func (c *Controller) targetNames(name string) []string {
