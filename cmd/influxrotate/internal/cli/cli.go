@@ -155,6 +155,7 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 	if ctl == nil {
 		return code
 	}
+	defer ctl.Close()
 	switch cmd {
 	case "status":
 		return status(ctx, ctl, env)
@@ -162,7 +163,7 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 		err := ctl.Run(ctx)
 		if ctx.Err() != nil {
 			log.Info("stopped")
-			return interruptedCode(ctl)
+			return interruptedCode(ctx, ctl)
 		}
 		if err != nil {
 			return ExitFailed
@@ -214,8 +215,11 @@ func newController(cfgPath string, debug bool, env Env) (*controller.Controller,
 }
 
 // interruptedCode is 3 when a stopped daemon left a cycle to resume.
-func interruptedCode(ctl *controller.Controller) int {
-	sts, err := ctl.Status()
+func interruptedCode(ctx context.Context, ctl *controller.Controller) int {
+	// ctx has ended; reading the journal must not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	sts, err := ctl.Status(ctx)
 	if err != nil {
 		return ExitFailed
 	}
@@ -265,7 +269,7 @@ func worse(a, b int) int {
 }
 
 func status(ctx context.Context, ctl *controller.Controller, env Env) int {
-	sts, err := ctl.Status()
+	sts, err := ctl.Status(ctx)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
 		return ExitFailed

@@ -43,11 +43,8 @@ func (c *Config) validate() error {
 	if c.OperatorTokenFile == "" {
 		return errors.New("operator_token_file is required")
 	}
-	if c.StateDir == "" {
-		return errors.New("state_dir is required")
-	}
-	if c.AuditLog == "" {
-		return errors.New("audit_log is required")
+	if c.AuditLog == "" && !c.AuditStdout {
+		return errors.New("audit_log or audit_stdout = true is required")
 	}
 	if c.ClientID == "" {
 		host, _ := os.Hostname()
@@ -98,7 +95,11 @@ func (c *Config) validate() error {
 		}
 		seen[cr.Name] = true
 	}
-	return nil
+	// After the credentials: their names make the Lease names.
+	if err := c.validateState(); err != nil {
+		return err
+	}
+	return c.validateRun()
 }
 
 func (cr *Credential) validate(backend, edition string) error {
