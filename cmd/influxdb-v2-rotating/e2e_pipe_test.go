@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
-	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
@@ -136,20 +136,13 @@ func TestE2EKill9WithSpool(t *testing.T) {
 
 // spooledLines counts the intact lines in a spool directory.
 func spooledLines(dir string) int {
-	paths, err := spool.SegmentPaths(dir)
+	recs, err := execdtest.SpooledRecords(dir)
 	if err != nil {
 		return -1
 	}
 	n := 0
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		recs, _, _ := spool.ParseSegment(data)
-		for _, r := range recs {
-			n += strings.Count(string(r), "\n")
-		}
+	for _, r := range recs {
+		n += bytes.Count(r, []byte("\n"))
 	}
 	return n
 }

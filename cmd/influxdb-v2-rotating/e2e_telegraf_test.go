@@ -17,7 +17,6 @@ import (
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
-	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
 	"github.com/influxrotate/influxrotate/testutil/realtools"
@@ -310,24 +309,17 @@ func childOf(t *testing.T, pid int, name string) int {
 // spooledSeqs returns the seq values in a spool's intact records.
 func spooledSeqs(dir string) map[int64]bool {
 	out := map[int64]bool{}
-	paths, _ := spool.SegmentPaths(dir)
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		recs, _, _ := spool.ParseSegment(data)
-		for _, r := range recs {
-			for line := range lines.Split(r) {
-				_, rest, ok := strings.Cut(string(line), "seq=")
-				if !ok {
-					continue
-				}
-				v, _, _ := strings.Cut(rest, " ")
-				v, _, _ = strings.Cut(v, ",")
-				if x, err := strconv.ParseFloat(v, 64); err == nil {
-					out[int64(x)] = true
-				}
+	recs, _ := execdtest.SpooledRecords(dir)
+	for _, r := range recs {
+		for line := range lines.Split(r) {
+			_, rest, ok := strings.Cut(string(line), "seq=")
+			if !ok {
+				continue
+			}
+			v, _, _ := strings.Cut(rest, " ")
+			v, _, _ = strings.Cut(v, ",")
+			if x, err := strconv.ParseFloat(v, 64); err == nil {
+				out[int64(x)] = true
 			}
 		}
 	}

@@ -82,13 +82,6 @@ func (b *Buffer) WaitRoom(ctx context.Context, n, size int) bool {
 	}
 }
 
-// Full reports whether the buffer is at one of its limits.
-func (b *Buffer) Full() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.q)-b.head >= b.maxMetrics || b.bytes >= b.maxBytes
-}
-
 // Put appends the lines of blk, held in spool segment seg.
 func (b *Buffer) Put(blk *lines.Block, seg int64) {
 	if blk.Count() == 0 {

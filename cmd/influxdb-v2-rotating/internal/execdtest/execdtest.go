@@ -5,8 +5,10 @@ package execdtest
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,4 +72,57 @@ func NoSecrets(t testing.TB, outputs map[string]string, secrets ...string) {
 			}
 		}
 	}
+}
+
+// spoolCommitPrefix starts the trailer line that closes each spool record
+// (see package spool). Tests read the spool's documented on-disk format
+// from outside, so the spool package exports nothing just for them.
+const spoolCommitPrefix = "#influxrotate-spool-commit "
+
+// SpoolSegments returns the paths of the segment files in a spool
+// directory, oldest first, without opening (and so locking) the spool.
+func SpoolSegments(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.lp"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(paths) // names are zero-padded sequence numbers
+	return paths, nil
+}
+
+// SpooledRecords returns the payloads of the intact records in a spool
+// directory: those closed by a trailer whose length and CRC-32C match.
+// Torn or corrupt records are left out, as a replay would skip them.
+func SpooledRecords(dir string) ([][]byte, error) {
+	paths, err := SpoolSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	var recs [][]byte
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		start := 0 // where the current record's payload starts
+		for off := 0; off < len(data); {
+			end := bytes.IndexByte(data[off:], '\n')
+			if end < 0 {
+				break // torn tail
+			}
+			line := data[off : off+end]
+			next := off + end + 1
+			if rest, ok := bytes.CutPrefix(line, []byte(spoolCommitPrefix)); ok {
+				payload := data[start:off]
+				want := fmt.Sprintf("len=%d crc32c=%08x", len(payload), crc32.Checksum(payload, castagnoli))
+				if string(rest) == want {
+					recs = append(recs, payload)
+				}
+				start = next
+			}
+			off = next
+		}
+	}
+	return recs, nil
 }

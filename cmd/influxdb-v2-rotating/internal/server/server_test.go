@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
-	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
 	"github.com/influxrotate/influxrotate/testutil/wait"
 )
 
@@ -107,7 +106,10 @@ func TestServeBackpressureStopsReadingStdin(t *testing.T) {
 			writeLines(t, r.stdin, i, i+20)
 		}
 	}()
-	wait.For(t, 10*time.Second, "a full buffer", r.srv.buf.Full)
+	wait.For(t, 10*time.Second, "a full buffer", func() bool {
+		m, _ := r.srv.buf.Len()
+		return m >= set.BufferLimit
+	})
 	select {
 	case <-wrote:
 		t.Fatal("stdin was read past the buffer limit")
@@ -199,7 +201,7 @@ func TestServeSpoolKeepsWhatCouldNotBeSent(t *testing.T) {
 		t.Fatalf("replayed %d", r2.srv.pipe.Replayed.Load())
 	}
 	// Everything written: the spool is empty.
-	paths, _ := spool.SegmentPaths(dir)
+	paths, _ := execdtest.SpoolSegments(dir)
 	for _, path := range paths {
 		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 			t.Fatalf("segment %s still holds %d bytes", path, fi.Size())

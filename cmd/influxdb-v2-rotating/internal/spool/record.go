@@ -94,31 +94,3 @@ func checkTrailer(rest, payload []byte) bool {
 	want := trailer(payload)
 	return bytes.Equal(rest, want[len(commitPrefix):len(want)-1])
 }
-
-// SegmentPaths returns the paths of the segment files in dir, oldest
-// first, for inspecting a spool without opening it.
-func SegmentPaths(dir string) ([]string, error) {
-	s := &Spool{dir: dir}
-	segs, err := s.segments()
-	if err != nil {
-		return nil, err
-	}
-	paths := make([]string, len(segs))
-	for i, seq := range segs {
-		paths[i] = s.path(seq)
-	}
-	return paths, nil
-}
-
-// ParseSegment splits a whole segment into copies of its intact records'
-// payloads, and counts its corrupt records and torn bytes.
-func ParseSegment(data []byte) (recs [][]byte, corrupt, torn int) {
-	st, err := scanSegment(bytes.NewReader(data), MaxRecordBytes, func(payload []byte) bool {
-		recs = append(recs, bytes.Clone(payload))
-		return true
-	})
-	if err != nil {
-		panic(err) // a bytes.Reader does not fail
-	}
-	return recs, st.corrupt, st.torn
-}

@@ -174,7 +174,7 @@ func TestSpoolCutAtEveryOffset(t *testing.T) {
 		ends = append(ends, len(seg))
 	}
 	for cut := 0; cut <= len(seg); cut++ {
-		got, corrupt, _ := ParseSegment(seg[:cut])
+		got, corrupt, _ := parseSegment(seg[:cut])
 		complete := 0
 		for _, e := range ends {
 			if e <= cut {
@@ -199,7 +199,7 @@ func FuzzSpoolSegment(f *testing.F) {
 	f.Add([]byte("#influxrotate-spool-commit len=0 crc32c=00000000\n"))
 	f.Add([]byte("x\n#influxrotate-spool-commit len=2 crc32c=zz\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, _, torn := ParseSegment(data)
+		recs, _, torn := parseSegment(data)
 		if torn < 0 || torn > len(data) {
 			t.Fatalf("torn = %d of %d", torn, len(data))
 		}
