@@ -14,8 +14,30 @@ import (
 )
 
 // validate refuses a configuration that cannot work, with an error naming
-// the option at fault, and fills in the defaults of what is left out.
+// the option at fault, and fills in the defaults of what is left out. The
+// steps run in the file's order, so the first error is the first option at
+// fault.
 func (c *Config) validate() error {
+	for _, step := range []func() error{
+		c.validateServer,
+		c.validateIdentity,
+		c.validateRetry,
+		c.validateMetrics,
+		c.validateCredentials,
+		// After the credentials: their names make the Lease names.
+		c.validateState,
+		c.validateRun,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateServer checks where the operator token goes: the URL (never plain
+// http off the host unless allowed), the backend and its edition.
+func (c *Config) validateServer() error {
 	if c.URL == "" {
 		return errors.New("url is required")
 	}
@@ -40,6 +62,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("edition %q: backend influxdb3 needs edition = %q or %q (Core has admin tokens only)",
 			c.Edition, EditionCore, EditionEnterprise)
 	}
+	return nil
+}
+
+// validateIdentity checks what the controller acts and records as: its
+// operator token, its audit log, its client ID and its request timeout.
+func (c *Config) validateIdentity() error {
 	if c.OperatorTokenFile == "" {
 		return errors.New("operator_token_file is required")
 	}
@@ -56,6 +84,12 @@ func (c *Config) validate() error {
 	if c.Timeout < 0 {
 		return errors.New("timeout must be positive")
 	}
+	return nil
+}
+
+// validateRetry fills in and checks [retry], the one backoff every call
+// to the server shares.
+func (c *Config) validateRetry() error {
 	if c.Retry.Attempts == 0 {
 		c.Retry.Attempts = DefaultRetries
 	}
@@ -73,14 +107,28 @@ func (c *Config) validate() error {
 	case c.Retry.Max < c.Retry.Initial:
 		return fmt.Errorf("retry.max %s must not be less than retry.initial %s", time.Duration(c.Retry.Max), time.Duration(c.Retry.Initial))
 	}
-	if m := c.Metrics; m != nil {
-		if m.Bucket == "" {
-			return errors.New("metrics.bucket is required when [metrics] is present")
-		}
-		if m.Org == "" && c.Backend == BackendInfluxDB2 {
-			return errors.New("metrics.org is required with backend influxdb2")
-		}
+	return nil
+}
+
+// validateMetrics checks [metrics] when present: a bucket, and an org
+// where the backend needs one.
+func (c *Config) validateMetrics() error {
+	m := c.Metrics
+	if m == nil {
+		return nil
 	}
+	if m.Bucket == "" {
+		return errors.New("metrics.bucket is required when [metrics] is present")
+	}
+	if m.Org == "" && c.Backend == BackendInfluxDB2 {
+		return errors.New("metrics.org is required with backend influxdb2")
+	}
+	return nil
+}
+
+// validateCredentials checks each [[credential]] and that no two share a
+// name, which keys their journals and locks.
+func (c *Config) validateCredentials() error {
 	if len(c.Credentials) == 0 {
 		return errors.New("at least one [[credential]] is required")
 	}
@@ -95,11 +143,7 @@ func (c *Config) validate() error {
 		}
 		seen[cr.Name] = true
 	}
-	// After the credentials: their names make the Lease names.
-	if err := c.validateState(); err != nil {
-		return err
-	}
-	return c.validateRun()
+	return nil
 }
 
 func (cr *Credential) validate(backend, edition string) error {
