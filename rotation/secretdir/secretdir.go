@@ -102,65 +102,21 @@ func Write(dir string, files map[string][]byte, mode os.FileMode) error {
 	defer lockDir(dir)()
 
 	// (1) Which timestamped directory is current, if any.
-	dataDirPath := filepath.Join(dir, DataDirName)
-	oldTsDir, err := os.Readlink(dataDirPath)
+	oldTsDir, err := currentTsDir(dir)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		oldTsDir = ""
+		return fmt.Errorf("secretdir: %w", err)
 	}
 	oldTsPath := filepath.Join(dir, oldTsDir)
 
 	// (2) What must go, and whether anything must be written at all.
-	var stale map[string]bool
-	shouldWrite := true
-	if oldTsDir != "" {
-		if stale, err = pathsToRemove(payload, oldTsPath); err != nil {
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		changed, err := payloadDiffers(payload, oldTsPath, mode)
-		if err != nil {
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		if !changed && len(stale) == 0 {
-			shouldWrite = false
-		}
+	stale, shouldWrite, err := planWrite(payload, oldTsDir, oldTsPath, mode)
+	if err != nil {
+		return fmt.Errorf("secretdir: %w", err)
 	}
 
+	// (3) and (4): a new timestamped directory, switched in atomically.
 	if shouldWrite {
-		// (3) A new timestamped directory with the files.
-		tsDir, err := os.MkdirTemp(dir, time.Now().UTC().Format(tsDirLayout))
-		if err != nil {
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		if err := os.Chmod(tsDir, 0o755); err != nil {
-			_ = os.RemoveAll(tsDir)
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		if err := writePayload(payload, tsDir, mode); err != nil {
-			_ = os.RemoveAll(tsDir)
-			return fmt.Errorf("secretdir: %w", err)
-		}
-
-		// (4) The atomic switch: ..data_tmp -> tsDir, renamed over ..data.
-		newDataDirPath := filepath.Join(dir, NewDataDirName)
-		// A crash between Symlink and Rename leaves ..data_tmp behind; the
-		// kubelet would fail here forever, so clear it first.
-		if err := os.Remove(newDataDirPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			_ = os.RemoveAll(tsDir)
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		if err := os.Symlink(filepath.Base(tsDir), newDataDirPath); err != nil {
-			_ = os.RemoveAll(tsDir)
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		if err := os.Rename(newDataDirPath, dataDirPath); err != nil {
-			_ = os.Remove(newDataDirPath)
-			_ = os.RemoveAll(tsDir)
-			return fmt.Errorf("secretdir: %w", err)
-		}
-		if err := fsutil.SyncDir(dir); err != nil {
+		if err := switchData(dir, payload, mode); err != nil {
 			return fmt.Errorf("secretdir: %w", err)
 		}
 	}
@@ -180,6 +136,72 @@ func Write(dir string, files map[string][]byte, mode os.FileMode) error {
 		}
 	}
 	return nil
+}
+
+// currentTsDir returns the timestamped directory ..data points to, or ""
+// before the first write.
+func currentTsDir(dir string) (string, error) {
+	tsDir, err := os.Readlink(filepath.Join(dir, DataDirName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return tsDir, err
+}
+
+// planWrite compares payload with the current timestamped directory: stale are
+// the paths it serves that payload no longer has, and shouldWrite is false
+// when nothing changed, so that a repeated Write makes no filesystem events.
+func planWrite(payload map[string][]byte, oldTsDir, oldTsPath string, mode os.FileMode) (stale map[string]bool, shouldWrite bool, err error) {
+	if oldTsDir == "" {
+		return nil, true, nil
+	}
+	if stale, err = pathsToRemove(payload, oldTsPath); err != nil {
+		return nil, false, err
+	}
+	changed, err := payloadDiffers(payload, oldTsPath, mode)
+	if err != nil {
+		return nil, false, err
+	}
+	return stale, changed || len(stale) > 0, nil
+}
+
+// switchData writes payload into a new timestamped directory and points
+// ..data at it with one rename, so that a reader sees the old files or the
+// new ones, never a mix. On failure the new directory is removed and ..data
+// is left as it was.
+func switchData(dir string, payload map[string][]byte, mode os.FileMode) error {
+	// (3) A new timestamped directory with the files.
+	tsDir, err := os.MkdirTemp(dir, time.Now().UTC().Format(tsDirLayout))
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tsDir, 0o755); err != nil {
+		_ = os.RemoveAll(tsDir)
+		return err
+	}
+	if err := writePayload(payload, tsDir, mode); err != nil {
+		_ = os.RemoveAll(tsDir)
+		return err
+	}
+
+	// (4) The atomic switch: ..data_tmp -> tsDir, renamed over ..data.
+	newDataDirPath := filepath.Join(dir, NewDataDirName)
+	// A crash between Symlink and Rename leaves ..data_tmp behind; the
+	// kubelet would fail here forever, so clear it first.
+	if err := os.Remove(newDataDirPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_ = os.RemoveAll(tsDir)
+		return err
+	}
+	if err := os.Symlink(filepath.Base(tsDir), newDataDirPath); err != nil {
+		_ = os.RemoveAll(tsDir)
+		return err
+	}
+	if err := os.Rename(newDataDirPath, filepath.Join(dir, DataDirName)); err != nil {
+		_ = os.Remove(newDataDirPath)
+		_ = os.RemoveAll(tsDir)
+		return err
+	}
+	return fsutil.SyncDir(dir)
 }
 
 // validatePayload applies the kubelet's path rules and cleans the keys.
