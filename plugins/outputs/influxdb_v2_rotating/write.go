@@ -67,73 +67,31 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 	if len(metrics) == 0 {
 		return nil
 	}
-	cred, err := p.writeCredential()
+	cred, err := p.flushCredential()
 	if err != nil {
-		var we *WriteError
-		if errors.As(err, &we) && we.Action == rotation.ActionThrottle {
-			// Worded as the stock plugin's clients, each of which waits.
-			for _, w := range p.writers {
-				p.log().Errorf("When writing to [%s]: %v", w, err)
-			}
-			return &WriteError{Action: rotation.ActionThrottle, RetryAfter: we.RetryAfter, Message: errNoServer}
-		}
 		return err
-	}
-
-	workers := int(max(p.ConcurrentWrites, 1))
-	size := (len(metrics) + workers - 1) / workers
-	var batches []*batch
-	if p.BucketTag == "" {
-		batches = createBatches(metrics, p.Bucket, size)
-	} else {
-		batches = createBatchesFromTag(metrics, p.BucketTag, p.Bucket, size)
 	}
 
 	// Serialise within the rate limit. Metrics past the limit are neither
 	// accepted nor rejected, so the agent keeps them for the next flush.
 	now := time.Now()
 	defer p.limiter.Release()
-	var rejected []int
-	var rejectErrs []error
-	serialized := make([]*batch, 0, len(batches))
-	bufs := make([]*[]byte, 0, len(batches))
+	s := p.serializeWithinLimit(p.splitBatches(metrics), now)
 	var keepBuffers bool
 	defer func() {
-		if keepBuffers {
-			return
-		}
-		for _, b := range bufs {
-			bufPool.Put(b)
+		if !keepBuffers {
+			s.releaseBuffers()
 		}
 	}()
-	for _, b := range batches {
-		remaining := p.limiter.Remaining(now)
-		if remaining <= 0 {
-			break
-		}
-		buf := bufPool.Get().(*[]byte)
-		bufs = append(bufs, buf)
-		c, rej, rerr, err := p.ser.serialize(*buf, b, remaining)
-		*buf = c.body[:0]
-		rejected = append(rejected, rej...)
-		rejectErrs = append(rejectErrs, rerr...)
-		if c.count > 0 {
-			p.limiter.Reserve(int64(len(c.body)))
-			serialized = append(serialized, c)
-		}
-		if errors.Is(err, errLimit) {
-			break
-		}
-	}
-	if len(rejectErrs) > 0 {
+	if len(s.rejectErrs) > 0 {
 		// The stock plugin says only that serialization failed; which
 		// metric and why is what the operator needs to fix it. One line
 		// per flush, however many.
-		p.log().Errorf("Dropping %d metric(s) that cannot be serialized; the first: %v", len(rejectErrs), rejectErrs[0])
+		p.log().Errorf("Dropping %d metric(s) that cannot be serialized; the first: %v", len(s.rejectErrs), s.rejectErrs[0])
 	}
 
 	results, reached, lastErr := p.sendToFirstAnswering(p.ctx, cred, func(f *writeCall, w *httpWriter) []outcome {
-		results := p.sendAll(f, w, serialized, now)
+		results := p.sendAll(f, w, s.batches, now)
 		keepBuffers = keepBuffers || f.keepBuffers.Load()
 		if !reachedAny(results) {
 			// Each batch's error, as the stock plugin logs them.
@@ -145,12 +103,88 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		}
 		return results
 	})
-	err = p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
+	err = p.settle(len(metrics), results, s.rejected, s.rejectErrs, lastErr)
 	if err != nil && reached != nil {
 		// The stock plugin's summary line of a flush that failed in part.
 		p.log().Errorf("When writing to [%s]: %v", reached, err)
 	}
 	return err
+}
+
+// flushCredential returns the credential for a whole flush. When every
+// token is throttled it logs and words the error as the stock plugin's
+// clients do, each of which waits.
+func (p *InfluxDB) flushCredential() (*rotation.Credential, error) {
+	cred, err := p.writeCredential()
+	if err == nil {
+		return cred, nil
+	}
+	var we *WriteError
+	if errors.As(err, &we) && we.Action == rotation.ActionThrottle {
+		for _, w := range p.writers {
+			p.log().Errorf("When writing to [%s]: %v", w, err)
+		}
+		return nil, &WriteError{Action: rotation.ActionThrottle, RetryAfter: we.RetryAfter, Message: errNoServer}
+	}
+	return nil, err
+}
+
+// splitBatches splits metrics into one batch per concurrent write, by
+// bucket when bucket_tag is set.
+func (p *InfluxDB) splitBatches(metrics []telegraf.Metric) []*batch {
+	workers := int(max(p.ConcurrentWrites, 1))
+	size := (len(metrics) + workers - 1) / workers
+	if p.BucketTag == "" {
+		return createBatches(metrics, p.Bucket, size)
+	}
+	return createBatchesFromTag(metrics, p.BucketTag, p.Bucket, size)
+}
+
+// serializedFlush is what a flush serialised: the batches to send, the
+// metrics rejected (by index) and why, and the pooled buffers holding the
+// bodies.
+type serializedFlush struct {
+	batches    []*batch
+	rejected   []int
+	rejectErrs []error
+	bufs       []*[]byte
+}
+
+// releaseBuffers returns the bodies' buffers to the pool. It must not be
+// called while a request may still read a body.
+func (s *serializedFlush) releaseBuffers() {
+	for _, b := range s.bufs {
+		bufPool.Put(b)
+	}
+}
+
+// serializeWithinLimit serialises batches into pooled buffers until the
+// rate limit's remaining bytes run out, reserving what it serialised.
+func (p *InfluxDB) serializeWithinLimit(batches []*batch, now time.Time) *serializedFlush {
+	s := &serializedFlush{
+		batches: make([]*batch, 0, len(batches)),
+		bufs:    make([]*[]byte, 0, len(batches)),
+	}
+	for _, b := range batches {
+		remaining := p.limiter.Remaining(now)
+		if remaining <= 0 {
+			break
+		}
+		buf := bufPool.Get().(*[]byte)
+		s.bufs = append(s.bufs, buf)
+		c, rej, rerr, err := p.ser.serialize(*buf, b, remaining)
+		*buf = c.body[:0]
+		s.rejected = append(s.rejected, rej...)
+		s.rejectErrs = append(s.rejectErrs, rerr...)
+		if c.count > 0 {
+			p.limiter.Reserve(int64(len(c.body)))
+			s.batches = append(s.batches, c)
+		}
+		if errors.Is(err, errLimit) {
+			break
+		}
+	}
+	return s
 }
 
 // sendToFirstAnswering sends with the writers in random order, as the
