@@ -274,43 +274,10 @@ func (r *Rotator) Refused(ctx context.Context, used *Credential, status int) (ne
 // run is the Rotator's one goroutine: it probes each new token and
 // re-probes an unconfirmed one with backoff.
 func (r *Rotator) run(ctx context.Context) {
+	l := &probeLoop{r: r, timer: time.NewTimer(time.Hour)}
+	l.timer.Stop()
+	defer l.timer.Stop()
 	changes := r.cfg.Source.Changes()
-	var (
-		waiting  *pending // a new token whose probe found no verdict
-		attempts int
-		timer    = time.NewTimer(time.Hour)
-	)
-	timer.Stop()
-	defer timer.Stop()
-	consider := func(c *Credential, seen time.Time) {
-		if waiting != nil && c.Equal(waiting.cred) {
-			seen = waiting.seen
-		}
-		res := r.probe(ctx, c)
-		if ctx.Err() != nil {
-			return // closing
-		}
-		repeat := waiting != nil && c.Equal(waiting.cred)
-		if r.accept(c, seen, res, repeat) {
-			waiting, attempts = nil, 0
-			timer.Stop()
-			return
-		}
-		if res.Verdict == VerdictValid || res.Verdict == VerdictRefused || res.Verdict == VerdictForbidden {
-			waiting, attempts = nil, 0
-			timer.Stop()
-			return
-		}
-		// Unknown or not found: try again later; a newer token replaces it.
-		if waiting == nil || !c.Equal(waiting.cred) {
-			attempts = 0
-		}
-		waiting = &pending{cred: c, seen: seen}
-		d := r.cfg.ProbeBackoff.Delay(attempts)
-		attempts++
-		r.log.Debug("token could not be validated; will probe again", "credential", c, "in", d, "attempt", attempts)
-		timer.Reset(d)
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -323,39 +290,88 @@ func (r *Rotator) run(ctx context.Context) {
 			if r.known(c) {
 				// The source's newest token is in use already (Refused found
 				// it first): an older one still waiting is stale.
-				waiting, attempts = nil, 0
-				timer.Stop()
+				l.forget()
 				continue
 			}
-			consider(c, time.Now())
+			l.consider(ctx, c, time.Now())
 		case req := <-r.reloads:
 			if !r.known(req.cred) {
-				consider(req.cred, req.seen)
+				l.consider(ctx, req.cred, req.seen)
 			}
 			close(req.done)
 		case p := <-r.handoff:
 			if !r.known(p.cred) {
-				consider(p.cred, p.seen)
+				l.consider(ctx, p.cred, p.seen)
 			}
-		case <-timer.C:
-			if waiting == nil {
-				continue
-			}
-			// Pursue what the source holds now, not what it held when the
-			// probe failed: a newer token may have replaced it without an
-			// event reaching us, or Refused may have adopted it already,
-			// and re-probing a stale token could roll the writer back.
-			c, seen := waiting.cred, waiting.seen
-			if cur, err := r.cfg.Source.Read(ctx); err == nil && !cur.Equal(c) {
-				c, seen = cur, time.Now()
-			}
-			if r.known(c) {
-				waiting, attempts = nil, 0
-				continue
-			}
-			consider(c, seen)
+		case <-l.timer.C:
+			l.retry(ctx)
 		}
 	}
+}
+
+// probeLoop is run's state, owned by its goroutine: the new token whose
+// probe found no verdict yet, and the backoff timer that re-probes it.
+type probeLoop struct {
+	r        *Rotator
+	waiting  *pending
+	attempts int
+	timer    *time.Timer
+}
+
+// forget drops the waiting token: it has a verdict or is stale.
+func (l *probeLoop) forget() {
+	l.waiting, l.attempts = nil, 0
+	l.timer.Stop()
+}
+
+// consider probes c and accepts it, forgets it on a definite verdict, or
+// schedules another probe with backoff when the server gave none.
+func (l *probeLoop) consider(ctx context.Context, c *Credential, seen time.Time) {
+	r := l.r
+	if l.waiting != nil && c.Equal(l.waiting.cred) {
+		seen = l.waiting.seen
+	}
+	res := r.probe(ctx, c)
+	if ctx.Err() != nil {
+		return // closing
+	}
+	repeat := l.waiting != nil && c.Equal(l.waiting.cred)
+	if r.accept(c, seen, res, repeat) {
+		l.forget()
+		return
+	}
+	if res.Verdict == VerdictValid || res.Verdict == VerdictRefused || res.Verdict == VerdictForbidden {
+		l.forget()
+		return
+	}
+	// Unknown or not found: try again later; a newer token replaces it.
+	if !repeat {
+		l.attempts = 0
+	}
+	l.waiting = &pending{cred: c, seen: seen}
+	d := r.cfg.ProbeBackoff.Delay(l.attempts)
+	l.attempts++
+	r.log.Debug("token could not be validated; will probe again", "credential", c, "in", d, "attempt", l.attempts)
+	l.timer.Reset(d)
+}
+
+// retry re-probes when the backoff timer fires. It pursues what the source
+// holds now, not what it held when the probe failed: a newer token may have
+// replaced it without an event reaching us, or Refused may have adopted it
+// already, and re-probing a stale token could roll the writer back.
+func (l *probeLoop) retry(ctx context.Context) {
+	if l.waiting == nil {
+		return
+	}
+	c, seen := l.waiting.cred, l.waiting.seen
+	if cur, err := l.r.cfg.Source.Read(ctx); err == nil && !cur.Equal(c) {
+		c, seen = cur, time.Now()
+	}
+	if l.r.known(c) {
+		l.waiting, l.attempts = nil, 0
+		return
+	}
+	l.consider(ctx, c, seen)
 }
 
 // known reports whether c is already active or the candidate.
