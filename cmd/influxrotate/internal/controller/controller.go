@@ -134,6 +134,53 @@ func New(opts Options) (*Controller, error) {
 	c := &Controller{cfg: cfg, out: opts.Stdout, log: opts.Logger, be: opts.Backend, client: opts.HTTPClient,
 		hook: opts.Hook, now: opts.Now, tokens: map[string]string{}, targets: map[string][]target.Target{},
 		scrub: rotation.NewScrubber()}
+	c.fillDefaults()
+	c.metrics = newPromMetrics(c.now)
+	c.releaseLeader = true
+	c.store = opts.Store
+	if c.store == nil {
+		var err error
+		if c.store, err = newStore(cfg, opts.Kube, c.log, c.now); err != nil {
+			return nil, err
+		}
+	}
+	if ks, ok := c.store.(*kubeStore); ok {
+		c.kube, c.identity = ks.client, ks.identity
+	}
+	if err := c.openAudit(); err != nil {
+		return nil, err
+	}
+	if c.be == nil {
+		be, err := c.newBackend()
+		if err != nil {
+			return nil, err
+		}
+		c.be = be
+	}
+	if opts.WrapBackend != nil {
+		c.be = opts.WrapBackend(c.be)
+	}
+	c.phases = cycleFor(c.be.Capabilities())
+	for i := range cfg.Credentials {
+		if cfg.Credentials[i].Adoption != nil {
+			// Refuse now a backend that cannot read the reports, rather
+			// than in the middle of a cycle.
+			if _, err := c.adoptionReader(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := c.openTargets(opts.Kube); err != nil {
+		return nil, err
+	}
+	c.events = newEvents(c.targets)
+	return c, nil
+}
+
+// fillDefaults gives what Options left out a harmless default: output and
+// logs discarded, no hook, the real clock, and an HTTP client that never
+// follows a redirect.
+func (c *Controller) fillDefaults() {
 	if c.out == nil {
 		c.out = io.Discard
 	}
@@ -149,84 +196,76 @@ func New(opts Options) (*Controller, error) {
 	if c.client == nil {
 		// InfluxDB never redirects an API call; following one would send
 		// the operator token wherever it points.
-		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
+		c.client = &http.Client{Timeout: time.Duration(c.cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
-	c.metrics = newPromMetrics(c.now)
-	c.releaseLeader = true
-	c.store = opts.Store
-	if c.store == nil {
-		var err error
-		if c.store, err = newStore(cfg, opts.Kube, c.log, c.now); err != nil {
-			return nil, err
-		}
-	}
-	if ks, ok := c.store.(*kubeStore); ok {
-		c.kube, c.identity = ks.client, ks.identity
-	}
+}
+
+// openAudit sets up the audit log and, with audit_stdout, its stream, both
+// keyed when audit_key_file is set.
+func (c *Controller) openAudit() error {
+	cfg := c.cfg
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
 	if cfg.AuditKeyFile != "" {
 		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
 		if err != nil {
-			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
+			return &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
 		}
 		c.audit.key = key
 	}
 	if cfg.AuditStdout {
 		c.audit.stream = rotation.NewAuditStream(c.out, "stdout", rotation.AuditOptions{Key: c.audit.key})
 	}
-	if c.be == nil {
-		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
+	return nil
+}
+
+// newBackend reads the operator token and builds the configured backend
+// with the shared retry, whose retries the metrics count.
+func (c *Controller) newBackend() (backend.Backend, error) {
+	cfg := c.cfg
+	tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(cfg.OperatorTokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		c.log.Warn("operator_token_file may be read by other users; it can create any token: chmod 600 it",
+			"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
+		Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
+			OnRetry: func(string, int, error) { c.retries.Add(1) }},
+		UserAgent: "influxrotate/" + cfg.ClientID, Scrubber: c.scrub}
+	switch cfg.Backend {
+	case config.BackendInfluxDB1:
+		be, err := backend.NewV1(bopts)
 		if err != nil {
-			return nil, err
+			return nil, &config.Error{Err: err}
 		}
-		if fi, err := os.Stat(cfg.OperatorTokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			c.log.Warn("operator_token_file may be read by other users; it can create any token: chmod 600 it",
-				"path", cfg.OperatorTokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		return be, nil
+	case config.BackendInfluxDB3:
+		be, err := backend.NewV3(bopts, backend.V3Options{Edition: cfg.Edition, Expiry: cfg.TokenExpiries()})
+		if err != nil {
+			return nil, &config.Error{Err: err}
 		}
-		bopts := backend.Options{URL: cfg.URL, OperatorToken: tok, Client: c.client, Logger: c.log,
-			Retry: backend.Retry{Attempts: cfg.Retry.Attempts, Initial: time.Duration(cfg.Retry.Initial), Max: time.Duration(cfg.Retry.Max),
-				OnRetry: func(string, int, error) { c.retries.Add(1) }},
-			UserAgent: "influxrotate/" + cfg.ClientID, Scrubber: c.scrub}
-		switch cfg.Backend {
-		case config.BackendInfluxDB1:
-			be, err := backend.NewV1(bopts)
-			if err != nil {
-				return nil, &config.Error{Err: err}
-			}
-			c.be = be
-		case config.BackendInfluxDB3:
-			be, err := backend.NewV3(bopts, backend.V3Options{Edition: cfg.Edition, Expiry: cfg.TokenExpiries()})
-			if err != nil {
-				return nil, &config.Error{Err: err}
-			}
-			c.be = be
-		default:
-			c.be = backend.NewV2(bopts)
-		}
+		return be, nil
+	default:
+		return backend.NewV2(bopts), nil
 	}
-	if opts.WrapBackend != nil {
-		c.be = opts.WrapBackend(c.be)
-	}
-	c.phases = cycleFor(c.be.Capabilities())
-	for i := range cfg.Credentials {
-		if cfg.Credentials[i].Adoption != nil {
-			if _, err := c.adoptionReader(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, cr := range cfg.Credentials {
+}
+
+// openTargets builds each credential's publish targets, so that a target
+// misconfigured is a configuration error before anything is rotated.
+func (c *Controller) openTargets(kube kubernetes.Interface) error {
+	for _, cr := range c.cfg.Credentials {
 		for _, tc := range cr.Targets {
-			t, err := target.New(tc, target.Options{Logger: c.log, Kube: opts.Kube,
+			t, err := target.New(tc, target.Options{Logger: c.log, Kube: kube,
 				Env: []string{"INFLUXROTATE_CREDENTIAL=" + cr.Name}})
 			if err != nil {
-				return nil, &config.Error{Err: fmt.Errorf("credential %q: %w", cr.Name, err)}
+				return &config.Error{Err: fmt.Errorf("credential %q: %w", cr.Name, err)}
 			}
 			c.targets[cr.Name] = append(c.targets[cr.Name], t)
 		}
 	}
-	c.events = newEvents(c.targets)
-	return c, nil
+	return nil
 }
 
 func readTokenFile(option, path string) (string, error) {
