@@ -72,16 +72,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	for _, p := range []struct{ path, hint string }{{o.telegraf, "make tools"}, {o.execd, "make build"}, {o.rotate, "make build"}} {
-		if _, err := os.Stat(p.path); err != nil {
-			return fmt.Errorf("%s not found (run `%s`, or `make demo` which does both)", p.path, p.hint)
-		}
-	}
-	execd, err := filepath.Abs(o.execd)
-	if err != nil {
-		return err
-	}
-	controller, err := filepath.Abs(o.rotate)
+	execd, controllerBin, err := binaries(o)
 	if err != nil {
 		return err
 	}
@@ -104,8 +95,67 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	cur := srv.WriteAuthorization(org, bucket)
 
 	mount := filepath.Join(dir, "secret")
-	if err := secretdir.Write(mount, map[string][]byte{"token": []byte(cur.Token)}, 0o644); err != nil {
+	tgConf, witness, err := writeConfigs(dir, mount, o, srv.URL(), cur.Token, execd)
+	if err != nil {
 		return err
+	}
+	logPath := filepath.Join(dir, "telegraf.log")
+	tg, err := startTelegraf(o.telegraf, tgConf, logPath)
+	if err != nil {
+		return err
+	}
+	defer tg.log.Close()
+	fmt.Fprintf(out, "▶ stock Telegraf (pid %d): inputs.mock every %s → outputs.execd → %s\n", tg.cmd.Process.Pid, o.interval, filepath.Base(execd))
+	fmt.Fprintf(out, "▶ token %s mounted at %s (kubelet layout); rotating every %s for %s\n",
+		rotation.Fingerprint(cur.Token), filepath.Join(mount, "token"), o.rotateEvery, o.duration)
+
+	ctl, err := newController(dir, controllerBin, srv, cur, mount)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "▶ influxrotate rotates it: provision → publish → verify → adopt (waits for %s's adoption report) → deactivate → observe → delete\n\n", clientID)
+
+	d := &demo{srv: srv, witness: witness, out: out, start: time.Now()}
+	if err := d.waitFor(ctx, 60*time.Second, func() bool { return len(srv.PointsBy(cur.ID)) > 0 }); err != nil {
+		stopTelegraf(tg.cmd, tg.exited)
+		return fmt.Errorf("no point arrived with the first token: %w (Telegraf's log: %s)", err, tail(logPath))
+	}
+	rotations, failed, err := d.rotateUntilDone(ctx, o, ctl, tg)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, "\n■ stopping Telegraf (it closes the binary's stdin; the binary flushes and exits)")
+	if err := stopTelegraf(tg.cmd, tg.exited); err != nil {
+		fmt.Fprintf(out, "  telegraf: %v\n", err)
+	}
+	return d.summarize(ctx, ctl, logPath, rotations, failed)
+}
+
+// binaries checks that the three programs exist, naming the make target
+// that builds a missing one, and returns the absolute paths of the two
+// the demo runs from its working directory.
+func binaries(o options) (execd, controller string, err error) {
+	for _, p := range []struct{ path, hint string }{{o.telegraf, "make tools"}, {o.execd, "make build"}, {o.rotate, "make build"}} {
+		if _, err := os.Stat(p.path); err != nil {
+			return "", "", fmt.Errorf("%s not found (run `%s`, or `make demo` which does both)", p.path, p.hint)
+		}
+	}
+	if execd, err = filepath.Abs(o.execd); err != nil {
+		return "", "", err
+	}
+	if controller, err = filepath.Abs(o.rotate); err != nil {
+		return "", "", err
+	}
+	return execd, controller, nil
+}
+
+// writeConfigs mounts token in a kubelet-style secret directory and writes
+// the plugin's and Telegraf's configurations into dir. It returns Telegraf's
+// configuration and the witness file where Telegraf records what it sent.
+func writeConfigs(dir, mount string, o options, url, token, execd string) (tgConf, witness string, err error) {
+	if err := secretdir.Write(mount, map[string][]byte{"token": []byte(token)}, 0o644); err != nil {
+		return "", "", err
 	}
 	pluginConf := filepath.Join(dir, "influxdb_v2_rotating.conf")
 	if err := os.WriteFile(pluginConf, []byte(fmt.Sprintf(`[[outputs.influxdb_v2_rotating]]
@@ -115,11 +165,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
   bucket = %q
   client_id = %q
   token_debounce = "20ms"
-`, srv.URL(), filepath.Join(mount, "token"), org, bucket, clientID)), 0o600); err != nil {
-		return err
+`, url, filepath.Join(mount, "token"), org, bucket, clientID)), 0o600); err != nil {
+		return "", "", err
 	}
-	witness := filepath.Join(dir, "sent.lp")
-	tgConf := filepath.Join(dir, "telegraf.conf")
+	witness = filepath.Join(dir, "sent.lp")
+	tgConf = filepath.Join(dir, "telegraf.conf")
 	if err := os.WriteFile(tgConf, []byte(fmt.Sprintf(`[agent]
   interval = %q
   round_interval = false
@@ -145,55 +195,57 @@ func run(ctx context.Context, o options, out io.Writer) error {
   data_format = "influx"
   flush_interval = "20ms"
 `, o.interval.String(), measurement, execd, pluginConf, witness)), 0o600); err != nil {
-		return err
+		return "", "", err
 	}
+	return tgConf, witness, nil
+}
 
-	logPath := filepath.Join(dir, "telegraf.log")
+// telegrafProc is the running stock Telegraf: exited receives its Wait
+// result once, and log is the file its output goes to.
+type telegrafProc struct {
+	cmd    *exec.Cmd
+	exited chan error
+	log    *os.File
+}
+
+// startTelegraf starts Telegraf with tgConf, its output in logPath.
+func startTelegraf(bin, tgConf, logPath string) (*telegrafProc, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer logFile.Close()
-	tg := exec.Command(o.telegraf, "--config", tgConf)
+	tg := exec.Command(bin, "--config", tgConf)
 	tg.Stdout, tg.Stderr = logFile, logFile
 	// Its own process group: Ctrl-C reaches the demo, which then stops
 	// Telegraf the graceful way.
 	tg.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := tg.Start(); err != nil {
-		return fmt.Errorf("starting telegraf: %w", err)
+		logFile.Close()
+		return nil, fmt.Errorf("starting telegraf: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- tg.Wait() }()
-	fmt.Fprintf(out, "▶ stock Telegraf (pid %d): inputs.mock every %s → outputs.execd → %s\n", tg.Process.Pid, o.interval, filepath.Base(execd))
-	fmt.Fprintf(out, "▶ token %s mounted at %s (kubelet layout); rotating every %s for %s\n",
-		rotation.Fingerprint(cur.Token), filepath.Join(mount, "token"), o.rotateEvery, o.duration)
+	return &telegrafProc{cmd: tg, exited: exited, log: logFile}, nil
+}
 
-	ctl, err := newController(dir, controller, srv, cur, mount)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "▶ influxrotate rotates it: provision → publish → verify → adopt (waits for %s's adoption report) → deactivate → observe → delete\n\n", clientID)
-
-	d := &demo{srv: srv, witness: witness, out: out, start: time.Now()}
-	if err := d.waitFor(ctx, 60*time.Second, func() bool { return len(srv.PointsBy(cur.ID)) > 0 }); err != nil {
-		stopTelegraf(tg, exited)
-		return fmt.Errorf("no point arrived with the first token: %w (Telegraf's log: %s)", err, tail(logPath))
-	}
-
+// rotateUntilDone rotates every o.rotateEvery until o.duration has passed
+// or ctx ends, printing one line per rotation. A failed rotation is
+// counted, not fatal: the old token stays valid. It returns an error only
+// when Telegraf exits on its own.
+func (d *demo) rotateUntilDone(ctx context.Context, o options, ctl *controller, tg *telegrafProc) (rotations, failed int, err error) {
+	out := d.out
 	end := time.After(o.duration)
 	ticker := time.NewTicker(o.rotateEvery)
 	defer ticker.Stop()
-	rotations, failed := 0, 0
-loop:
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(out, "\n■ interrupted")
-			break loop
+			return rotations, failed, nil
 		case <-end:
-			break loop
-		case err := <-exited:
-			return fmt.Errorf("telegraf exited early: %v (log: %s)", err, tail(logPath))
+			return rotations, failed, nil
+		case err := <-tg.exited:
+			return rotations, failed, fmt.Errorf("telegraf exited early: %v (log: %s)", err, tail(tg.log.Name()))
 		case <-ticker.C:
 		}
 		prev := ctl.fingerprint()
@@ -201,9 +253,8 @@ loop:
 		r, err := ctl.rotate(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				rotations--
 				fmt.Fprintln(out, "\n■ interrupted (the last rotation was under way; the next influxrotate run resumes it)")
-				break loop
+				return rotations - 1, failed, nil
 			}
 			failed++
 			fmt.Fprintf(out, "rotation %2d  %s → ?  FAILED, the old token stays valid: %v\n", rotations, prev, err)
@@ -214,11 +265,13 @@ loop:
 			rotations, prev, r.newFP, r.adopted, r.adoption.Seconds(), r.deactivated.Seconds(), r.deleted.Seconds(),
 			c.sent, c.stored, c.inFlight(), c.holes)
 	}
+}
 
-	fmt.Fprintln(out, "\n■ stopping Telegraf (it closes the binary's stdin; the binary flushes and exits)")
-	if err := stopTelegraf(tg, exited); err != nil {
-		fmt.Fprintf(out, "  telegraf: %v\n", err)
-	}
+// summarize prints what happened and returns the demo's verdict: an error
+// if a point was lost, a token leaked, the audit chain broke or a
+// rotation failed.
+func (d *demo) summarize(ctx context.Context, ctl *controller, logPath string, rotations, failed int) error {
+	out := d.out
 	final := d.count()
 	lost := final.lost()
 	fmt.Fprintf(out, "\nsummary after %s\n", time.Since(d.start).Round(time.Second))
@@ -236,23 +289,7 @@ loop:
 	} else {
 		fmt.Fprintf(out, "  audit chain     BROKEN: %v\n", auditErr)
 	}
-	// Every token the server ever issued, searched for in everything the
-	// agent and the controller wrote: logs, audit log, state.
-	// secscan looks for the encoded forms too (base64, URL-escaped, JSON),
-	// which an echoing server or a careless encoder would leave.
-	var scan secscan.Scanner
-	scan.Add(append(ctl.tokens(), srv.OperatorToken())...)
-	leaked := 0
-	for _, path := range []string{logPath, ctl.logPath, ctl.audit, filepath.Join(ctl.dir, "state", "demo.json")} {
-		hits, err := scan.ScanFile(path)
-		if err != nil {
-			continue
-		}
-		for _, h := range hits {
-			fmt.Fprintf(out, "  LEAK            %s\n", h)
-		}
-		leaked += len(hits)
-	}
+	leaked := d.scanLeaks(ctl, logPath)
 	fmt.Fprintf(out, "  tokens in logs  %d (Telegraf's and influxrotate's logs, audit log and state hold only fingerprints)\n", leaked)
 	switch {
 	case len(lost) > 0:
@@ -266,6 +303,28 @@ loop:
 	}
 	fmt.Fprintln(out, "\n✔ no point lost")
 	return nil
+}
+
+// scanLeaks searches everything the agent and the controller wrote (logs,
+// audit log, state) for every token the server ever issued, prints each
+// hit and returns their number. secscan looks for the encoded forms too
+// (base64, URL-escaped, JSON), which an echoing server or a careless
+// encoder would leave.
+func (d *demo) scanLeaks(ctl *controller, logPath string) int {
+	var scan secscan.Scanner
+	scan.Add(append(ctl.tokens(), d.srv.OperatorToken())...)
+	leaked := 0
+	for _, path := range []string{logPath, ctl.logPath, ctl.audit, filepath.Join(ctl.dir, "state", "demo.json")} {
+		hits, err := scan.ScanFile(path)
+		if err != nil {
+			continue
+		}
+		for _, h := range hits {
+			fmt.Fprintf(d.out, "  LEAK            %s\n", h)
+		}
+		leaked += len(hits)
+	}
+	return leaked
 }
 
 type demo struct {
