@@ -30,90 +30,108 @@ type Fake interface {
 // there. Install it before reactors that must see the outcome (RBAC first:
 // a forbidden request never reaches the store).
 func ResourceVersions(cs Fake) {
-	var mu sync.Mutex
-	var next int64 = 1000
-	tracker := cs.Tracker()
-	stamp := func(obj runtime.Object) error {
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return err
-		}
-		next++
-		m.SetResourceVersion(strconv.FormatInt(next, 10))
-		return nil
+	v := &versioner{next: 1000, tracker: cs.Tracker()}
+	cs.PrependReactor("get", "*", v.get)
+	cs.PrependReactor("create", "*", v.create)
+	cs.PrependReactor("update", "*", v.update)
+}
+
+// versioner is the store's resourceVersion counter; mu makes each
+// read-check-write of the tracker atomic, as one API server request is.
+type versioner struct {
+	mu      sync.Mutex
+	next    int64
+	tracker k8stesting.ObjectTracker
+}
+
+// stamp gives obj the next resourceVersion. The caller holds mu.
+func (v *versioner) stamp(obj runtime.Object) error {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
 	}
-	// Objects given to NewClientset carry no resourceVersion; the first
-	// read gives them one, so that no update of them is unconditional.
-	cs.PrependReactor("get", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		act, ok := action.(k8stesting.GetAction)
-		if !ok || action.GetSubresource() != "" {
-			return false, nil, nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		obj, err := tracker.Get(action.GetResource(), action.GetNamespace(), act.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		m, err := meta.Accessor(obj)
-		if err != nil || m.GetResourceVersion() != "" {
-			return true, obj, err
-		}
-		obj = obj.DeepCopyObject()
-		if err := stamp(obj); err != nil {
-			return true, nil, err
-		}
-		if err := tracker.Update(action.GetResource(), obj, action.GetNamespace()); err != nil {
-			return true, nil, err
-		}
-		return true, obj, nil
-	})
-	cs.PrependReactor("create", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		act, ok := action.(k8stesting.CreateAction)
-		if !ok || action.GetSubresource() != "" {
-			return false, nil, nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		obj := act.GetObject().DeepCopyObject()
-		if err := stamp(obj); err != nil {
-			return true, nil, err
-		}
-		if err := tracker.Create(action.GetResource(), obj, action.GetNamespace()); err != nil {
-			return true, nil, err
-		}
-		return true, obj, nil
-	})
-	cs.PrependReactor("update", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		act, ok := action.(k8stesting.UpdateAction)
-		if !ok || action.GetSubresource() != "" {
-			return false, nil, nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		obj := act.GetObject().DeepCopyObject()
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return true, nil, err
-		}
-		cur, err := tracker.Get(action.GetResource(), action.GetNamespace(), m.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		cm, err := meta.Accessor(cur)
-		if err != nil {
-			return true, nil, err
-		}
-		if rv := m.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
-			return true, nil, apierrors.NewConflict(action.GetResource().GroupResource(), m.GetName(),
-				fmt.Errorf("the object has been modified; resourceVersion %s, stored %s", rv, cm.GetResourceVersion()))
-		}
-		if err := stamp(obj); err != nil {
-			return true, nil, err
-		}
-		if err := tracker.Update(action.GetResource(), obj, action.GetNamespace()); err != nil {
-			return true, nil, err
-		}
-		return true, obj, nil
-	})
+	v.next++
+	m.SetResourceVersion(strconv.FormatInt(v.next, 10))
+	return nil
+}
+
+// get stamps an object read for the first time: objects given to
+// NewClientset carry no resourceVersion, and the first read gives them one,
+// so that no update of them is unconditional.
+func (v *versioner) get(action k8stesting.Action) (bool, runtime.Object, error) {
+	act, ok := action.(k8stesting.GetAction)
+	if !ok || action.GetSubresource() != "" {
+		return false, nil, nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	obj, err := v.tracker.Get(action.GetResource(), action.GetNamespace(), act.GetName())
+	if err != nil {
+		return true, nil, err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil || m.GetResourceVersion() != "" {
+		return true, obj, err
+	}
+	obj = obj.DeepCopyObject()
+	if err := v.stamp(obj); err != nil {
+		return true, nil, err
+	}
+	if err := v.tracker.Update(action.GetResource(), obj, action.GetNamespace()); err != nil {
+		return true, nil, err
+	}
+	return true, obj, nil
+}
+
+// create stores a new object with a fresh resourceVersion.
+func (v *versioner) create(action k8stesting.Action) (bool, runtime.Object, error) {
+	act, ok := action.(k8stesting.CreateAction)
+	if !ok || action.GetSubresource() != "" {
+		return false, nil, nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	obj := act.GetObject().DeepCopyObject()
+	if err := v.stamp(obj); err != nil {
+		return true, nil, err
+	}
+	if err := v.tracker.Create(action.GetResource(), obj, action.GetNamespace()); err != nil {
+		return true, nil, err
+	}
+	return true, obj, nil
+}
+
+// update refuses with 409 Conflict an update whose resourceVersion is set
+// and stale, and stores the others with a fresh one.
+func (v *versioner) update(action k8stesting.Action) (bool, runtime.Object, error) {
+	act, ok := action.(k8stesting.UpdateAction)
+	if !ok || action.GetSubresource() != "" {
+		return false, nil, nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	obj := act.GetObject().DeepCopyObject()
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return true, nil, err
+	}
+	cur, err := v.tracker.Get(action.GetResource(), action.GetNamespace(), m.GetName())
+	if err != nil {
+		return true, nil, err
+	}
+	cm, err := meta.Accessor(cur)
+	if err != nil {
+		return true, nil, err
+	}
+	if rv := m.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
+		return true, nil, apierrors.NewConflict(action.GetResource().GroupResource(), m.GetName(),
+			fmt.Errorf("the object has been modified; resourceVersion %s, stored %s", rv, cm.GetResourceVersion()))
+	}
+	if err := v.stamp(obj); err != nil {
+		return true, nil, err
+	}
+	if err := v.tracker.Update(action.GetResource(), obj, action.GetNamespace()); err != nil {
+		return true, nil, err
+	}
+	return true, obj, nil
 }
