@@ -218,7 +218,7 @@ func New(opts Options) (*Controller, error) {
 	for _, cr := range cfg.Credentials {
 		for _, tc := range cr.Targets {
 			t, err := target.New(tc, target.Options{Logger: c.log, Kube: opts.Kube,
-				Env: []string{"INFLUXROTATE_CREDENTIAL=" + cr.Name}})
+				Env: []string{"INFLUXROTATE_CREDENTIAL=" + cr.Name}, Scrubber: c.scrub})
 			if err != nil {
 				return nil, &config.Error{Err: fmt.Errorf("credential %q: %w", cr.Name, err)}
 			}
