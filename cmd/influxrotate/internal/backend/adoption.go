@@ -173,7 +173,8 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		msg = ans.Results[0].Error
 	}
 	if msg != "" {
-		msg = opts.Scrubber.Scrub(msg)
+		// Quoted as exchange quotes an error body: on one line, cut, scrubbed.
+		msg = opts.Scrubber.ServerMessage([]byte(msg))
 		if strings.Contains(msg, "database not found") || strings.Contains(msg, "not authorized") ||
 			strings.Contains(msg, "retention policy not found") || v3DatabaseNotFound.MatchString(msg) {
 			return nil, fmt.Errorf("%s: %w (%s)", op, ErrAdoptionAccess, msg)

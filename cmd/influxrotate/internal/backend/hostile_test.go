@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -252,4 +253,43 @@ func TestV2ScrubsATokenSentAsAnAuthorizationID(t *testing.T) {
 	// The first 40 characters are what an unscrubbed error would quote.
 	scan.Add(operator[:40])
 	scan.Check(t, "list error", []byte(err.Error()))
+}
+
+// InfluxQL statement errors come in a 200 answer, not through exchange:
+// they are quoted as every server message is (rotation.ServerMessage), on
+// one line, cut to length and scrubbed, not copied whole into the error.
+func TestInfluxQLStatementErrorsAreQuotedAsServerMessages(t *testing.T) {
+	const operator = "admin:operator-pass/w+rd"
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		_, pass, _ := r.BasicAuth()
+		if pass == "" {
+			pass = strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		}
+		msg, _ := json.Marshal("bad\x1b[2J\r\nstatement " + pass + " " + strings.Repeat("x", 8<<10))
+		if r.URL.Query().Get("db") != "" {
+			fmt.Fprintf(w, `{"error":%s}`, msg) // a query error
+		} else {
+			fmt.Fprintf(w, `{"results":[{"error":%s}]}`, msg) // a statement error
+		}
+	})
+	v1, err := NewV1(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, listErr := v1.List(t.Context(), "")
+	q := AdoptionQuery{Bucket: "telemetry", Measurement: "influxrotate_adoption", Lookback: time.Minute}
+	_, v1Err := v1.Adoptions(t.Context(), q)
+	_, v2Err := NewV2(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}}).Adoptions(t.Context(), q)
+	var scan secscan.Scanner
+	scan.Add(operator, "operator-pass/w+rd")
+	for what, err := range map[string]error{"1.x statement": listErr, "1.x adoptions": v1Err, "2.x adoptions": v2Err} {
+		if err == nil || !strings.Contains(err.Error(), "statement "+rotation.Fingerprint(operator)) || strings.ContainsAny(err.Error(), "\x1b\r\n") {
+			t.Errorf("%s: %.300q, want the message on one line without control characters", what, err)
+			continue
+		}
+		if len(err.Error()) > 1<<10 {
+			t.Errorf("%s: a %d-byte error, want the message cut", what, len(err.Error()))
+		}
+		scan.Check(t, what+" error", []byte(err.Error()))
+	}
 }

@@ -53,8 +53,9 @@ type queryAnswer struct {
 	Error string `json:"error"`
 }
 
-// query runs InfluxQL statements. Error texts are scrubbed of every token
-// the Scrubber holds (Create registers a new user's token before its CREATE
+// query runs InfluxQL statements. Error texts are quoted as server messages
+// (rotation.Scrubber.ServerMessage): on one line, cut, and scrubbed of every
+// token the Scrubber holds (Create registers a new user's token before its CREATE
 // USER statement, which carries the password).
 func (v *V1) query(ctx context.Context, op, q string) (*queryAnswer, error) {
 	var res *queryAnswer
@@ -76,11 +77,11 @@ func (v *V1) query(ctx context.Context, op, q string) (*queryAnswer, error) {
 			return Permanent(fmt.Errorf("%s: decoding answer: %w", op, err))
 		}
 		if r.Error != "" {
-			return Permanent(fmt.Errorf("%s: %s", op, v.opts.Scrubber.Scrub(r.Error)))
+			return Permanent(fmt.Errorf("%s: %s", op, v.opts.Scrubber.ServerMessage([]byte(r.Error))))
 		}
 		for _, s := range r.Results {
 			if s.Error != "" {
-				return Permanent(&HTTPError{Op: op, Status: http.StatusOK, Message: v.opts.Scrubber.Scrub(s.Error)})
+				return Permanent(&HTTPError{Op: op, Status: http.StatusOK, Message: v.opts.Scrubber.ServerMessage([]byte(s.Error))})
 			}
 		}
 		res = &r

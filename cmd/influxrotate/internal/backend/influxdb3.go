@@ -261,7 +261,8 @@ func (v *V3) Create(ctx context.Context, _ string, label Label, perms []Permissi
 		if StatusOf(err) == http.StatusConflict {
 			v.opts.Logger.Warn("token exists already: an earlier create's answer, the only copy of the token, was lost; deleting it and creating it again",
 				"token_name", body.TokenName)
-			if err := v.Delete(ctx, body.TokenName); err != nil {
+			// One request: this attempt is already inside the retry loop.
+			if err := v.deleteOnce(ctx, body.TokenName); err != nil {
 				return err
 			}
 			err = post()
@@ -361,8 +362,17 @@ func (v *V3) Delete(ctx context.Context, id string) error {
 	if id == V3OperatorToken {
 		return Permanent(fmt.Errorf("delete token %q: refusing to delete the operator token", id))
 	}
-	err := v.api.call(ctx, "delete token "+id, http.MethodDelete,
-		"/api/v3/configure/token?"+url.Values{"token_name": {id}}.Encode(), nil, nil)
+	return v.opts.Retry.Do(ctx, v.opts.Logger, "delete token "+id, func(ctx context.Context) error {
+		return v.deleteOnce(ctx, id)
+	})
+}
+
+// deleteOnce sends one DELETE for the token named id; a token already gone
+// is deleted.
+func (v *V3) deleteOnce(ctx context.Context, id string) error {
+	err := v.api.once(ctx, "delete token "+id, http.MethodDelete,
+		"/api/v3/configure/token?"+url.Values{"token_name": {id}}.Encode(), nil, nil,
+		"Token "+v.opts.OperatorToken, "application/json")
 	if gone(err) {
 		return nil
 	}

@@ -316,6 +316,29 @@ func TestV3LostCreateAnswer(t *testing.T) {
 	}
 }
 
+// TestV3LostCreateAnswerDeleteFails: the delete after a 409 is one request
+// of the create's attempt, not a retry loop of its own: a server refusing
+// it costs at most a POST and a DELETE per attempt, not attempts² requests.
+func TestV3LostCreateAnswerDeleteFails(t *testing.T) {
+	srv, v, _ := newV3Pair(t, influxv2.Core, nil) // 3 attempts
+	srv.Inject(influxv2.Fault{Path: "/api/v3/configure/token/named_admin", LoseAnswer: true})
+	for range 10 {
+		srv.Inject(influxv2.Fault{Path: "/api/v3/configure/token", Status: http.StatusServiceUnavailable})
+	}
+	start := len(srv.Requests())
+	if _, err := v.Create(context.Background(), "", Label{Credential: "c", Description: "c", RotationID: "r9"},
+		[]Permission{adminPermission}); StatusOf(err) != http.StatusServiceUnavailable {
+		t.Fatalf("create: %v, want the delete's 503", err)
+	}
+	var seq []string
+	for _, r := range srv.Requests()[start:] {
+		seq = append(seq, fmt.Sprintf("%s %d", r.Method, r.Status))
+	}
+	if want := []string{"POST 0", "POST 409", "DELETE 503", "POST 409", "DELETE 503"}; !slices.Equal(seq, want) {
+		t.Errorf("requests %v, want %v", seq, want)
+	}
+}
+
 // TestV3CreateAfterCrash: a process that crashed after its create left the
 // token; the next create of the same rotation replaces it.
 func TestV3CreateAfterCrash(t *testing.T) {

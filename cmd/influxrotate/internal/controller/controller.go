@@ -258,7 +258,7 @@ func (c *Controller) openTargets(kube kubernetes.Interface) error {
 	for _, cr := range c.cfg.Credentials {
 		for _, tc := range cr.Targets {
 			t, err := target.New(tc, target.Options{Logger: c.log, Kube: kube,
-				Env: []string{"INFLUXROTATE_CREDENTIAL=" + cr.Name}})
+				Env: []string{"INFLUXROTATE_CREDENTIAL=" + cr.Name}, Scrubber: c.scrub})
 			if err != nil {
 				return &config.Error{Err: fmt.Errorf("credential %q: %w", cr.Name, err)}
 			}

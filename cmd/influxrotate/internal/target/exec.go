@@ -29,6 +29,9 @@ type Exec struct {
 	Timeout     time.Duration
 	Env         []string
 	Logger      *slog.Logger
+	// Scrubber masks every token the process holds in a command's output;
+	// nil masks the published token only.
+	Scrubber *rotation.Scrubber
 }
 
 // Name implements Target.
@@ -47,7 +50,7 @@ func (e *Exec) Publish(ctx context.Context, token string) error {
 	out := &tailBuffer{max: maxOutput}
 	env := append(append(os.Environ(), e.Env...), "INFLUXROTATE_FINGERPRINT="+rotation.Fingerprint(token))
 	if err := e.run(ctx, e.Command, env, strings.NewReader(token+"\n"), out, out); err != nil {
-		return fmt.Errorf("%s: %w: %s", e.Name(), err, out.masked(token))
+		return fmt.Errorf("%s: %w: %s", e.Name(), err, out.masked(token, scrubberWith(e.Scrubber, token)))
 	}
 	return nil
 }
@@ -63,7 +66,7 @@ func (e *Exec) ReadBack(ctx context.Context) (string, error) {
 	stderr := &tailBuffer{max: maxOutput}
 	if err := e.run(ctx, e.ReadCommand, append(os.Environ(), e.Env...), nil, stdout, stderr); err != nil {
 		// stdout may hold a token: only stderr goes into the error.
-		return "", fmt.Errorf("exec %s: %w: %s", e.ReadCommand[0], err, stderr.masked(""))
+		return "", fmt.Errorf("exec %s: %w: %s", e.ReadCommand[0], err, stderr.masked("", e.Scrubber))
 	}
 	tok, err := rotation.ParseToken(stdout.buf)
 	if errors.Is(err, rotation.ErrTokenEmpty) {
@@ -127,10 +130,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// masked returns the kept output for an error message with token replaced
-// by its fingerprint (rotation.Scrubber), including a piece of it left at
-// the start where the earlier output was cut.
-func (t *tailBuffer) masked(token string) string {
+// masked returns the kept output for an error message with every token
+// scrub holds replaced by its fingerprint, and a piece of token left at the
+// start where the earlier output was cut removed.
+func (t *tailBuffer) masked(token string, scrub *rotation.Scrubber) string {
 	s := string(t.buf)
 	prefix := ""
 	if t.dropped > 0 {
@@ -143,7 +146,7 @@ func (t *tailBuffer) masked(token string) string {
 		}
 	}
 	// Also in base64 and URL-escaped form: a hook may print what it sent.
-	s = rotation.NewScrubber(token).Scrub(s)
+	s = scrub.Scrub(s)
 	return prefix + strings.TrimSpace(s)
 }
 

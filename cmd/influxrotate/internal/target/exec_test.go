@@ -35,7 +35,7 @@ func TestTailBufferKeepsTheEnd(t *testing.T) {
 func TestTailBufferMasksATokenCutAtItsStart(t *testing.T) {
 	tb := &tailBuffer{max: 20}
 	fmt.Fprintf(tb, "token=%s\nfailed\n", tok)
-	got := tb.masked(tok)
+	got := tb.masked(tok, rotation.NewScrubber(tok))
 	if strings.Contains(got, tok[len(tok)-12:]) {
 		t.Errorf("a piece of the token is left: %q", got)
 	}

@@ -23,6 +23,9 @@ type Kubernetes struct {
 	Namespace string
 	Secret    string
 	Key       string
+	// Scrubber masks every token the process holds in the API server's
+	// errors, which may echo the Secret; nil masks the published token only.
+	Scrubber *rotation.Scrubber
 }
 
 // KubeClient builds a client from kubeconfig (and context) when given, else
@@ -77,7 +80,7 @@ func (k *Kubernetes) Publish(ctx context.Context, token string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", k.Name(), scrub(err, token))
+		return fmt.Errorf("%s: %w", k.Name(), scrub(err, scrubberWith(k.Scrubber, token)))
 	}
 	return nil
 }
@@ -89,7 +92,7 @@ func (k *Kubernetes) ReadBack(ctx context.Context) (string, error) {
 		return "", ErrNoToken
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", k.Name(), err)
+		return "", fmt.Errorf("%s: %w", k.Name(), scrub(err, k.Scrubber))
 	}
 	data, ok := s.Data[k.Key]
 	if !ok {
@@ -100,16 +103,17 @@ func (k *Kubernetes) ReadBack(ctx context.Context) (string, error) {
 		return "", ErrNoToken
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", k.Name(), err)
+		return "", fmt.Errorf("%s: %w", k.Name(), scrub(err, k.Scrubber))
 	}
 	return tok, nil
 }
 
-// scrub keeps an API server error that echoes the object from carrying the
-// token into a log line.
-func scrub(err error, token string) error {
+// scrub keeps an API server error that echoes the object from carrying a
+// token into a log line. The error is kept, for errors.Is, when it quotes
+// none.
+func scrub(err error, s *rotation.Scrubber) error {
 	msg := err.Error()
-	if clean := rotation.NewScrubber(token).Scrub(msg); clean != msg {
+	if clean := s.Scrub(msg); clean != msg {
 		return errors.New(clean)
 	}
 	return err

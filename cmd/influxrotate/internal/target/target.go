@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // Target is one place a token is published to.
@@ -47,6 +48,10 @@ type Options struct {
 	// Env is added to an exec target's environment (the fingerprint etc.
 	// are set per call).
 	Env []string
+	// Scrubber holds every token the process holds (the operator's, the
+	// old, new and provisioned ones): a hook's output and an API server's
+	// error are scrubbed of all of them, not only of the token published.
+	Scrubber *rotation.Scrubber
 }
 
 // New builds the target described by cfg.
@@ -69,9 +74,20 @@ func New(cfg config.Target, opts Options) (Target, error) {
 				return nil, fmt.Errorf("kubernetes target %s/%s: %w", cfg.Namespace, cfg.Secret, err)
 			}
 		}
-		return &Kubernetes{Client: client, Namespace: cfg.Namespace, Secret: cfg.Secret, Key: cfg.Key}, nil
+		return &Kubernetes{Client: client, Namespace: cfg.Namespace, Secret: cfg.Secret, Key: cfg.Key, Scrubber: opts.Scrubber}, nil
 	case config.TargetExec:
-		return &Exec{Command: cfg.Command, ReadCommand: cfg.ReadCommand, Timeout: time.Duration(cfg.ExecTimeout), Env: opts.Env, Logger: log}, nil
+		return &Exec{Command: cfg.Command, ReadCommand: cfg.ReadCommand, Timeout: time.Duration(cfg.ExecTimeout), Env: opts.Env, Logger: log,
+			Scrubber: opts.Scrubber}, nil
 	}
 	return nil, fmt.Errorf("target type %q is unknown", cfg.Type)
+}
+
+// scrubberWith returns s holding token too, or, when s is nil (a target
+// built without Options), a Scrubber holding token alone.
+func scrubberWith(s *rotation.Scrubber, token string) *rotation.Scrubber {
+	if s == nil {
+		return rotation.NewScrubber(token)
+	}
+	s.Add(token)
+	return s
 }
