@@ -402,6 +402,29 @@ func TestReadAuditKeyFile(t *testing.T) {
 	}
 }
 
+func TestAuditStreamChainVerifies(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewAuditStream(&buf, "stdout", AuditOptions{})
+	for i := 0; i < 3; i++ {
+		if err := l.Append(AuditRecord{Event: "publish", Credential: "c", NewFingerprint: "sha256:0123456789ab"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := VerifyAuditLog(bytes.NewReader(buf.Bytes()))
+	if err != nil || n != 3 {
+		t.Fatalf("stream: %d records, %v", n, err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	lines[1] = bytes.Replace(lines[1], []byte(`"publish"`), []byte(`"deleted"`), 1)
+	if _, err := VerifyAuditLog(bytes.NewReader(append(bytes.Join(lines, []byte("\n")), '\n'))); err == nil {
+		t.Fatal("a tampered stream verified")
+	}
+	_ = l.Close()
+	if err := l.Append(AuditRecord{Event: "x"}); err == nil {
+		t.Fatal("append after close")
+	}
+}
+
 func TestAuditLogAppendAllExtendsTheChain(t *testing.T) {
 	path := writeAudit(t, 2)
 	l, err := OpenAuditLog(path)

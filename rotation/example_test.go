@@ -62,7 +62,7 @@ func Example() {
 	defer src.Close()
 	rot, err := rotation.NewRotator(ctx, rotation.Config{
 		Source: src,
-		// Prober: rotation.NewProber(...) validates a new token before
+		// Prober: rotation.NewHTTPProber(...) validates a new token before
 		// use; without one, tokens are taken unchecked.
 		OnPromote: transport.CloseIdleConnections, // no connection outlives its token
 	})

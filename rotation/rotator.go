@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,9 @@ type Rotator struct {
 	// mu). A token seen before it is older and is never made candidate:
 	// a slow probe must not roll back a rotation Refused already made.
 	activeSeen time.Time
+	// pinned are the tokens pinned in the Scrubber: active, candidate and
+	// previous as last seen by pinLocked (guarded by mu).
+	pinned []string
 
 	reloads chan reloadRequest
 	// handoff passes a token that Refused could not validate to run, to be
@@ -142,6 +146,7 @@ func NewRotator(ctx context.Context, cfg Config) (*Rotator, error) {
 		// messages must be scrubbed of it all the same.
 		r.cfg.Scrubber.AddCredential(c)
 		r.active.Store(c)
+		r.pinLocked()
 		r.activeSeen = time.Now()
 		r.stats.SetActive(c, r.activeSeen)
 		r.audit(AuditRecord{Event: "startup", Outcome: "not probed", NewFingerprint: c.Fingerprint()})
@@ -172,8 +177,9 @@ func (r *Rotator) Current() *Credential {
 	return r.active.Load()
 }
 
-// Scrubber returns the Scrubber holding every token the Rotator has
-// considered: active, candidate and previous ones.
+// Scrubber returns the Scrubber holding the tokens the Rotator has
+// considered: its active, candidate and previous ones pinned, others
+// among the Scrubber's most recently added.
 func (r *Rotator) Scrubber() *Scrubber { return r.cfg.Scrubber }
 
 // Stats returns the statistics the Rotator updates.
@@ -380,6 +386,7 @@ func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult, repeat 
 		return false
 	}
 	r.candidate.Store(&pending{cred: c, seen: seen})
+	r.pinLocked()
 	r.log.Info("new token validated; it will be used from the next flush", "credential", c, "active", r.active.Load())
 	r.audit(AuditRecord{Event: "probe", Outcome: res.Verdict.String(), Status: res.Status,
 		OldFingerprint: fp(r.active.Load()), NewFingerprint: c.Fingerprint(), Message: res.Message})
@@ -389,6 +396,7 @@ func (r *Rotator) accept(c *Credential, seen time.Time, res ProbeResult, repeat 
 // adopt makes c active when there is none.
 func (r *Rotator) adopt(c *Credential, res ProbeResult, event string) {
 	r.active.Store(c)
+	r.pinLocked()
 	now := time.Now()
 	r.activeSeen = now
 	r.stats.SetActive(c, now)
@@ -417,6 +425,7 @@ func (r *Rotator) promoteLocked(p *pending, event string) {
 	if old != nil && !old.Equal(p.cred) {
 		r.previous.Store(old)
 	}
+	r.pinLocked()
 	r.activeSeen = p.seen
 	now := time.Now()
 	r.stats.Rotations.Add(1)
@@ -434,12 +443,36 @@ func (r *Rotator) promoteLocked(p *pending, event string) {
 func (r *Rotator) fallbackLocked(prev, refused *Credential) {
 	r.active.Store(prev)
 	r.previous.Store(nil)
+	r.pinLocked()
 	r.stats.Fallbacks.Add(1)
 	r.stats.SetActive(prev, time.Now())
 	r.drain()
 	r.log.Warn("active token refused; fell back to the previous token until a valid new one exists",
 		"credential", prev, "refused", refused)
 	r.audit(AuditRecord{Event: "fallback", Outcome: "ok", OldFingerprint: fp(refused), NewFingerprint: prev.Fingerprint()})
+}
+
+// pinLocked keeps the active, candidate and previous tokens pinned in the
+// Scrubber, however many others it is given, and unpins those that are
+// none of them any more. Called after each change of the three, with r.mu
+// held (or before the goroutine starts).
+func (r *Rotator) pinLocked() {
+	var held []string
+	for _, c := range []*Credential{r.active.Load(), r.previous.Load()} {
+		if c != nil {
+			held = append(held, c.Token())
+		}
+	}
+	if p := r.candidate.Load(); p != nil {
+		held = append(held, p.cred.Token())
+	}
+	r.cfg.Scrubber.Pin(held...)
+	for _, tok := range r.pinned {
+		if !slices.Contains(held, tok) {
+			r.cfg.Scrubber.Unpin(tok)
+		}
+	}
+	r.pinned = held
 }
 
 // drain runs OnPromote so no idle connection outlives the old token, and

@@ -580,3 +580,42 @@ func BenchmarkCurrent(b *testing.B) {
 		}
 	})
 }
+
+// The Rotator pins what it may still send, active, candidate and previous,
+// so that no number of other tokens registered with a shared Scrubber
+// (here one at most) drops them; a token that is none of them any more is
+// dropped in turn.
+func TestRotatorPinsActiveCandidateAndPrevious(t *testing.T) {
+	scrub := &Scrubber{Keep: 1}
+	f := newRotatorFixture(t, tokenN(1), func(c *Config) { c.Scrubber = scrub })
+	f.src.Set(tokenN(2))
+	f.waitCurrent(t, tokenN(2))
+	f.src.Set(tokenN(3))
+	f.waitCandidate(t, tokenN(3))
+	refused := 0
+	for n := 4; n <= 6; n++ {
+		f.prober.set(tokenN(n), VerdictRefused)
+		f.src.Set(tokenN(n))
+		refused++
+		wait.For(t, waitDelivery, "the refusal of "+Fingerprint(tokenN(n)), func() bool {
+			return f.stats.RotationFailures.Load() == int64(refused)
+		})
+	}
+	for role, tok := range map[string]string{"previous": tokenN(1), "active": tokenN(2), "candidate": tokenN(3), "newest added": tokenN(6)} {
+		if got := scrub.Scrub("echo " + tok); strings.Contains(got, tok) {
+			t.Errorf("%s token not scrubbed after three other tokens", role)
+		}
+	}
+	// tokenN(3) becomes active, tokenN(2) previous: tokenN(1) is unpinned,
+	// and dropped once another token is added.
+	if c := f.r.Current(); c.Token() != tokenN(3) {
+		t.Fatalf("Current = %v, want the candidate", c)
+	}
+	scrub.Add(tokenN(7))
+	if got := scrub.Scrub("echo " + tokenN(1)); !strings.Contains(got, tokenN(1)) {
+		t.Error("a token the Rotator no longer holds stays held beyond Keep")
+	}
+	if got := scrub.Scrub("echo " + tokenN(2)); strings.Contains(got, tokenN(2)) {
+		t.Error("the new previous token is not scrubbed")
+	}
+}

@@ -122,6 +122,134 @@ func TestScrubberConcurrentAddAndScrub(t *testing.T) {
 	wg.Wait()
 }
 
+// Added tokens are bounded: the oldest beyond Keep is dropped, so the cost
+// of a scrub does not grow with every rotation of a long-lived process;
+// re-adding a token makes it the newest.
+func TestScrubberDropsTheOldestAddedToken(t *testing.T) {
+	s := rotation.NewScrubber()
+	tokens := make([]string, rotation.DefaultScrubberKeep+2)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("transient-token-%03d-%s", i, strings.Repeat("t", 30))
+	}
+	s.Add(tokens[0], tokens[1])
+	s.Add(tokens[2:rotation.DefaultScrubberKeep]...)
+	s.Add(tokens[0]) // now the newest: tokens[1] is the oldest
+	s.Add(tokens[rotation.DefaultScrubberKeep:]...)
+	for i, tok := range tokens {
+		held := !strings.Contains(s.Scrub("echo "+tok), tok)
+		if want := i != 1 && i != 2; held != want {
+			t.Errorf("token %d held = %v, want %v", i, held, want)
+		}
+	}
+
+	small := &rotation.Scrubber{Keep: 2}
+	small.Add(tokens[0], tokens[1], tokens[2])
+	if got := small.Scrub(tokens[0]); got != tokens[0] {
+		t.Errorf("Keep 2: the oldest of three added tokens is still scrubbed")
+	}
+}
+
+// Pinned tokens stay whatever is added after them; an unpinned one becomes
+// the newest added and ages out like the others.
+func TestScrubberKeepsPinnedTokens(t *testing.T) {
+	operator := testTokens[0]
+	s := &rotation.Scrubber{Keep: 1}
+	s.Pin(operator, testTokens[1])
+	s.Add(operator) // stays pinned
+	for i := range 5 {
+		s.Add(fmt.Sprintf("passing-token-%d-%s", i, strings.Repeat("p", 30)))
+	}
+	for _, tok := range testTokens[:2] {
+		if got := s.Scrub("echo " + tok); strings.Contains(got, tok) {
+			t.Fatalf("pinned token %s dropped: %q", rotation.Fingerprint(tok), got)
+		}
+	}
+	s.Unpin(testTokens[1])
+	if got := s.Scrub(testTokens[1]); strings.Contains(got, testTokens[1]) {
+		t.Fatal("a token just unpinned is dropped before newer ones are added")
+	}
+	s.Add("one-more-passing-token-" + strings.Repeat("p", 30))
+	if got := s.Scrub(testTokens[1]); got != testTokens[1] {
+		t.Fatal("an unpinned token is never dropped")
+	}
+	if got := s.Scrub(operator); got == operator {
+		t.Fatal("the pinned token was dropped")
+	}
+}
+
+// Percent escapes and JSON \u escapes may be written with lowercase or
+// uppercase hex digits, and some JSON encoders escape '/': every variant of
+// an echoed token is scrubbed, and text without a token is left as it was.
+func TestScrubberEscapesInAnyCase(t *testing.T) {
+	tok := testTokens[0]
+	pass := "p<a>ss/w+rd&secret"
+	s := rotation.NewScrubber(tok, "admin:"+pass)
+	js, _ := json.Marshal(pass) // \u003c, lowercase
+	lower := strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%3D", "%3d").Replace
+	for name, text := range map[string]string{
+		"query lower": "?token=" + lower(url.QueryEscape(tok)),
+		"path lower":  "/echo/" + strings.ReplaceAll(url.PathEscape(tok), "%2F", "%2f"),
+		"query mixed": "?token=" + strings.Replace(url.QueryEscape(tok), "%2F", "%2f", 1),
+		"json upper":  `{"message":` + strings.ReplaceAll(string(js), `\u003c`, `\u003C`) + `}`,
+		"json slash":  `{"message":"` + strings.ReplaceAll(tok, "/", `\/`) + `"}`,
+	} {
+		got := s.Scrub(text)
+		if strings.Contains(strings.ToLower(got), strings.ToLower(url.QueryEscape(tok))) || strings.Contains(got, tok[10:40]) ||
+			strings.Contains(strings.ToLower(got), `p\u003ca\u003ess`) || strings.Contains(got, `w+rd`) {
+			t.Errorf("%s: not scrubbed: %q", name, got)
+		}
+	}
+	for _, text := range []string{"100%ab of %2f and \u00e9", "%zz"} {
+		if got := s.Scrub(text); got != text {
+			t.Errorf("text without a token changed: %q became %q", text, got)
+		}
+	}
+}
+
+// An Authorization header written by hand (a writer's http_headers) is
+// scrubbed in the forms of a header, its credentials and, for Basic, the
+// decoded user and password.
+func TestScrubberAddAuthorization(t *testing.T) {
+	s := rotation.NewScrubber()
+	s.AddAuthorization("Bearer " + testTokens[1])
+	basic := base64.StdEncoding.EncodeToString([]byte("gw-user:gw-password-secret"))
+	s.AddAuthorization("Basic " + basic)
+	for _, text := range []string{"got Bearer " + testTokens[1], "token " + testTokens[1], "Basic " + basic,
+		"CREATE USER WITH PASSWORD 'gw-password-secret'"} {
+		if got := s.Scrub(text); strings.Contains(got, testTokens[1]) || strings.Contains(got, basic) || strings.Contains(got, "gw-password-secret") {
+			t.Errorf("%q not scrubbed: %q", text, got)
+		}
+	}
+}
+
+// BenchmarkScrub is the price every error message pays: a 1 KiB message
+// (one echoed token in it, or none) against a Scrubber holding 64 tokens.
+func BenchmarkScrub(b *testing.B) {
+	s := rotation.NewScrubber()
+	var tokens []string
+	for i := range rotation.DefaultScrubberKeep {
+		raw := make([]byte, 64)
+		for j := range raw {
+			raw[j] = byte(i*131 + j*7)
+		}
+		tokens = append(tokens, base64.StdEncoding.EncodeToString(raw))
+	}
+	s.Add(tokens...)
+	filler := `{"code":"unauthorized","message":"unauthorized access: ` + strings.Repeat("the request was refused by the gateway; ", 24)
+	for name, msg := range map[string]string{
+		"clean": (filler + strings.Repeat("x", 1024))[:1024],
+		"echo":  (filler[:512] + "Token " + tokens[10] + " " + strings.Repeat("x", 1024))[:1024],
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = s.Scrub(msg)
+			}
+		})
+	}
+}
+
 // TestClassifyScrubsTheMessage: the writers' classification quotes the
 // server through the Scrubber.
 func TestClassifyScrubsTheMessage(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,6 +139,27 @@ func TestProofSecurityEchoedAuthorizationLeaksNoToken(t *testing.T) {
 			t.Run("controller deactivate", func(t *testing.T) {
 				echoController(t, bin, form, http.StatusBadRequest, func(r *http.Request) bool { return r.Method == http.MethodPatch },
 					filepath.Join("audit", "audit.jsonl"))
+			})
+			// The verify write's answer quotes the operator token, which the
+			// server saw on the calls before: every token the controller
+			// holds is scrubbed from every server message, not only the one
+			// sent with the request quoted.
+			t.Run("controller verify write quoting the operator token", func(t *testing.T) {
+				var mu sync.Mutex
+				var operator string
+				echoController(t, bin, func(string) string {
+					mu.Lock()
+					defer mu.Unlock()
+					return form(operator)
+				}, http.StatusForbidden, func(r *http.Request) bool {
+					if r.URL.Path == "/api/v2/write" {
+						return true
+					}
+					mu.Lock()
+					operator = r.Header.Get("Authorization")
+					mu.Unlock()
+					return false
+				}, filepath.Join("state", "telegraf.json"), filepath.Join("audit", "audit.jsonl"))
 			})
 			t.Run("execd", func(t *testing.T) { echoExecd(t, execd, form) })
 			t.Run("plugin", func(t *testing.T) { echoPlugin(t, form) })

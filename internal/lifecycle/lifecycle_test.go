@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -39,12 +40,34 @@ func TestStopIsIdempotentAndConcurrent(t *testing.T) {
 			g.Stop()
 		}()
 	}
-	wg.Wait()
-	g.Stop()
+	within(t, "four concurrent Stops", func() { wg.Wait() })
+	within(t, "a fifth Stop after the goroutine ended", g.Stop)
+	select {
+	case <-g.Done():
+	default:
+		t.Fatal("Done is not closed after Stop")
+	}
 }
 
 func TestDoneClosesWhenTheGoroutineEndsByItself(t *testing.T) {
 	g := Go(func(context.Context) {})
-	<-g.Done()
-	g.Stop()
+	within(t, "Done to close after the goroutine returned", func() { <-g.Done() })
+	within(t, "Stop of an ended goroutine", g.Stop)
+}
+
+// within fails the test when f does not return in time, instead of leaving
+// a hang to the test binary's 10-minute timeout: a lifecycle bug shows up
+// as a wait that never ends.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still waiting for %s after 10s", what)
+	}
 }

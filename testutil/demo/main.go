@@ -32,6 +32,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/rotation/secretdir"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
 
 const (
@@ -237,17 +238,20 @@ loop:
 	}
 	// Every token the server ever issued, searched for in everything the
 	// agent and the controller wrote: logs, audit log, state.
+	// secscan looks for the encoded forms too (base64, URL-escaped, JSON),
+	// which an echoing server or a careless encoder would leave.
+	var scan secscan.Scanner
+	scan.Add(append(ctl.tokens(), srv.OperatorToken())...)
 	leaked := 0
 	for _, path := range []string{logPath, ctl.logPath, ctl.audit, filepath.Join(ctl.dir, "state", "demo.json")} {
-		data, err := os.ReadFile(path)
+		hits, err := scan.ScanFile(path)
 		if err != nil {
 			continue
 		}
-		for _, tok := range append(ctl.tokens(), srv.OperatorToken()) {
-			if strings.Contains(string(data), tok) {
-				leaked++
-			}
+		for _, h := range hits {
+			fmt.Fprintf(out, "  LEAK            %s\n", h)
 		}
+		leaked += len(hits)
 	}
 	fmt.Fprintf(out, "  tokens in logs  %d (Telegraf's and influxrotate's logs, audit log and state hold only fingerprints)\n", leaked)
 	switch {

@@ -20,6 +20,13 @@ type authJSON struct {
 	CreatedAt, UpdatedAt                                     string
 }
 
+// String keeps the token out of failure messages (%v, %+v).
+func (a authJSON) String() string {
+	a.Token = fingerprint(a.Token)
+	type plain authJSON // without this method
+	return fmt.Sprintf("%+v", plain(a))
+}
+
 func bucketPerm(action, orgID, bucketID string) string {
 	return fmt.Sprintf(`{"action":%q,"resource":{"type":"buckets","orgID":%q,"id":%q}}`, action, orgID, bucketID)
 }
@@ -37,7 +44,7 @@ func TestPostAuthorization(t *testing.T) {
 		t.Run(caller.name, func(t *testing.T) {
 			a := call{method: "POST", path: "/api/v2/authorizations", auth: caller.auth, body: body}.do(t, f.s)
 			if a.status != http.StatusCreated {
-				t.Fatalf("status %d %s, want 201", a.status, a.body)
+				t.Fatalf("status %d %s, want 201", a.status, masked(a.body))
 			}
 			var got authJSON
 			a.decode(t, &got)
@@ -57,7 +64,7 @@ func TestPostAuthorization(t *testing.T) {
 			// The new token writes.
 			w := call{method: "POST", path: "/api/v2/write?org=acme&bucket=telemetry", auth: "Token " + got.Token, body: aLine}.do(t, f.s)
 			if w.status != 204 {
-				t.Errorf("write with the new token: %d %s", w.status, w.body)
+				t.Errorf("write with the new token: %d %s", w.status, masked(w.body))
 			}
 		})
 	}
@@ -129,7 +136,7 @@ func TestPostAuthorizationRefused(t *testing.T) {
 func listIDs(t *testing.T, a answer) []string {
 	t.Helper()
 	if a.status != 200 {
-		t.Fatalf("list: %d %s", a.status, a.body)
+		t.Fatalf("list: %d %s", a.status, masked(a.body))
 	}
 	var l struct {
 		Links          map[string]string
@@ -303,7 +310,7 @@ func TestAuthorizationByID(t *testing.T) {
 
 	a = call{method: "DELETE", path: path, auth: f.op}.do(t, f.s)
 	if a.status != 204 || a.body != "" {
-		t.Fatalf("DELETE: %d %q", a.status, a.body)
+		t.Fatalf("DELETE: %d %q", a.status, masked(a.body))
 	}
 	if _, ok := f.s.Authorization(id); ok {
 		t.Fatal("authorization still there after DELETE")

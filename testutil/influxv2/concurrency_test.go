@@ -33,7 +33,7 @@ func TestConcurrentAPIUse(t *testing.T) {
 				for _, c := range calls {
 					a, err := c.send(f.s)
 					if err == nil && a.status != c.status {
-						err = fmt.Errorf("%s %s: %d %s", c.method, c.path, a.status, a.body)
+						err = fmt.Errorf("%s %s: %d %s", c.method, c.path, a.status, masked(a.body))
 					}
 					if err != nil {
 						errs <- err

@@ -36,7 +36,7 @@ func TestFaultsForcedAnswers(t *testing.T) {
 	a = write.do(t, s)
 	if a.status != 502 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") ||
 		!strings.Contains(a.body, "<h1>502 Bad Gateway</h1>") || a.header.Get("X-Platform-Error-Code") != "" {
-		t.Errorf("502 = %d %q %q, want an nginx HTML page", a.status, a.header.Get("Content-Type"), a.body)
+		t.Errorf("502 = %d %q %q, want an nginx HTML page", a.status, a.header.Get("Content-Type"), masked(a.body))
 	}
 
 	a = write.do(t, s)
@@ -47,12 +47,12 @@ func TestFaultsForcedAnswers(t *testing.T) {
 
 	a = write.do(t, s)
 	if a.status != 504 || a.body != "upstream timed out" || !strings.HasPrefix(a.header.Get("Content-Type"), "text/plain") {
-		t.Errorf("504 = %d %q %q", a.status, a.header.Get("Content-Type"), a.body)
+		t.Errorf("504 = %d %q %q", a.status, a.header.Get("Content-Type"), masked(a.body))
 	}
 
 	// The fault for another path waits for its path: the write goes through.
 	if a = write.do(t, s); a.status != 204 {
-		t.Errorf("write after the write faults: %d %s", a.status, a.body)
+		t.Errorf("write after the write faults: %d %s", a.status, masked(a.body))
 	}
 	if n := s.PendingFaults(); n != 1 {
 		t.Errorf("PendingFaults = %d, want the authorizations fault left", n)

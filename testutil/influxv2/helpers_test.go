@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,14 +76,14 @@ func (c call) send(s *Server) (answer, error) {
 func (a answer) wantError(t *testing.T, status int, code, message string) {
 	t.Helper()
 	if a.status != status {
-		t.Errorf("status = %d, want %d (body %q)", a.status, status, a.body)
+		t.Errorf("status = %d, want %d (body %q)", a.status, status, masked(a.body))
 	}
 	if ct := a.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q, want application/json; charset=utf-8", ct)
 	}
 	var e struct{ Code, Message string }
 	if err := json.Unmarshal([]byte(a.body), &e); err != nil {
-		t.Fatalf("body %q is not a 2.x error: %v", a.body, err)
+		t.Fatalf("body %q is not a 2.x error: %v", masked(a.body), err)
 	}
 	if e.Code != code || e.Message != message {
 		t.Errorf("error = {%q, %q}, want {%q, %q}", e.Code, e.Message, code, message)
@@ -95,7 +96,7 @@ func (a answer) wantError(t *testing.T, status int, code, message string) {
 func (a answer) decode(t *testing.T, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(a.body), v); err != nil {
-		t.Fatalf("decode %q: %v", a.body, err)
+		t.Fatalf("decode %q: %v", masked(a.body), err)
 	}
 }
 
@@ -129,4 +130,28 @@ func newServer(t *testing.T, opts Options) *Server {
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// tokenValue is a JSON "token" member: what a token-creating answer holds.
+var tokenValue = regexp.MustCompile(`("token"\s*:\s*)"[^"]*"`)
+
+// masked is an answer body fit for a failure message: a test's output must
+// not show a token, and a create answer that arrives where an error was
+// expected carries one.
+func masked(body string) string {
+	return tokenValue.ReplaceAllStringFunc(body, func(m string) string {
+		sub := tokenValue.FindStringSubmatch(m)
+		var tok string
+		_ = json.Unmarshal([]byte(m[len(sub[1]):]), &tok)
+		return sub[1] + `"` + fingerprint(tok) + `"`
+	})
+}
+
+func TestFailureMessagesHideTokens(t *testing.T) {
+	const tok = "apiv3_secret-token-value"
+	body := `{"id":1,"name":"n","token":"` + tok + `","hash":"h"}`
+	shown := masked(body) + fmt.Sprintf("%v %+v", v3TokenAnswer{Name: "n", Token: tok}, authJSON{ID: "i", Token: tok})
+	if strings.Contains(shown, tok) || !strings.Contains(shown, fingerprint(tok)) {
+		t.Fatalf("shown %s, want the token's fingerprint instead of the token", shown)
+	}
 }

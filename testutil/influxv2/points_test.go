@@ -40,7 +40,7 @@ func TestPointsByAuthorizationConcurrent(t *testing.T) {
 				if err != nil {
 					errs <- err
 				} else if got.status != 204 {
-					errs <- fmt.Errorf("writer %d batch %d: %d %s", g, b, got.status, got.body)
+					errs <- fmt.Errorf("writer %d batch %d: %d %s", g, b, got.status, masked(got.body))
 				}
 			}
 		}()

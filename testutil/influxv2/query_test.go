@@ -27,13 +27,13 @@ type qlAnswer struct {
 func decodeQL(t *testing.T, a answer) qlAnswer {
 	t.Helper()
 	if a.status != http.StatusOK {
-		t.Fatalf("status %d: %s", a.status, a.body)
+		t.Fatalf("status %d: %s", a.status, masked(a.body))
 	}
 	var out qlAnswer
 	dec := json.NewDecoder(strings.NewReader(a.body))
 	dec.UseNumber() // nanosecond times do not fit a float64
 	if err := dec.Decode(&out); err != nil {
-		t.Fatalf("answer %q: %v", a.body, err)
+		t.Fatalf("answer %q: %v", masked(a.body), err)
 	}
 	if len(out.Results) != 1 || out.Results[0].StatementID != 0 {
 		t.Fatalf("results %+v", out.Results)
@@ -57,11 +57,11 @@ func TestQueryAdoptionReports(t *testing.T) {
 		`cpu,client_id=a usage=1 ` + ns(time.Minute), // another measurement
 	}, "\n")
 	if a := (call{method: http.MethodPost, path: "/api/v2/write?org=acme&bucket=telemetry", auth: "Token " + writer.Token, body: body}).do(t, s); a.status != 204 {
-		t.Fatalf("write: %d %s", a.status, a.body)
+		t.Fatalf("write: %d %s", a.status, masked(a.body))
 	}
 	other := "influxrotate_adoption,client_id=c fingerprint=\"sha256:cccccccccccc\",previous=\"\",rotations=0i " + ns(time.Minute)
 	if a := (call{method: http.MethodPost, path: "/api/v2/write?org=acme&bucket=other", auth: "Token " + s.OperatorToken(), body: other}).do(t, s); a.status != 204 {
-		t.Fatalf("write: %d %s", a.status, a.body)
+		t.Fatalf("write: %d %s", a.status, masked(a.body))
 	}
 
 	reader := s.CreateAuthorization("acme", "reader", Permission{"read", Resource{Type: "buckets", ID: telemetry}})
@@ -137,7 +137,7 @@ func TestQueryErrorsLike2x(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := (call{method: http.MethodGet, path: queryPath(c.db, c.q, "ns"), auth: c.auth}).do(t, s)
 			if a.status != c.status || !strings.Contains(a.body, c.want) {
-				t.Fatalf("%d %s, want %d and %q", a.status, a.body, c.status, c.want)
+				t.Fatalf("%d %s, want %d and %q", a.status, masked(a.body), c.status, c.want)
 			}
 		})
 	}

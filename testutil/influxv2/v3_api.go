@@ -200,6 +200,13 @@ type v3TokenAnswer struct {
 	Expiry    *time.Time `json:"expiry"`
 }
 
+// String keeps the token out of a test's failure message (%v, %+v).
+func (a v3TokenAnswer) String() string {
+	a.Token = fingerprint(a.Token)
+	type plain v3TokenAnswer // without this method
+	return fmt.Sprintf("%+v", plain(a))
+}
+
 func tokenAnswer(t *v3Token) v3TokenAnswer {
 	a := v3TokenAnswer{ID: t.id, Name: t.name, Token: t.token, Hash: v3Hash(t.token), CreatedAt: t.created}
 	if !t.expiry.IsZero() {

@@ -29,11 +29,11 @@ func TestV3QueryAdoptionReports(t *testing.T) {
 				`cpu,client_id=a usage=1 ` + ns(time.Minute), // another measurement
 			}, "\n")
 			if a := (call{method: http.MethodPost, path: "/api/v2/write?bucket=telemetry", auth: bearer(op), body: body}).do(t, s); a.status != 204 {
-				t.Fatalf("write: %d %s", a.status, a.body)
+				t.Fatalf("write: %d %s", a.status, masked(a.body))
 			}
 			other := `influxrotate_adoption,client_id=c fingerprint="sha256:cccccccccccc",previous="",rotations=0i ` + ns(time.Minute)
 			if a := (call{method: http.MethodPost, path: "/api/v3/write_lp?db=other", auth: bearer(op), body: other}).do(t, s); a.status != 204 {
-				t.Fatalf("write: %d %s", a.status, a.body)
+				t.Fatalf("write: %d %s", a.status, masked(a.body))
 			}
 			reader := op
 			if e == Enterprise {
@@ -94,7 +94,7 @@ func TestV3QueryErrors(t *testing.T) {
 	s := newV3(t, Enterprise, Options{})
 	op := s.V3OperatorToken()
 	if a := (call{method: http.MethodPost, path: "/api/v2/write?bucket=telemetry", auth: bearer(op), body: "cpu v=1"}).do(t, s); a.status != 204 {
-		t.Fatalf("write: %d %s", a.status, a.body)
+		t.Fatalf("write: %d %s", a.status, masked(a.body))
 	}
 	writeOnly, err := s.CreateV3ResourceToken("writer", 0, V3Permission{ResourceType: "db", ResourceNames: []string{"telemetry"}, Actions: []string{"write"}})
 	if err != nil {
@@ -139,7 +139,7 @@ func TestV3QueryErrors(t *testing.T) {
 				}
 			case c.want.err == "":
 				if a.status != c.want.status || !strings.Contains(a.body, "unsupported InfluxQL statement") {
-					t.Fatalf("%d %s, want %d and the unsupported statement", a.status, a.body, c.want.status)
+					t.Fatalf("%d %s, want %d and the unsupported statement", a.status, masked(a.body), c.want.status)
 				}
 			default:
 				a.wantV3Error(t, c.want.status, c.want.err)

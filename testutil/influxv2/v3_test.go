@@ -25,7 +25,7 @@ func newV3(t *testing.T, e Edition, opts Options) *Server {
 func (a answer) wantV3Error(t *testing.T, status int, message string) {
 	t.Helper()
 	if a.status != status {
-		t.Errorf("status = %d, want %d (body %q)", a.status, status, a.body)
+		t.Errorf("status = %d, want %d (body %q)", a.status, status, masked(a.body))
 	}
 	if ct := a.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
@@ -33,7 +33,7 @@ func (a answer) wantV3Error(t *testing.T, status int, message string) {
 	var e map[string]any
 	a.decode(t, &e)
 	if len(e) != 1 || e["error"] != message {
-		t.Errorf("body = %s, want {\"error\":%q}", a.body, message)
+		t.Errorf("body = %s, want {\"error\":%q}", masked(a.body), message)
 	}
 }
 
@@ -86,7 +86,7 @@ func TestV3Authentication(t *testing.T) {
 			a := call{method: "POST", path: write, auth: tc.auth, body: "m f=1i 1\n"}.do(t, s)
 			if tc.message == "" {
 				if a.status != 204 || a.body != "" {
-					t.Fatalf("answer %d %q, want 204", a.status, a.body)
+					t.Fatalf("answer %d %q, want 204", a.status, masked(a.body))
 				}
 				return
 			}
@@ -145,7 +145,7 @@ func TestV3Writes(t *testing.T) {
 			before := len(s.Points())
 			a := call{method: "POST", path: tc.path, auth: tc.auth, body: tc.body, header: tc.header}.do(t, s)
 			if a.status != tc.status {
-				t.Fatalf("status %d (%q), want %d", a.status, a.body, tc.status)
+				t.Fatalf("status %d (%q), want %d", a.status, masked(a.body), tc.status)
 			}
 			stored := len(s.Points()) - before
 			if tc.status == 204 {
@@ -164,7 +164,7 @@ func TestV3Writes(t *testing.T) {
 			case tc.message == "":
 			case strings.HasPrefix(tc.ctype, "text/plain"):
 				if a.body != tc.message {
-					t.Errorf("body %q, want %q", a.body, tc.message)
+					t.Errorf("body %q, want %q", masked(a.body), tc.message)
 				}
 			default:
 				a.wantV3Error(t, tc.status, tc.message)
@@ -183,7 +183,7 @@ func TestV3OperatorToken(t *testing.T) {
 	const path = "/api/v3/configure/token/admin"
 	a := call{method: "POST", path: path}.do(t, s)
 	if a.status != 201 {
-		t.Fatalf("first operator token: %d %q", a.status, a.body)
+		t.Fatalf("first operator token: %d %q", a.status, masked(a.body))
 	}
 	var created v3TokenAnswer
 	a.decode(t, &created)
@@ -207,7 +207,7 @@ func TestV3OperatorToken(t *testing.T) {
 	call{method: "POST", path: "/api/v2/write?bucket=db", auth: "Bearer " + created.Token, body: "m f=1i 1"}.do(t, s).
 		wantV3Error(t, 401, v3Unauthenticated)
 	if a := (call{method: "POST", path: "/api/v2/write?bucket=db", auth: "Bearer " + regen.Token, body: "m f=1i 1"}.do(t, s)); a.status != 204 {
-		t.Errorf("regenerated token: %d %q", a.status, a.body)
+		t.Errorf("regenerated token: %d %q", a.status, masked(a.body))
 	}
 }
 
@@ -218,7 +218,7 @@ func TestV3NamedAdminTokens(t *testing.T) {
 	const path = "/api/v3/configure/token/named_admin"
 	a := call{method: "POST", path: path, auth: bearer(op), body: `{"token_name":"rot-1","expiry_secs":3600}`}.do(t, s)
 	if a.status != 201 {
-		t.Fatalf("create: %d %q", a.status, a.body)
+		t.Fatalf("create: %d %q", a.status, masked(a.body))
 	}
 	var got v3TokenAnswer
 	a.decode(t, &got)
@@ -243,11 +243,11 @@ func TestV3NamedAdminTokens(t *testing.T) {
 			switch {
 			case tc.status == 201:
 				if a.status != 201 {
-					t.Errorf("%d %q", a.status, a.body)
+					t.Errorf("%d %q", a.status, masked(a.body))
 				}
 			case tc.message == "":
 				if a.status != tc.status {
-					t.Errorf("%d %q, want %d", a.status, a.body, tc.status)
+					t.Errorf("%d %q, want %d", a.status, masked(a.body), tc.status)
 				}
 			default:
 				a.wantV3Error(t, tc.status, tc.message)
@@ -323,7 +323,7 @@ func TestV3DeleteToken(t *testing.T) {
 		return call{method: "DELETE", path: "/api/v3/configure/token?token_name=" + name, auth: bearer(op)}.do(t, s)
 	}
 	if a := del("victim"); a.status != 200 || a.body != "" {
-		t.Fatalf("delete: %d %q, want 200 and no body", a.status, a.body)
+		t.Fatalf("delete: %d %q, want 200 and no body", a.status, masked(a.body))
 	}
 	call{method: "POST", path: "/api/v2/write?bucket=db", auth: bearer(victim), body: "m f=1i 1"}.do(t, s).
 		wantV3Error(t, 401, v3Unauthenticated)
@@ -351,12 +351,12 @@ func TestV3SystemTokens(t *testing.T) {
 	q := "/api/v3/query_sql?db=_internal&q=" + strings.ReplaceAll("SELECT * FROM system.tokens", " ", "+")
 	a = call{method: "GET", path: q, auth: bearer(op)}.do(t, s)
 	if a.status != 200 {
-		t.Fatalf("%d %q", a.status, a.body)
+		t.Fatalf("%d %q", a.status, masked(a.body))
 	}
 	var rows []map[string]any
 	a.decode(t, &rows)
 	if len(rows) != 3 {
-		t.Fatalf("%d rows, want 3: %s", len(rows), a.body)
+		t.Fatalf("%d rows, want 3: %s", len(rows), masked(a.body))
 	}
 	columns := []string{"token_id", "name", "hash", "created_at", "description", "created_by_token_id",
 		"updated_at", "updated_by_token_id", "expiry", "permissions"}
@@ -407,7 +407,7 @@ func TestV3SystemTokens(t *testing.T) {
 	}
 	// Case, spacing and a semicolon do not matter.
 	if a := (call{method: "GET", path: "/api/v3/query_sql?db=_internal&q=select%20*%20from%20SYSTEM.TOKENS%3B", auth: bearer(op)}.do(t, s)); a.status != 200 {
-		t.Errorf("lower-case query: %d %q", a.status, a.body)
+		t.Errorf("lower-case query: %d %q", a.status, masked(a.body))
 	}
 }
 
@@ -418,7 +418,7 @@ func TestV3LostCreateAnswer(t *testing.T) {
 	s.Inject(Fault{Path: path, LoseAnswer: true})
 	c := call{method: "POST", path: path, auth: bearer(op), body: `{"token_name":"rot-7"}`}
 	if a, err := c.send(s); err == nil {
-		t.Fatalf("the lost answer arrived: %d %q", a.status, a.body)
+		t.Fatalf("the lost answer arrived: %d %q", a.status, masked(a.body))
 	}
 	found := false
 	for _, tk := range s.V3Tokens() {
@@ -462,7 +462,7 @@ func TestV3Ping(t *testing.T) {
 	s := newV3(t, Enterprise, Options{})
 	a := call{method: "GET", path: "/ping", auth: bearer(s.V3OperatorToken())}.do(t, s)
 	if a.status != 200 || a.header.Get("X-Influxdb-Version") != V3Version || !strings.Contains(a.body, V3Version) {
-		t.Errorf("ping: %d %v %q", a.status, a.header, a.body)
+		t.Errorf("ping: %d %v %q", a.status, a.header, masked(a.body))
 	}
 	call{method: "GET", path: "/ping"}.do(t, s).wantV3Error(t, 401, v3Unauthenticated)
 	if a := (call{method: "GET", path: "/nope", auth: bearer(s.V3OperatorToken())}.do(t, s)); a.status != http.StatusNotFound {
@@ -482,7 +482,7 @@ func TestV3DelayedActivation(t *testing.T) {
 	s.DelayV3Activation(2)
 	a := call{method: "POST", path: "/api/v3/configure/token/named_admin", auth: bearer(op), body: `{"token_name":"rot-1"}`}.do(t, s)
 	if a.status != 201 {
-		t.Fatalf("create: %d %q", a.status, a.body)
+		t.Fatalf("create: %d %q", a.status, masked(a.body))
 	}
 	var got v3TokenAnswer
 	a.decode(t, &got)
@@ -497,7 +497,7 @@ func TestV3DelayedActivation(t *testing.T) {
 		w(got.Token).do(t, s).wantV3Error(t, 401, v3Unauthenticated)
 	}
 	if a := w(got.Token).do(t, s); a.status != 204 {
-		t.Errorf("third request with the new token: %d %q, want 204", a.status, a.body)
+		t.Errorf("third request with the new token: %d %q, want 204", a.status, masked(a.body))
 	}
 	for _, tok := range []string{op.Token, helper.Token} {
 		if a := w(tok).do(t, s); a.status != 204 {

@@ -45,7 +45,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 		`{"orgID":%q,"userID":%q,"permissions":[{"action":"write","resource":{"type":"buckets","orgID":%q}}]}`,
 		f.acmeID, bobID, f.acmeID)}.do(t, s)
 	if a.status != http.StatusCreated {
-		t.Fatalf("create bob's token: %d %s", a.status, a.body)
+		t.Fatalf("create bob's token: %d %s", a.status, masked(a.body))
 	}
 	var created struct{ ID, Token string }
 	a.decode(t, &created)
@@ -159,7 +159,7 @@ func TestWriteStatuses(t *testing.T) {
 			a := call{method: "POST", path: "/api/v2/write" + tt.query, auth: tt.auth, body: body, header: tt.header}.do(t, f.s)
 			if tt.status == 204 {
 				if a.status != 204 || a.body != "" {
-					t.Fatalf("got %d %q, want 204 without body", a.status, a.body)
+					t.Fatalf("got %d %q, want 204 without body", a.status, masked(a.body))
 				}
 				if body != "" && strings.TrimSpace(body) != "" && len(f.s.Points()) != before+1 {
 					t.Errorf("points %d -> %d, want one more", before, len(f.s.Points()))
@@ -202,7 +202,7 @@ func TestWritePrecisionAndPoints(t *testing.T) {
 		a := call{method: "POST", path: "/api/v2/write?org=acme&bucket=telemetry&precision=" + p.precision, auth: tok(f.writer),
 			body: "cpu,host=b,dc=x usage=1.5,n=3i,ok=true,s=\"v\" " + p.ts + "\n"}.do(t, f.s)
 		if a.status != 204 {
-			t.Fatalf("precision %s: %d %s", p.precision, a.status, a.body)
+			t.Fatalf("precision %s: %d %s", p.precision, a.status, masked(a.body))
 		}
 	}
 	pts := f.s.Points()
@@ -254,7 +254,7 @@ func TestWriteMaxBodySize(t *testing.T) {
 			a := c.do(t, f.s)
 			if tt.status == 204 {
 				if a.status != 204 {
-					t.Fatalf("status %d %s", a.status, a.body)
+					t.Fatalf("status %d %s", a.status, masked(a.body))
 				}
 				return
 			}
@@ -295,7 +295,7 @@ func TestWritePartialTypeConflict(t *testing.T) {
 	c := call{method: "POST", path: "/api/v2/write?org=acme&bucket=telemetry", auth: tok(f.writer)}
 	c.body = "m v=1.5 1\n"
 	if a := c.do(t, f.s); a.status != 204 {
-		t.Fatalf("first write: %d %s", a.status, a.body)
+		t.Fatalf("first write: %d %s", a.status, masked(a.body))
 	}
 	c.body = "m v=2i 2\nm v=3.5 3\nm v=\"x\" 4\n"
 	c.do(t, f.s).wantError(t, 422, "unprocessable entity",
@@ -310,6 +310,6 @@ func TestWritePartialTypeConflict(t *testing.T) {
 	// Another bucket has its own types.
 	c = call{method: "POST", path: "/api/v2/write?org=acme&bucket=other", auth: tok(f.otherBucket), body: "m v=2i 2\n"}
 	if a := c.do(t, f.s); a.status != 204 {
-		t.Errorf("integer field in another bucket: %d %s", a.status, a.body)
+		t.Errorf("integer field in another bucket: %d %s", a.status, masked(a.body))
 	}
 }

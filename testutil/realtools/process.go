@@ -125,13 +125,6 @@ func (p *process) exitErr() error {
 	return nil
 }
 
-func (p *process) signal(sig os.Signal) error {
-	if p.exited() {
-		return fmt.Errorf("%s: %w", p.name, errExited)
-	}
-	return p.cmd.Process.Signal(sig)
-}
-
 // dumpOnFailure logs the output's tail when the test failed.
 func (p *process) dumpOnFailure(t testing.TB, lines int) {
 	t.Helper()

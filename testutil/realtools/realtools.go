@@ -21,7 +21,6 @@ package realtools
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -161,5 +160,3 @@ func Tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-var errExited = errors.New("process exited")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,7 +23,6 @@ const DefaultTelegrafStopGrace = 20 * time.Second
 type telegrafOptions struct {
 	binary string
 	env    []string
-	args   []string
 }
 
 // TelegrafOption changes how StartTelegraf runs Telegraf.
@@ -40,11 +38,6 @@ func WithTelegrafBinary(path string) TelegrafOption {
 // reference them as ${KEY}).
 func WithEnv(kv ...string) TelegrafOption {
 	return func(o *telegrafOptions) { o.env = append(o.env, kv...) }
-}
-
-// WithArgs adds command-line arguments after --config.
-func WithArgs(args ...string) TelegrafOption {
-	return func(o *telegrafOptions) { o.args = append(o.args, args...) }
 }
 
 // StartTelegraf writes configText to a file in t.TempDir() and starts
@@ -71,8 +64,7 @@ func StartTelegraf(t testing.TB, configText string, opts ...TelegrafOption) *Tel
 	}
 	t.Cleanup(func() { _ = logFile.Close() })
 
-	args := append([]string{"--config", tg.ConfigPath}, o.args...)
-	proc, err := startProcess("telegraf", o.binary, args, childEnv(nil, o.env...), logFile, nil)
+	proc, err := startProcess("telegraf", o.binary, []string{"--config", tg.ConfigPath}, childEnv(nil, o.env...), logFile, nil)
 	if err != nil {
 		t.Fatalf("realtools: %v", err)
 	}
@@ -93,25 +85,8 @@ func StartTelegraf(t testing.TB, configText string, opts ...TelegrafOption) *Tel
 // also reports a non-zero exit.
 func (tg *Telegraf) Stop() error { return tg.proc.stop(DefaultTelegrafStopGrace) }
 
-// Kill ends Telegraf (and any execd children) with SIGKILL: nothing is
-// flushed, like a crash or an OOM kill.
-func (tg *Telegraf) Kill() { tg.proc.kill() }
-
-// Reload sends SIGHUP, which makes Telegraf restart every plugin.
-func (tg *Telegraf) Reload() error { return tg.proc.signal(syscall.SIGHUP) }
-
-// Signal sends sig to the Telegraf process.
-func (tg *Telegraf) Signal(sig os.Signal) error { return tg.proc.signal(sig) }
-
 // Pid is Telegraf's process id.
 func (tg *Telegraf) Pid() int { return tg.proc.cmd.Process.Pid }
-
-// Exited is closed when the process has exited.
-func (tg *Telegraf) Exited() <-chan struct{} { return tg.proc.done }
-
-// ExitErr is the process's exit error (nil for exit 0); valid once Exited
-// is closed.
-func (tg *Telegraf) ExitErr() error { return tg.proc.exitErr() }
 
 // Output is everything Telegraf wrote to stdout and stderr so far.
 func (tg *Telegraf) Output() string { return tg.proc.out.String() }

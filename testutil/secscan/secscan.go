@@ -6,9 +6,10 @@
 // where the token was found and its fingerprint, never the token, so the
 // scanner's own report cannot leak it. Besides the token itself it looks for
 // the forms a careless encoder or an echoing server would produce: URL
-// query and path escaping; standard and URL-safe base64, padded or not,
-// also where the token is only part of the encoded text (the Basic auth
-// header "user:token"); and JSON string escaping. The forms are derived
+// query and path escaping, with upper- or lowercase hex; standard and
+// URL-safe base64, padded or not, also where the token is only part of the
+// encoded text (the Basic auth header "user:token"); and JSON string
+// escaping. The forms are derived
 // here independently of rotation.Scrubber, which tests check with this.
 package secscan
 
@@ -111,6 +112,9 @@ func forms(tok string) [][2]string {
 		{"base64raw", base64.RawStdEncoding.EncodeToString([]byte(tok))},
 		{"base64urlraw", base64.RawURLEncoding.EncodeToString([]byte(tok))},
 		{"json", string(js[1 : len(js)-1])},
+		// Escapes are case-insensitive: %2f is as good as %2F.
+		{"url", lowerEscapes(url.QueryEscape(tok))},
+		{"path", lowerEscapes(url.PathEscape(tok))},
 	}
 	// Inside a longer encoded text the token starts at byte offset 1 or 2
 	// of a 3-byte group (offset 0 is the plain encoding above): the groups
@@ -137,6 +141,25 @@ func forms(tok string) [][2]string {
 		}
 	}
 	return uniq
+}
+
+// lowerEscapes writes the hex digits of s's percent escapes in lower case.
+func lowerEscapes(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = lowerHex(b[i+1]), lowerHex(b[i+2])
+			i += 2
+		}
+	}
+	return string(b)
+}
+
+func lowerHex(c byte) byte {
+	if 'A' <= c && c <= 'F' {
+		return c - 'A' + 'a'
+	}
+	return c
 }
 
 // Scan looks for every registered token in data.

@@ -26,6 +26,7 @@ func TestFindsEveryForm(t *testing.T) {
 		"base64":    "x " + base64.StdEncoding.EncodeToString([]byte(tok)),
 		"base64url": base64.URLEncoding.EncodeToString([]byte(tok)),
 		"path":      "/echo/" + url.PathEscape(tok),
+		"url lower": "GET /?token=" + strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%3D", "%3d").Replace(url.QueryEscape(tok)),
 		"raw":       base64.RawStdEncoding.EncodeToString([]byte(tok)) + "!",
 		"rawurl":    base64.RawURLEncoding.EncodeToString([]byte(tok)) + "!",
 		"basic1":    "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+tok)),

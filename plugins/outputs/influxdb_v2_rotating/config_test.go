@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -307,5 +308,23 @@ func TestBucketTagOnlyFixedToken(t *testing.T) {
 	p.ProbeBucket = "telegraf"
 	if _, results, err := p.Check(context.Background()); err != nil || len(results) != 1 {
 		t.Fatalf("Check with probe_bucket: %v %+v", err, results)
+	}
+}
+
+// TestSampleConfigDocumentsEveryOption keeps sample.conf (and through
+// TestReadmeConfigIsTheSampleConfig the README) complete: every toml option
+// of the plugin, its embedded Telegraf option sets included, is shown there,
+// set or commented out, so a new option cannot ship undocumented.
+func TestSampleConfigDocumentsEveryOption(t *testing.T) {
+	ours := map[string]reflect.Type{}
+	tomlOptions(reflect.TypeOf(InfluxDB{}), ours)
+	if len(ours) < 30 {
+		t.Fatalf("only %d options found: %v", len(ours), ours)
+	}
+	for name := range ours {
+		shown := regexp.MustCompile(`(?m)^\s*(#\s*)?` + regexp.QuoteMeta(name) + `\s*=`)
+		if !shown.MatchString(sampleConfig) {
+			t.Errorf("option %q is not in sample.conf", name)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
 
+	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/secscan"
 )
 
@@ -445,13 +446,14 @@ func TestConformanceTokenFileAddsOnlyAdoptionReports(t *testing.T) {
 }
 
 // maskTokens hides the scenarios' tokens in what the suite prints: the
-// stock plugin quotes a server that echoes one.
+// stock plugin quotes a server that echoes one, and an echo may carry it
+// base64- or URL-encoded (a Basic header, a query string), which a plain
+// string replacement would let through.
 func maskTokens(s string) string {
-	for _, tok := range conformanceTokens {
-		s = strings.ReplaceAll(s, tok, "<token>")
-	}
-	return s
+	return conformanceScrubber.Scrub(s)
 }
+
+var conformanceScrubber = rotation.NewScrubber(conformanceTokens...)
 
 func loadFailed(o observed) bool {
 	return strings.HasPrefix(o.aspects[aspectInit], loadFailure)

@@ -315,9 +315,15 @@ func (w *httpWriter) addHeaders(req *http.Request) error {
 		}
 		v := secret.String()
 		secret.Destroy()
-		if strings.EqualFold(name, "host") {
+		switch {
+		case strings.EqualFold(name, "host"):
 			req.Host = v
-		} else {
+		case strings.EqualFold(name, "authorization"):
+			// A credential set by hand replaces the token: a server that
+			// echoes it must find it scrubbed as a token would be.
+			w.scrub.AddAuthorization(v)
+			req.Header.Set(name, v)
+		default:
 			req.Header.Set(name, v)
 		}
 	}

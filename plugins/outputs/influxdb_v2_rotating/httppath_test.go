@@ -2,7 +2,9 @@ package influxdb_v2_rotating
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -218,4 +220,34 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			scanOutput(t, e, werr.Error(), rerr.Error(), results[0].Message)
 		})
 	}
+}
+
+// An Authorization header set in http_headers replaces the token on the
+// wire; a server that echoes it in an error must find it scrubbed from the
+// error Write returns and the log, in plain and base64 form alike.
+func TestHTTPHeadersAuthorizationIsScrubbed(t *testing.T) {
+	e := newEnv(t)
+	e.publish(e.auth().Token)
+	const handSet = "hand-set-gateway-credential-0123456789abcdef"
+	e.remember(handSet)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, `{"code":"internal error","message":"upstream refused %s (%s)"}`,
+			h, base64.StdEncoding.EncodeToString([]byte(h)))
+	}))
+	t.Cleanup(echo.Close)
+	header := config.NewSecret([]byte("Bearer " + handSet))
+	p := e.plugin(func(p *InfluxDB) {
+		p.URLs = []string{echo.URL}
+		p.HTTPHeaders = map[string]*config.Secret{"Authorization": &header}
+	})
+	err := p.Write(metrics(3, nil))
+	if err == nil {
+		t.Fatal("Write to a server answering 500 succeeded")
+	}
+	if !strings.Contains(err.Error(), "upstream refused") {
+		t.Fatalf("error %q does not quote the server", err)
+	}
+	scanOutput(t, e, err.Error())
 }

@@ -132,36 +132,46 @@ func (p *InfluxDB) Write(metrics []telegraf.Metric) error {
 		p.log().Errorf("Dropping %d metric(s) that cannot be serialized; the first: %v", len(rejectErrs), rejectErrs[0])
 	}
 
-	var results []outcome
-	var lastErr error
-	var reached *httpWriter
-	for _, n := range rand.Perm(len(p.writers)) {
-		w := p.writers[n]
-		f := &writeCall{rotator: p.rotator, cred: cred}
-		results = p.sendAll(f, w, serialized, now)
+	results, reached, lastErr := p.sendToFirstAnswering(p.ctx, cred, func(f *writeCall, w *httpWriter) []outcome {
+		results := p.sendAll(f, w, serialized, now)
 		keepBuffers = keepBuffers || f.keepBuffers.Load()
-		if reachedAny(results) || len(serialized) == 0 {
-			p.reportAdoption(p.ctx, f, w, results)
-			reached = w
-			break
-		}
-		// No answer from this server: say so as the stock plugin does, and
-		// try the next one.
-		for _, r := range results {
-			if r.err != nil {
-				p.log().Error(r.err)
+		if !reachedAny(results) {
+			// Each batch's error, as the stock plugin logs them.
+			for _, r := range results {
+				if r.err != nil {
+					p.log().Error(r.err)
+				}
 			}
 		}
-		lastErr = firstErr(results)
-		p.log().Errorf("When writing to [%s]: %v", w, lastErr)
-		results = nil
-	}
+		return results
+	})
 	err = p.settle(len(metrics), results, rejected, rejectErrs, lastErr)
 	if err != nil && reached != nil {
 		// The stock plugin's summary line of a flush that failed in part.
 		p.log().Errorf("When writing to [%s]: %v", reached, err)
 	}
 	return err
+}
+
+// sendToFirstAnswering sends with the writers in random order, as the
+// stock plugin picks a server, until one answers (or send sends nothing);
+// it reports adoption through that one and returns its outcomes. A writer
+// that does not answer is logged as the stock plugin logs it, and the last
+// such error returned when none answers (reached is then nil).
+func (p *InfluxDB) sendToFirstAnswering(ctx context.Context, cred *rotation.Credential,
+	send func(*writeCall, *httpWriter) []outcome) (results []outcome, reached *httpWriter, lastErr error) {
+	for _, n := range rand.Perm(len(p.writers)) {
+		w := p.writers[n]
+		f := &writeCall{rotator: p.rotator, cred: cred}
+		results := send(f, w)
+		if reachedAny(results) || len(results) == 0 {
+			p.reportAdoption(ctx, f, w, results)
+			return results, w, nil
+		}
+		lastErr = firstErr(results)
+		p.log().Errorf("When writing to [%s]: %v", w, lastErr)
+	}
+	return nil, nil, lastErr
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -280,17 +290,10 @@ func (p *InfluxDB) WriteRaw(ctx context.Context, bucket string, lines []byte, co
 		}
 	}
 	c := &batch{bucket: bucket, body: lines, count: count}
-	var lastErr error
-	for _, n := range rand.Perm(len(p.writers)) {
-		w := p.writers[n]
-		f := &writeCall{rotator: p.rotator, cred: cred}
-		results := p.send(ctx, f, w, c, nil)
-		if !reachedAny(results) {
-			lastErr = firstErr(results)
-			p.log().Errorf("When writing to [%s]: %v", w, lastErr)
-			continue
-		}
-		p.reportAdoption(ctx, f, w, results)
+	results, reached, lastErr := p.sendToFirstAnswering(ctx, cred, func(f *writeCall, w *httpWriter) []outcome {
+		return p.send(ctx, f, w, c, nil)
+	})
+	if reached != nil {
 		var keep, drop *WriteError
 		for _, r := range results {
 			switch {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/influxdata/telegraf/logger"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/server"
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
+	"github.com/influxrotate/influxrotate/internal/slot"
 	plugin "github.com/influxrotate/influxrotate/plugins/outputs/influxdb_v2_rotating"
 )
 
@@ -145,15 +147,21 @@ func serve(set server.Settings, p *plugin.InfluxDB, stdin io.Reader, stderr io.W
 	hupSig := make(chan os.Signal, 1)
 	signal.Notify(hupSig, syscall.SIGHUP)
 	defer signal.Stop(hupSig)
+	// The relay turns signals into one pending reload: SIGHUPs that arrive
+	// during a reload ask for one more, not one each. signal.Stop does not
+	// close hupSig, so the relay ends with serve through its context.
 	hup := make(chan struct{}, 1)
-	go func() {
-		for range hupSig {
+	relay := lifecycle.Go(func(ctx context.Context) {
+		for {
 			select {
-			case hup <- struct{}{}:
-			default:
+			case <-ctx.Done():
+				return
+			case <-hupSig:
+				slot.Replace(hup, struct{}{})
 			}
 		}
-	}()
+	})
+	defer relay.Stop()
 
 	srv, err := server.New(set, server.PluginBackend{Plugin: p}, stdin, log)
 	if err != nil {

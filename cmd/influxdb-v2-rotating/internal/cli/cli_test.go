@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/execdtest"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/server"
 	"github.com/influxrotate/influxrotate/rotation"
@@ -233,5 +235,26 @@ func TestStartRecoversATornAuditLine(t *testing.T) {
 	if err != nil || len(sum.Recoveries) != 1 || sum.Recoveries[0].Seq != 2 {
 		t.Fatalf("audit log after the start: %+v, %v; want valid with the recovery at seq 2", sum, err)
 	}
+	execdtest.NoSecrets(t, map[string]string{"stdout": o.String(), "stderr": e.String()}, auth.Token)
+}
+
+// A served run leaves no goroutine behind when it returns (the SIGHUP
+// relay included), so Main can be run again in one process and the execd
+// binary's tests can hold it to that.
+func TestServeLeavesNoGoroutine(t *testing.T) {
+	srv := influxv2.NewTest(t, influxv2.Options{})
+	auth := srv.WriteAuthorization("acme", "telemetry")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(auth.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := execdtest.WriteConfig(t, dir, srv.URL(), tokenFile, "acme", "telemetry", "")
+	before := goleak.IgnoreCurrent()
+	var o, e bytes.Buffer
+	if code := Main("", []string{"-config", conf, "-stats-interval", "0"}, strings.NewReader(execdtest.Line(1)+"\n"), &o, &e); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, e.String())
+	}
+	goleak.VerifyNone(t, before)
 	execdtest.NoSecrets(t, map[string]string{"stdout": o.String(), "stderr": e.String()}, auth.Token)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/lines"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/pipeline"
 	"github.com/influxrotate/influxrotate/cmd/influxdb-v2-rotating/internal/spool"
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
 	"github.com/influxrotate/influxrotate/internal/statsline"
 )
 
@@ -160,15 +161,18 @@ func (s *Server) statsPoint(now time.Time) (string, []byte, error) {
 // Run serves until stdin ends or ctx ends (SIGTERM), then flushes within
 // the shutdown deadline. It returns the process exit code.
 func (s *Server) Run(ctx context.Context, hup <-chan struct{}) int {
+	// The flusher's writes end with flushCtx (the shutdown deadline); the
+	// goroutine's own context, which Stop cancels, tells it to drain.
 	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelFlush()
-	stopFlush := make(chan struct{})
-	left := make(chan int, 1)
-	go func() { left <- s.flusher.Run(flushCtx, stopFlush) }()
+	var remaining int
+	flushing := lifecycle.Go(func(stop context.Context) { remaining = s.flusher.Run(flushCtx, stop.Done()) })
 
 	ingestCtx, cancelIngest := context.WithCancel(ctx)
 	defer cancelIngest()
 	ingestErr := make(chan error, 1)
+	// Not a lifecycle.Goroutine: its Stop waits, and a read of stdin may
+	// never return (see below).
 	go func() {
 		if err := s.pipe.Replay(ingestCtx); err != nil {
 			s.log.Error("spool replay failed", "error", err.Error())
@@ -203,8 +207,7 @@ wait:
 	deadline := time.AfterFunc(s.set.ShutdownTimeout, cancelFlush)
 	defer deadline.Stop()
 	lost := s.pipe.Stop()
-	close(stopFlush)
-	remaining := <-left
+	flushing.Stop()
 	deadline.Stop()
 
 	switch {

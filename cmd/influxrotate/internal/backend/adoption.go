@@ -131,26 +131,12 @@ func (v *V1) Adoptions(ctx context.Context, q AdoptionQuery) ([]Adoption, error)
 		func(r *http.Request) { r.SetBasicAuth(v.user, v.pass) })
 }
 
-// qlAnswer is the JSON of /query.
-type qlAnswer struct {
-	Results []struct {
-		Series []struct {
-			Name    string            `json:"name"`
-			Tags    map[string]string `json:"tags"`
-			Columns []string          `json:"columns"`
-			Values  [][]any           `json:"values"`
-		} `json:"series"`
-		Error string `json:"error"`
-	} `json:"results"`
-	Error string `json:"error"`
-}
-
 func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQuery, params url.Values,
 	auth func(*http.Request)) ([]Adoption, error) {
 	op := fmt.Sprintf("read adoption reports from %q", q.Bucket)
 	params.Set("q", AdoptionStatement(q.Measurement, q.Lookback))
 	params.Set("epoch", "ns")
-	var ans qlAnswer
+	var ans queryAnswer
 	err := opts.Retry.Do(ctx, opts.Logger, op, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/query?"+params.Encode(), nil)
 		if err != nil {
@@ -163,7 +149,7 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		if err != nil {
 			return err
 		}
-		ans = qlAnswer{}
+		ans = queryAnswer{}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber() // nanosecond times do not fit a float64
 		if err := dec.Decode(&ans); err != nil {
@@ -173,11 +159,11 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 	})
 	switch {
 	case err == nil:
-	case denied(err):
+	case accessDenied(err):
 		// InfluxDB 3 answers a token without read on the database with 401
 		// "unauthorized access", 2.x an inactive token with 403.
 		return nil, fmt.Errorf("%s: %w (%v)", op, ErrAdoptionAccess, err)
-	case StatusOf(err) == http.StatusNotFound:
+	case noEndpoint(err):
 		return nil, fmt.Errorf("%s: the server has no InfluxQL /query endpoint (%v)", op, err)
 	default:
 		return nil, err
@@ -199,7 +185,9 @@ func queryAdoptions(ctx context.Context, opts Options, base string, q AdoptionQu
 		for _, s := range res.Series {
 			a, ok, err := adoptionOf(s.Tags["client_id"], s.Columns, s.Values)
 			if err != nil {
-				return nil, Permanent(fmt.Errorf("%s: %w", op, err))
+				// The error quotes the server's columns and values, which an
+				// echoing server can fill with the operator token.
+				return nil, Permanent(fmt.Errorf("%s: %s", op, opts.Scrubber.Scrub(err.Error())))
 			}
 			if ok {
 				out = append(out, a)

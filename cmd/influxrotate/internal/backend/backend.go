@@ -34,6 +34,29 @@ type Authorization struct {
 	ExpiresAt time.Time
 }
 
+// String keeps the token out of %v, %+v and %s: an Authorization is a
+// natural thing to print in an error or a debug line, and the token must
+// never reach either. The token shows as its fingerprint.
+func (a Authorization) String() string {
+	tok := "no token"
+	if a.Token != "" {
+		tok = rotation.Fingerprint(a.Token)
+	}
+	return fmt.Sprintf("authorization %q (%s, active=%t, %d permissions)", a.ID, tok, a.Active, len(a.Permissions))
+}
+
+// GoString keeps the token out of %#v.
+func (a Authorization) GoString() string { return a.String() }
+
+// LogValue keeps the token out of slog output.
+func (a Authorization) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("id", a.ID), slog.Bool("active", a.Active)}
+	if a.Token != "" {
+		attrs = append(attrs, slog.String("fingerprint", rotation.Fingerprint(a.Token)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
 // Capabilities say which parts of the rotation cycle a backend's server has.
 type Capabilities struct {
 	// Inactive: an authorization can be deactivated and activated again
@@ -138,8 +161,8 @@ type Options struct {
 	Logger        *slog.Logger
 	UserAgent     string
 	// Scrubber removes tokens from the server's messages before they reach
-	// an error. The backend adds the operator token and every token it
-	// creates or writes with; the controller adds the ones it reads.
+	// an error. The backend pins the operator token and adds every token
+	// it creates or writes with; the controller pins the ones it holds.
 	// Default: a new one.
 	Scrubber *rotation.Scrubber
 }
@@ -156,5 +179,5 @@ func (o *Options) defaults() {
 	if o.Scrubber == nil {
 		o.Scrubber = rotation.NewScrubber()
 	}
-	o.Scrubber.Add(o.OperatorToken)
+	o.Scrubber.Pin(o.OperatorToken)
 }

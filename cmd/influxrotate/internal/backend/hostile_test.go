@@ -185,3 +185,71 @@ func TestClientTimeoutIsRetried(t *testing.T) {
 		t.Errorf("%d calls after the context's deadline, want 1", n)
 	}
 }
+
+func TestAdoptionsScrubTheEchoedOperatorTokenFromAMalformedAnswer(t *testing.T) {
+	const operator = "operator+token/with==padding-AbCdEf0123456789"
+	// A hostile server fills the columns and the time value of its answer
+	// with the token it was sent; the decoding error quotes both.
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		fmt.Fprintf(w, `{"results":[{"series":[{"tags":{"client_id":"a"},"columns":[%q],"values":[[%q]]}]},`+
+			`{"series":[{"tags":{"client_id":"b"},"columns":["time","fingerprint","previous","rotations"],"values":[[%q,"sha256:0123456789ab","",0]]}]}]}`,
+			tok, tok, tok)
+	})
+	v := NewV2(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}})
+	_, err := v.Adoptions(t.Context(), AdoptionQuery{Bucket: "telemetry", Measurement: "influxrotate_adoption", Lookback: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), rotation.Fingerprint(operator)) {
+		t.Fatalf("adoptions: %v, want a decoding error naming the token by its fingerprint", err)
+	}
+	var scan secscan.Scanner
+	scan.Add(operator)
+	scan.Check(t, "adoptions error", []byte(err.Error()))
+}
+
+func TestV3ScrubsTheOperatorTokenQuotedInItsAnswers(t *testing.T) {
+	const operator = "apiv3_operator+token/with==padding-AbCdEf0123"
+	// A hostile InfluxDB 3 puts the token it was sent into the fields the
+	// backend quotes when they do not parse: a token's name and expiry in
+	// system.tokens, and the name in a create answer.
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		switch r.URL.Path {
+		case "/api/v3/query_sql":
+			fmt.Fprintf(w, `[{"token_id":1,"name":%q,"expiry":%q}]`, tok, tok)
+		default:
+			fmt.Fprintf(w, `{"name":%q,"token":""}`, tok)
+		}
+	})
+	v, err := NewV3(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}}, V3Options{Edition: EditionCore})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, listErr := v.List(t.Context(), "")
+	_, createErr := v.Create(t.Context(), "", Label{Credential: "c", RotationID: "r"}, []Permission{adminPermission})
+	var scan secscan.Scanner
+	scan.Add(operator)
+	for what, err := range map[string]error{"list": listErr, "create": createErr} {
+		if err == nil || !strings.Contains(err.Error(), rotation.Fingerprint(operator)) {
+			t.Errorf("%s: %v, want an error quoting the token by its fingerprint", what, err)
+			continue
+		}
+		scan.Check(t, what+" error", []byte(err.Error()))
+	}
+}
+
+func TestV2ScrubsATokenSentAsAnAuthorizationID(t *testing.T) {
+	const operator = "operator+token/with==padding-AbCdEf0123456789-and-more-than-forty-characters"
+	srv, _ := fakeAnswers(t, func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Token ")
+		fmt.Fprintf(w, `{"authorizations":[{"id":%q,"status":"active"}]}`, tok)
+	})
+	v := NewV2(Options{URL: srv.URL, OperatorToken: operator, Retry: Retry{Attempts: 1}})
+	_, err := v.List(t.Context(), "acme")
+	if err == nil || !strings.Contains(err.Error(), "not 16 lowercase hex digits") {
+		t.Fatalf("list: %v, want the ID refused", err)
+	}
+	var scan secscan.Scanner
+	// The first 40 characters are what an unscrubbed error would quote.
+	scan.Add(operator[:40])
+	scan.Check(t, "list error", []byte(err.Error()))
+}

@@ -38,11 +38,15 @@ func NewV1(opts Options) (*V1, error) {
 	return &V1{opts: opts, base: strings.TrimRight(opts.URL, "/"), user: user, pass: pass}, nil
 }
 
-type v1Result struct {
+// queryAnswer is the JSON answer of InfluxQL /query: 1.x's own, and that
+// of the v1 compatibility API of 2.x and 3.x.
+type queryAnswer struct {
 	Results []struct {
 		Series []struct {
-			Columns []string `json:"columns"`
-			Values  [][]any  `json:"values"`
+			Name    string            `json:"name"`
+			Tags    map[string]string `json:"tags"`
+			Columns []string          `json:"columns"`
+			Values  [][]any           `json:"values"`
 		} `json:"series"`
 		Error string `json:"error"`
 	} `json:"results"`
@@ -52,8 +56,8 @@ type v1Result struct {
 // query runs InfluxQL statements. Error texts are scrubbed of every token
 // the Scrubber holds (Create registers a new user's token before its CREATE
 // USER statement, which carries the password).
-func (v *V1) query(ctx context.Context, op, q string) (*v1Result, error) {
-	var res *v1Result
+func (v *V1) query(ctx context.Context, op, q string) (*queryAnswer, error) {
+	var res *queryAnswer
 	err := v.opts.Retry.Do(ctx, v.opts.Logger, op, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.base+"/query",
 			strings.NewReader(url.Values{"q": {q}}.Encode()))
@@ -67,7 +71,7 @@ func (v *V1) query(ctx context.Context, op, q string) (*v1Result, error) {
 		if err != nil {
 			return err
 		}
-		var r v1Result
+		var r queryAnswer
 		if err := json.Unmarshal(data, &r); err != nil {
 			return Permanent(fmt.Errorf("%s: decoding answer: %w", op, err))
 		}

@@ -59,16 +59,18 @@ var idRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 // before it is put in a URL: a path such as "../orgs/x" from a broken or
 // hostile server would otherwise address another resource. At most 40
 // characters of it are quoted.
-func checkID(id, from string) error {
+func checkID(id, from string, s *rotation.Scrubber) error {
 	if idRE.MatchString(id) {
 		return nil
 	}
-	return Permanent(fmt.Errorf("authorization ID %.40q from %s is not 16 lowercase hex digits; refusing to use it", id, from))
+	// Scrubbed before the cut: a hostile server can send a token as an ID,
+	// and 40 of its characters are still secret.
+	return Permanent(fmt.Errorf("authorization ID %.40q from %s is not 16 lowercase hex digits; refusing to use it", s.Scrub(id), from))
 }
 
 // convert checks a's ID (see checkID) and converts it.
-func (a *v2Authorization) convert(from string) (*Authorization, error) {
-	if err := checkID(a.ID, from); err != nil {
+func (a *v2Authorization) convert(from string, s *rotation.Scrubber) (*Authorization, error) {
+	if err := checkID(a.ID, from, s); err != nil {
 		return nil, err
 	}
 	out := &Authorization{ID: a.ID, Token: a.Token, Description: a.Description, Active: a.Status != "inactive",
@@ -123,7 +125,7 @@ func (v *V2) once(ctx context.Context, op, method, path string, payload []byte, 
 
 // Get implements Backend.
 func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
-	if err := checkID(id, "the configuration or state"); err != nil {
+	if err := checkID(id, "the configuration or state", v.opts.Scrubber); err != nil {
 		return nil, err
 	}
 	var a v2Authorization
@@ -131,7 +133,7 @@ func (v *V2) Get(ctx context.Context, id string) (*Authorization, error) {
 	if err != nil {
 		return nil, notFound(err, "authorization", id)
 	}
-	return a.convert("the server's answer to get authorization " + id)
+	return a.convert("the server's answer to get authorization "+id, v.opts.Scrubber)
 }
 
 // List implements Backend.
@@ -144,7 +146,7 @@ func (v *V2) List(ctx context.Context, org string) ([]*Authorization, error) {
 	}
 	out := make([]*Authorization, 0, len(page.Authorizations))
 	for i := range page.Authorizations {
-		a, err := page.Authorizations[i].convert("the server's list of authorizations")
+		a, err := page.Authorizations[i].convert("the server's list of authorizations", v.opts.Scrubber)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +229,7 @@ func (v *V2) Create(ctx context.Context, org string, label Label, perms []Permis
 			"Token "+v.opts.OperatorToken, "application/json")
 		if err == nil {
 			v.opts.Scrubber.Add(a.Token)
-			created, err = a.convert("the server's answer to create authorization")
+			created, err = a.convert("the server's answer to create authorization", v.opts.Scrubber)
 			return err
 		}
 		if Retryable(err) {
@@ -259,7 +261,7 @@ func (v *V2) findLabel(ctx context.Context, org string, label Label) *Authorizat
 
 // SetActive implements Backend.
 func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error {
-	if err := checkID(a.ID, "the configuration or state"); err != nil {
+	if err := checkID(a.ID, "the configuration or state", v.opts.Scrubber); err != nil {
 		return err
 	}
 	status := "inactive"
@@ -273,7 +275,7 @@ func (v *V2) SetActive(ctx context.Context, a *Authorization, active bool) error
 
 // Delete implements Backend.
 func (v *V2) Delete(ctx context.Context, id string) error {
-	if err := checkID(id, "the configuration or state"); err != nil {
+	if err := checkID(id, "the configuration or state", v.opts.Scrubber); err != nil {
 		return err
 	}
 	err := v.call(ctx, "delete authorization "+id, http.MethodDelete, "/api/v2/authorizations/"+url.PathEscape(id), nil, nil)

@@ -102,24 +102,27 @@ func (v *V3) tokens(ctx context.Context) ([]*Authorization, error) {
 		return nil, err
 	}
 	now := v.v3.Now()
+	// The errors below quote the server's names, times and permissions,
+	// which a hostile server can fill with a token it was sent.
+	bad := func(err error) error { return Permanent(errors.New(v.opts.Scrubber.Scrub(err.Error()))) }
 	out := make([]*Authorization, 0, len(rows))
 	for _, r := range rows {
 		a := &Authorization{ID: r.Name, Description: r.Name, Active: true}
 		var err error
 		if r.CreatedAt != nil {
 			if a.CreatedAt, err = parseV3Time(*r.CreatedAt); err != nil {
-				return nil, Permanent(fmt.Errorf("list tokens: token %q: created_at: %w", r.Name, err))
+				return nil, bad(fmt.Errorf("list tokens: token %q: created_at: %w", r.Name, err))
 			}
 		}
 		if r.Expiry != nil {
 			if a.ExpiresAt, err = parseV3Time(*r.Expiry); err != nil {
-				return nil, Permanent(fmt.Errorf("list tokens: token %q: expiry: %w", r.Name, err))
+				return nil, bad(fmt.Errorf("list tokens: token %q: expiry: %w", r.Name, err))
 			}
 			a.Active = now.Before(a.ExpiresAt)
 		}
 		if r.Permissions != nil {
 			if a.Permissions, err = parseV3Permissions(*r.Permissions); err != nil {
-				return nil, Permanent(fmt.Errorf("list tokens: token %q: %w", r.Name, err))
+				return nil, bad(fmt.Errorf("list tokens: token %q: %w", r.Name, err))
 			}
 		}
 		out = append(out, a)
@@ -270,7 +273,7 @@ func (v *V3) Create(ctx context.Context, _ string, label Label, perms []Permissi
 		return nil, err
 	}
 	if created.Token == "" || created.Name != body.TokenName {
-		return nil, fmt.Errorf("%s: the answer lacks the token or names another one (%q)", op, created.Name)
+		return nil, fmt.Errorf("%s: the answer lacks the token or names another one (%q)", op, v.opts.Scrubber.Scrub(created.Name))
 	}
 	a := &Authorization{ID: created.Name, Token: created.Token, Description: created.Name, Active: true,
 		Permissions: slices.Clone(perms)}
@@ -360,7 +363,7 @@ func (v *V3) Delete(ctx context.Context, id string) error {
 	}
 	err := v.api.call(ctx, "delete token "+id, http.MethodDelete,
 		"/api/v3/configure/token?"+url.Values{"token_name": {id}}.Encode(), nil, nil)
-	if StatusOf(err) == http.StatusNotFound {
+	if gone(err) {
 		return nil
 	}
 	return err

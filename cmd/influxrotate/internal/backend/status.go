@@ -28,6 +28,12 @@ import (
 //	404                 the authorization does not exist  gone, notFound
 //	                    (for a delete: already done)
 //
+// and for a read of InfluxQL /query (adoption reports), where the answer
+// says something about the server rather than the call:
+//
+//	auth (401, 403)     the operator token may not read    accessDenied
+//	404                 the server has no such endpoint    noEndpoint
+//
 // A network error is retried, a client timeout included; a context error
 // and an error marked Permanent (an answer that cannot be decoded) are not,
 // and are not a refusal either: the cycle stays journaled and the next run
@@ -89,15 +95,6 @@ func Refused(err error) bool {
 	return false
 }
 
-// denied reports whether the server refused the caller's token for the
-// call: an answer Classify takes as auth (401, 403). Which of the two a
-// server sends for a missing permission differs (2.x 403, InfluxDB 3's v1
-// /query 401), so callers ask this rather than for a status.
-func denied(err error) bool {
-	status := StatusOf(err)
-	return status != 0 && rotation.Classify(status, nil, nil).Action == rotation.ActionAuth
-}
-
 // gone reports whether err says the authorization does not exist (for a
 // delete: already done). InfluxDB 2.x answers 404; 1.x answers an unknown
 // user with a statement error, whatever the status.
@@ -113,6 +110,19 @@ func notFound(err error, kind, id string) error {
 	}
 	return err
 }
+
+// accessDenied reports whether err is an answer that refuses the operator
+// token the call (Classify's auth: 401, 403), which no retry changes. Which
+// of the two a server sends for a missing permission differs (2.x 403,
+// InfluxDB 3's v1 /query 401), so callers ask this rather than for a status.
+func accessDenied(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && rotation.Classify(he.Status, nil, nil).Action == rotation.ActionAuth
+}
+
+// noEndpoint reports whether err says the server has no such endpoint: a
+// 404 to a read of a fixed path (such as /query), not of a resource.
+func noEndpoint(err error) bool { return StatusOf(err) == http.StatusNotFound }
 
 // StatusOf returns the HTTP status of err, or 0.
 func StatusOf(err error) int {

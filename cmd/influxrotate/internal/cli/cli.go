@@ -45,10 +45,10 @@ type Env struct {
 }
 
 const usage = `usage:
-  influxrotate rotate   -config FILE [-credential NAME] [-dry-run] [-force]
-  influxrotate run      -config FILE
-  influxrotate status   -config FILE
-  influxrotate rollback -config FILE -credential NAME
+  influxrotate rotate   -config FILE [-credential NAME] [-dry-run] [-force] [-debug]
+  influxrotate run      -config FILE [-debug]
+  influxrotate status   -config FILE [-debug]
+  influxrotate rollback -config FILE -credential NAME [-debug]
   influxrotate audit verify [-key-file KEYFILE] FILE
 `
 
@@ -155,6 +155,7 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 	if ctl == nil {
 		return code
 	}
+	defer ctl.Close()
 	switch cmd {
 	case "status":
 		return status(ctx, ctl, env)
@@ -162,7 +163,7 @@ func runController(ctx context.Context, cmd string, args []string, env Env) int 
 		err := ctl.Run(ctx)
 		if ctx.Err() != nil {
 			log.Info("stopped")
-			return interruptedCode(ctl)
+			return interruptedCode(ctx, ctl)
 		}
 		if err != nil {
 			return ExitFailed
@@ -214,8 +215,11 @@ func newController(cfgPath string, debug bool, env Env) (*controller.Controller,
 }
 
 // interruptedCode is 3 when a stopped daemon left a cycle to resume.
-func interruptedCode(ctl *controller.Controller) int {
-	sts, err := ctl.Status()
+func interruptedCode(ctx context.Context, ctl *controller.Controller) int {
+	// ctx has ended; reading the journal must not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	sts, err := ctl.Status(ctx)
 	if err != nil {
 		return ExitFailed
 	}
@@ -265,7 +269,7 @@ func worse(a, b int) int {
 }
 
 func status(ctx context.Context, ctl *controller.Controller, env Env) int {
-	sts, err := ctl.Status()
+	sts, err := ctl.Status(ctx)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "influxrotate: %v\n", err)
 		return ExitFailed
@@ -327,6 +331,9 @@ func writers(ctx context.Context, ctl *controller.Controller, name string, env E
 	return ExitOK
 }
 
+// pauseBound is how long a paused test run waits to be killed.
+const pauseBound = 10 * time.Minute
+
 // pauseHook returns the test-only pause of PauseEnv, or nil.
 func pauseHook(env Env) func(string) {
 	at := env.Getenv(PauseEnv)
@@ -342,9 +349,11 @@ func pauseHook(env Env) func(string) {
 			_ = f.Sync()
 		}
 		// Block until killed; a timer (not select{}) keeps the runtime's
-		// deadlock detector from ending the process first.
-		for {
-			time.Sleep(time.Hour)
-		}
+		// deadlock detector from ending the process first. Bounded, so a
+		// test that dies before it kills the process leaves no process
+		// behind for ever: after the bound it exits as an interrupted run.
+		time.Sleep(pauseBound)
+		fmt.Fprintf(env.Stderr, "INFLUXROTATE_TEST_PAUSED %s: not killed within %s, exiting\n", point, pauseBound)
+		os.Exit(ExitInterrupted)
 	}
 }

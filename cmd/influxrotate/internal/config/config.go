@@ -69,6 +69,9 @@ type Config struct {
 	OperatorTokenFile string `toml:"operator_token_file"`
 	StateDir          string `toml:"state_dir"`
 	AuditLog          string `toml:"audit_log"`
+	// AuditStdout writes every audit record to stdout as well, as one JSON
+	// line, for a log collector (a pod's disk does not outlive it).
+	AuditStdout bool `toml:"audit_stdout"`
 	// AuditKeyFile, when set, holds the key of an HMAC-SHA256 keyed audit
 	// chain, which cannot be rebuilt by someone without the key.
 	AuditKeyFile      string       `toml:"audit_key_file"`
@@ -77,10 +80,59 @@ type Config struct {
 	Timeout           Duration     `toml:"timeout"`
 	Retry             Retry        `toml:"retry"`
 	Metrics           *Metrics     `toml:"metrics"`
+	State             StateStore   `toml:"state"`
+	Run               Run          `toml:"run"`
 	Credentials       []Credential `toml:"credential"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
+}
+
+// State store types ([state] type).
+const (
+	StateDirectory  = "directory"
+	StateKubernetes = "kubernetes"
+)
+
+// Defaults of the kubernetes state store and of `influxrotate run`.
+const (
+	DefaultStateConfigMap = "influxrotate-state"
+	DefaultLeasePrefix    = "influxrotate-"
+	DefaultLeaseDuration  = 30 * time.Second
+	DefaultLeaderLease    = "influxrotate-leader"
+	DefaultRunWorkers     = 4
+)
+
+// StateStore is where the journal and the per-credential lock live: files
+// in state_dir under flock ("directory"), or one ConfigMap and one Lease per
+// credential in the Kubernetes API ("kubernetes").
+type StateStore struct {
+	Type      string `toml:"type"`
+	Namespace string `toml:"namespace"`
+	// ConfigMap holds one key per credential, <credential>.json.
+	ConfigMap string `toml:"configmap"`
+	// LeasePrefix + the credential name is the credential's Lease.
+	LeasePrefix string `toml:"lease_prefix"`
+	// LeaseDuration is how long a Lease outlives its holder's last renewal
+	// (whole seconds, at least 1s): how long a crashed controller keeps the
+	// next one out.
+	LeaseDuration Duration `toml:"lease_duration"`
+	Kubeconfig    string   `toml:"kubeconfig"`
+	Context       string   `toml:"context"`
+}
+
+// LeaseName is the name of a credential's Lease.
+func (s *StateStore) LeaseName(credential string) string { return s.LeasePrefix + credential }
+
+// Run configures `influxrotate run`.
+type Run struct {
+	// Listen is the address of /healthz, /readyz and /metrics; empty: none.
+	Listen string `toml:"listen"`
+	// LeaderLease is the Lease of the leader election, with the kubernetes
+	// state store: only its holder rotates.
+	LeaderLease string `toml:"leader_lease"`
+	// Workers bounds the credentials rotated at once.
+	Workers int `toml:"workers"`
 }
 
 // Retry bounds the retries of every API call.
@@ -362,6 +414,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.OperatorTokenFile)
 	abs(&c.StateDir)
 	abs(&c.AuditLog)
+	abs(&c.State.Kubeconfig)
 	abs(&c.AuditKeyFile)
 	if c.Metrics != nil {
 		abs(&c.Metrics.TokenFile)

@@ -242,8 +242,8 @@ func TestBadDurationsNameTheOption(t *testing.T) {
 		`"soon"`:           `duration "soon"`,
 		`true`:             "not bool",
 		`9999999999999999`: "out of range",
-		`-5`:               "must be positive",
-		`"-1s"`:            "must be positive",
+		`-5`:               "grace must be positive, not -5s",
+		`"-1s"`:            "grace must be positive, not -1s",
 	} {
 		t.Run(v, func(t *testing.T) {
 			doc := strings.Replace(minimal, "[[credential]]\n", "[[credential]]\ngrace = "+v+"\n", 1)
@@ -280,11 +280,11 @@ buckets = ["telemetry", "other"]
 	for edit, want := range map[string]string{
 		`on_timeout = "wait"`:         `on_timeout "wait"`,
 		`lookback = "500ms"`:          "whole seconds",
-		`timeout = "-1s"`:             "must be positive",
+		`timeout = "-1s"`:             "timeout must be positive, not -1s",
 		`clients = ["a", "a"]`:        `repeated client id "a"`,
 		`clients = [""]`:              "empty or repeated",
-		`poll_interval = "1us"`:       "too short",
-		`min_clients = -1`:            "must be positive",
+		`poll_interval = "1us"`:       "poll_interval 1µs: too short",
+		`min_clients = -1`:            "min_clients must be positive, not -1",
 		`unknown_adoption_opt = true`: "credential.adoption.unknown_adoption_opt",
 	} {
 		_, err := Parse([]byte(strings.Replace(doc, "[credential.adoption]", "[credential.adoption]\n"+edit, 1)))
@@ -294,6 +294,28 @@ buckets = ["telemetry", "other"]
 		}
 		if want != "" && !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %q, want %q", edit, err, want)
+		}
+	}
+}
+
+// TestBadOptionsNameTheOneAtFault: an error listing several options leaves
+// the operator to guess which of them is wrong.
+func TestBadOptionsNameTheOneAtFault(t *testing.T) {
+	for edit, want := range map[string]string{
+		"[retry]\nattempts = -1\n":            "retry.attempts must be at least 1, not -1",
+		"[retry]\ninitial = \"-1s\"\n":        "retry.initial must be positive, not -1s",
+		"[retry]\ninitial = 5\nmax = 2\n":     "retry.max 2s must not be less than retry.initial 5s",
+		"[[credential]]\nmax_age = \"-1h\"\n": "max_age must be positive, not -1h0m0s",
+		"[[credential]]\njitter = -3\n":       "jitter must be positive, not -3s",
+		"[[credential]]\nobserve = -3\n":      "observe must be positive, not -3s",
+	} {
+		doc := strings.Replace(minimal, "[[credential]]\n", edit, 1)
+		if !strings.HasPrefix(edit, "[[credential]]") {
+			doc = strings.Replace(minimal, "[[credential]]\n", edit+"[[credential]]\n", 1)
+		}
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", edit, err, want)
 		}
 	}
 }

@@ -43,11 +43,8 @@ func (c *Config) validate() error {
 	if c.OperatorTokenFile == "" {
 		return errors.New("operator_token_file is required")
 	}
-	if c.StateDir == "" {
-		return errors.New("state_dir is required")
-	}
-	if c.AuditLog == "" {
-		return errors.New("audit_log is required")
+	if c.AuditLog == "" && !c.AuditStdout {
+		return errors.New("audit_log or audit_stdout = true is required")
 	}
 	if c.ClientID == "" {
 		host, _ := os.Hostname()
@@ -68,8 +65,13 @@ func (c *Config) validate() error {
 	if c.Retry.Max == 0 {
 		c.Retry.Max = DefaultRetryMax
 	}
-	if c.Retry.Attempts < 1 || c.Retry.Initial < 0 || c.Retry.Max < c.Retry.Initial {
-		return errors.New("retry: attempts must be >= 1 and 0 <= initial <= max")
+	switch {
+	case c.Retry.Attempts < 1:
+		return fmt.Errorf("retry.attempts must be at least 1, not %d", c.Retry.Attempts)
+	case c.Retry.Initial < 0:
+		return fmt.Errorf("retry.initial must be positive, not %s", time.Duration(c.Retry.Initial))
+	case c.Retry.Max < c.Retry.Initial:
+		return fmt.Errorf("retry.max %s must not be less than retry.initial %s", time.Duration(c.Retry.Max), time.Duration(c.Retry.Initial))
 	}
 	if m := c.Metrics; m != nil {
 		if m.Bucket == "" {
@@ -93,7 +95,11 @@ func (c *Config) validate() error {
 		}
 		seen[cr.Name] = true
 	}
-	return nil
+	// After the credentials: their names make the Lease names.
+	if err := c.validateState(); err != nil {
+		return err
+	}
+	return c.validateRun()
 }
 
 func (cr *Credential) validate(backend, edition string) error {
@@ -127,8 +133,9 @@ func (cr *Credential) validate(backend, edition string) error {
 	if cr.Observe == 0 && backend != BackendInfluxDB3 {
 		cr.Observe = DefaultObserve
 	}
-	if cr.MaxAge < 0 || cr.Grace < 0 || cr.Observe < 0 || cr.Jitter < 0 || cr.ActivationTimeout < 0 {
-		return errors.New("max_age, jitter, grace, observe and activation_timeout must be positive")
+	if err := notNegative(named{"max_age", cr.MaxAge}, named{"jitter", cr.Jitter}, named{"grace", cr.Grace},
+		named{"observe", cr.Observe}, named{"activation_timeout", cr.ActivationTimeout}); err != nil {
+		return err
 	}
 	if cr.Jitter >= cr.MaxAge {
 		return errors.New("jitter must be less than max_age")
@@ -202,11 +209,16 @@ func (a *Adoption) validate(buckets []string) error {
 	default:
 		return fmt.Errorf("on_timeout %q: must be %q or %q", a.OnTimeout, OnTimeoutAbort, OnTimeoutProceed)
 	}
-	if a.Lookback < 0 || a.Timeout < 0 || a.PollInterval < 0 || a.MinClients < 0 {
-		return errors.New("lookback, timeout, poll_interval and min_clients must be positive")
+	if err := notNegative(named{"lookback", a.Lookback}, named{"timeout", a.Timeout}, named{"poll_interval", a.PollInterval}); err != nil {
+		return err
 	}
-	if a.PollInterval < Duration(time.Millisecond) || a.Timeout < Duration(time.Millisecond) {
-		return fmt.Errorf("poll_interval %s, timeout %s: too short", time.Duration(a.PollInterval), time.Duration(a.Timeout))
+	if a.MinClients < 0 {
+		return fmt.Errorf("min_clients must be positive, not %d", a.MinClients)
+	}
+	for _, o := range []named{{"poll_interval", a.PollInterval}, {"timeout", a.Timeout}} {
+		if o.value < Duration(time.Millisecond) {
+			return fmt.Errorf("%s %s: too short, use at least 1ms", o.name, time.Duration(o.value))
+		}
 	}
 	if a.Lookback < Duration(time.Second) {
 		return fmt.Errorf("lookback %s: InfluxQL reads whole seconds; use at least 1s", time.Duration(a.Lookback))
@@ -270,6 +282,24 @@ func (t *Target) validate() error {
 	// A file target without a mode keeps the mode of the file it replaces.
 	if t.Mode == 0 && t.Type == TargetSecretDir {
 		t.Mode = DefaultFileMode
+	}
+	return nil
+}
+
+// named is an option's value with its name, for errors that must say which
+// of several options is at fault.
+type named struct {
+	name  string
+	value Duration
+}
+
+// notNegative names the first negative option. A zero value was already
+// replaced by its default, so "positive" is what the operator must write.
+func notNegative(opts ...named) error {
+	for _, o := range opts {
+		if o.value < 0 {
+			return fmt.Errorf("%s must be positive, not %s", o.name, time.Duration(o.value))
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // abortError ends a cycle early with the old token still active (exit 1).
@@ -24,6 +25,12 @@ func (r *cycleRun) abort(ctx context.Context, cause error, status int) error {
 		// Targets may hold the new token: put the old one back when known.
 		if old := c.token(cy.Old.ID); old != "" {
 			for _, t := range c.targets[cr.Name] {
+				// Never over another rotation's token (see safety.go).
+				if tok, err := t.ReadBack(ctx); err == nil && rotation.Fingerprint(tok) != cy.New.Fingerprint &&
+					rotation.Fingerprint(tok) != cy.Old.Fingerprint {
+					msgs = append(msgs, t.Name()+" holds another rotation's token "+rotation.Fingerprint(tok)+": left alone")
+					continue
+				}
 				if err := t.Publish(ctx, old); err != nil {
 					msgs = append(msgs, "republishing the old token: "+err.Error())
 				}
@@ -42,7 +49,7 @@ func (r *cycleRun) abort(ctx context.Context, cause error, status int) error {
 	now := c.now()
 	r.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeFailed, Message: strings.Join(msgs, "; "), Finished: now}
 	r.st.Cycle = nil
-	if err := r.save(); err != nil {
+	if err := r.save(ctx); err != nil {
 		r.st.Cycle = cy
 		return err
 	}

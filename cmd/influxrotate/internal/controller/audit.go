@@ -11,7 +11,8 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
-// auditor appends to the shared hash-chained audit log. The file is opened
+// auditor appends to the shared hash-chained audit log and, with
+// audit_stdout, to a chain of this process on stdout. The file is opened
 // for each record under an flock, so that two controllers (say the daemon
 // and an operator's rollback) extend one chain instead of forking it.
 type auditor struct {
@@ -21,12 +22,29 @@ type auditor struct {
 	// key keys the chain (audit_key_file); nil for a plain chain.
 	key []byte
 	log *slog.Logger
+	// stream is the stdout chain (same key), nil without audit_stdout.
+	stream *rotation.AuditLog
 }
 
 // append appends recs in order, under one lock and one open of the log.
 func (a *auditor) append(recs ...rotation.AuditRecord) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for i := range recs {
+		recs[i].ClientID = a.clientID
+	}
+	if a.path != "" {
+		if err := a.appendFile(recs); err != nil {
+			return err
+		}
+	}
+	if a.stream != nil {
+		return a.stream.AppendAll(recs...)
+	}
+	return nil
+}
+
+func (a *auditor) appendFile(recs []rotation.AuditRecord) error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
 		return fmt.Errorf("audit_log: %w", err)
 	}
@@ -42,9 +60,6 @@ func (a *auditor) append(recs ...rotation.AuditRecord) error {
 	if aside := l.Recovered(); aside != "" {
 		a.log.Warn("audit_log ended in a torn record (a crash in the middle of an append); its bytes were moved aside and the recovery recorded",
 			"path", a.path, "moved_to", aside)
-	}
-	for i := range recs {
-		recs[i].ClientID = a.clientID
 	}
 	if err := l.AppendAll(recs...); err != nil {
 		_ = l.Close()

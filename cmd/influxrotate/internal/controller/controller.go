@@ -52,8 +52,11 @@ type Options struct {
 	// WrapBackend, when set, wraps the backend (tests record the tokens
 	// created, to check that none of them leaks).
 	WrapBackend func(backend.Backend) backend.Backend
-	// Kube replaces the Kubernetes client of kubernetes targets.
+	// Kube replaces the Kubernetes client of kubernetes targets and of the
+	// kubernetes state store.
 	Kube kubernetes.Interface
+	// Store replaces the state store built from the configuration.
+	Store Store
 	// HTTPClient is used for API calls and probes. Default: one client with
 	// the configured timeout that follows no redirect (rotation.NoRedirect).
 	HTTPClient *http.Client
@@ -72,8 +75,22 @@ type Controller struct {
 	log     *slog.Logger
 	be      backend.Backend
 	client  *http.Client
-	store   *state.Store
+	store   Store
 	audit   *auditor
+	events  *events
+	metrics *promMetrics
+	// probe is what /healthz and /readyz report.
+	probe probeState
+	// kube and identity are the kubernetes store's client and Lease
+	// holder identity, for the leader election of Run.
+	kube     kubernetes.Interface
+	identity string
+	// releaseLeader gives the leader Lease up when Run stops (a SIGTERM),
+	// so that the standby takes over at once; tests that emulate a crash
+	// clear it.
+	releaseLeader bool
+	// addr is where Run serves the probes (a net.Addr).
+	addr    atomic.Value
 	targets map[string][]target.Target
 	hook    func(string)
 	now     func() time.Time
@@ -86,8 +103,9 @@ type Controller struct {
 	// never reach the state file: a restarted controller finds them again
 	// on the server (2.7-) or in the targets.
 	tokens map[string]string
-	// scrub holds every token above, the operator's and those the backend
-	// creates or writes with: server messages are scrubbed of them.
+	// scrub holds every token above pinned (remember and forget keep it
+	// so), the operator's too, and among its most recent the others the
+	// backend creates or writes with: server messages are scrubbed of them.
 	scrub *rotation.Scrubber
 }
 
@@ -133,7 +151,18 @@ func New(opts Options) (*Controller, error) {
 		// the operator token wherever it points.
 		c.client = &http.Client{Timeout: time.Duration(cfg.Timeout), CheckRedirect: rotation.NoRedirect}
 	}
-	c.store = state.NewStore(cfg.StateDir)
+	c.metrics = newPromMetrics(c.now)
+	c.releaseLeader = true
+	c.store = opts.Store
+	if c.store == nil {
+		var err error
+		if c.store, err = newStore(cfg, opts.Kube, c.log, c.now); err != nil {
+			return nil, err
+		}
+	}
+	if ks, ok := c.store.(*kubeStore); ok {
+		c.kube, c.identity = ks.client, ks.identity
+	}
 	c.audit = &auditor{path: cfg.AuditLog, clientID: cfg.ClientID, log: c.log}
 	if cfg.AuditKeyFile != "" {
 		key, err := rotation.ReadAuditKeyFile(cfg.AuditKeyFile)
@@ -141,6 +170,9 @@ func New(opts Options) (*Controller, error) {
 			return nil, &config.Error{Err: fmt.Errorf("audit_key_file: %w", err)}
 		}
 		c.audit.key = key
+	}
+	if cfg.AuditStdout {
+		c.audit.stream = rotation.NewAuditStream(c.out, "stdout", rotation.AuditOptions{Key: c.audit.key})
 	}
 	if c.be == nil {
 		tok, err := readTokenFile("operator_token_file", cfg.OperatorTokenFile)
@@ -193,6 +225,7 @@ func New(opts Options) (*Controller, error) {
 			c.targets[cr.Name] = append(c.targets[cr.Name], t)
 		}
 	}
+	c.events = newEvents(c.targets)
 	return c, nil
 }
 
@@ -220,16 +253,26 @@ func (c *Controller) remember(id, tok string) {
 	if id == "" || tok == "" {
 		return
 	}
-	c.scrub.Add(tok)
+	c.scrub.Pin(tok)
 	c.mu.Lock()
+	old, had := c.tokens[id]
 	c.tokens[id] = tok
 	c.mu.Unlock()
+	if had && old != tok {
+		c.scrub.Unpin(old)
+	}
 }
 
+// forget drops the token of id; the Scrubber keeps it among its recent
+// ones, for an answer still in flight that quotes it.
 func (c *Controller) forget(id string) {
 	c.mu.Lock()
+	tok, had := c.tokens[id]
 	delete(c.tokens, id)
 	c.mu.Unlock()
+	if had {
+		c.scrub.Unpin(tok)
+	}
 }
 
 func (c *Controller) targetNames(name string) []string {
@@ -266,7 +309,19 @@ func (c *Controller) appendAudit(recs ...rotation.AuditRecord) error {
 		c.log.Error("audit log append failed", "error", err)
 		return fmt.Errorf("audit_log: %w", err)
 	}
+	if len(recs) == 1 {
+		// A phase's record; the batches are one record per writer that
+		// adopted the token, which would flood the Secret's Events (the
+		// adopt phase's own record says how many).
+		c.events.emit(recs[0])
+	}
 	return nil
+}
+
+// Close stops what the controller runs in the background (the senders of
+// Kubernetes Events). A controller is not used after Close.
+func (c *Controller) Close() {
+	c.events.close()
 }
 
 // Credential returns the configuration of a credential.

@@ -17,24 +17,59 @@ import (
 type cycleRun struct {
 	c    *Controller
 	cr   *config.Credential
-	lock *state.Lock
+	lock Lock
 	st   *state.State
+	// stop cancels the cycle's context, with errLockLost when the lock is.
+	stop context.CancelCauseFunc
+}
+
+// errLockLost ends a cycle whose lock another controller took (a Lease
+// that could not be renewed in time): that controller resumes it.
+var errLockLost = fmt.Errorf("%w: the credential's lock was lost; the controller that took it resumes the cycle", ErrConcurrent)
+
+// watchLock stops the cycle when the held lock is lost, so that it does
+// not go on working next to the controller that took it over.
+func (r *cycleRun) watchLock(ctx context.Context) {
+	l, ok := r.lock.(interface{ Lost() <-chan struct{} })
+	if !ok {
+		return
+	}
+	go func() {
+		select {
+		case <-l.Lost():
+			r.stop(errLockLost)
+		case <-ctx.Done():
+		}
+	}()
 }
 
 // Rotate runs or resumes one credential's cycle if it is due (or forced).
 func (c *Controller) Rotate(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
+	res := c.rotate(ctx, cr, opts)
+	c.metrics.cycles.WithLabelValues(cr.Name, res.Outcome).Inc()
+	return res
+}
+
+func (c *Controller) rotate(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
 	res := Result{Credential: cr.Name}
 	if opts.DryRun {
 		return c.plan(ctx, cr, opts)
 	}
-	lock, err := c.store.Lock(cr.Name)
+	lock, err := c.store.Lock(ctx, cr.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
 	}
-	r := &cycleRun{c: c, cr: cr, lock: lock}
-	defer func() { _ = r.lock.Unlock() }()
-	if r.st, err = c.store.Load(cr.Name); err != nil {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	r := &cycleRun{c: c, cr: cr, lock: lock, stop: stop}
+	defer func() {
+		if r.lock != nil {
+			_ = r.lock.Unlock()
+		}
+	}()
+	r.watchLock(ctx)
+	if r.st, err = c.store.Load(ctx, cr.Name); err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
 	}
@@ -57,7 +92,11 @@ func (c *Controller) Rotate(ctx context.Context, cr *config.Credential, opts Rot
 			return r.result(err)
 		}
 	}
-	return r.result(r.loop(ctx))
+	err = r.loop(ctx)
+	if cause := context.Cause(ctx); errors.Is(cause, errLockLost) {
+		err = cause
+	}
+	return r.result(err)
 }
 
 // result turns the end of a run into a Result.
@@ -78,8 +117,9 @@ func (r *cycleRun) result(err error) Result {
 		res.Outcome = OutcomeOK
 	case ConfigError(err):
 		res.Outcome, res.Err = OutcomeFailed, err
-	case errors.As(err, &ab), errors.As(err, &sg):
-		// An abort closed the cycle; stragglers leave it waiting at adopt.
+	case errors.As(err, &ab), errors.As(err, &sg), errors.Is(err, ErrConcurrent):
+		// An abort closed the cycle; stragglers leave it waiting at adopt;
+		// another controller's work (ErrConcurrent) is left alone.
 		res.Outcome, res.Err = OutcomeFailed, err
 	case r.st != nil && r.st.Cycle != nil:
 		res.Outcome, res.Err = OutcomeInterrupted, err
@@ -124,7 +164,7 @@ func (r *cycleRun) start(ctx context.Context, cur *backend.Authorization) error 
 		cy.Old = r.oldRef(ctx, cur)
 	}
 	r.st.Cycle = cy
-	if err := r.save(); err != nil {
+	if err := r.save(ctx); err != nil {
 		return err
 	}
 	c.log.Info("rotation started", "credential", cr.Name, "rotation_id", cy.RotationID, "old_authorization", cy.Old.ID)
@@ -160,8 +200,14 @@ func (r *cycleRun) oldRef(ctx context.Context, cur *backend.Authorization) state
 	return old
 }
 
-// save journals the state.
-func (r *cycleRun) save() error { return r.c.store.Save(r.st) }
+// save journals the state. A stopping controller still journals what it
+// has done (bounded by the API timeout), so that the next run need not
+// redo it.
+func (r *cycleRun) save(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(r.c.cfg.Timeout))
+	defer cancel()
+	return r.c.store.Save(ctx, r.st)
+}
 
 // hook calls the test hook at a point of a phase.
 func (r *cycleRun) hook(phase state.Phase, point string) { r.c.hook(string(phase) + ":" + point) }
@@ -190,7 +236,9 @@ func (r *cycleRun) loop(ctx context.Context) error {
 			return fmt.Errorf("state file: unknown phase %q", phase)
 		}
 		r.hook(phase, "before")
+		began := time.Now()
 		out, err := r.c.phases[i].run(r, ctx)
+		r.c.metrics.phases.WithLabelValues(r.cr.Name, string(phase)).Observe(time.Since(began).Seconds())
 		var refused *refusal
 		if errors.As(err, &refused) {
 			return r.abort(ctx, refused.err, refused.status)
@@ -215,15 +263,15 @@ func (r *cycleRun) conclude(ctx context.Context, phase state.Phase, i int, out p
 		return nil
 	case out.back != "":
 		cy.Phase = out.back
-		return r.save()
+		return r.save(ctx)
 	case i+1 < len(r.c.phases):
 		cy.Phase = r.c.phases[i+1].phase
-		if err := r.save(); err != nil {
+		if err := r.save(ctx); err != nil {
 			return err
 		}
 	default:
 		r.st.Cycle = nil
-		if err := r.save(); err != nil {
+		if err := r.save(ctx); err != nil {
 			r.st.Cycle = cy
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 func (c *Controller) resolveCurrent(ctx context.Context, cr *config.Credential, st *state.State) (*backend.Authorization, error) {
 	id := st.Current.ID
 	origin := "the state file"
+	var gone error
 	if id == "" {
 		id, origin = cr.AuthorizationID, "authorization_id"
 	}
@@ -31,10 +32,13 @@ func (c *Controller) resolveCurrent(ctx context.Context, cr *config.Credential, 
 			return nil, err
 		}
 		if origin == "authorization_id" {
-			return nil, &config.Error{Err: fmt.Errorf("credential %q: authorization_id %s does not exist", cr.Name, id)}
+			// A rotation retired it; without the journal that says so (a
+			// fresh state_dir) the one authorization this controller made
+			// for the credential is the current one.
+			gone = &config.Error{Err: fmt.Errorf("credential %q: authorization_id %s does not exist, and no active authorization of a rotation replaces it", cr.Name, id)}
 		}
-		c.log.Warn("the current authorization of the state file is gone; looking for it by description",
-			"credential", cr.Name, "authorization_id", id)
+		c.log.Warn("the current authorization is gone; looking for the credential's authorization by its label or description",
+			"credential", cr.Name, "authorization_id", id, "from", origin)
 	}
 	list, err := c.be.List(ctx, cr.Org)
 	if err != nil {
@@ -53,6 +57,9 @@ func (c *Controller) resolveCurrent(ctx context.Context, cr *config.Credential, 
 	}
 	cands := managed
 	if len(cands) == 0 {
+		if gone != nil {
+			return nil, gone
+		}
 		cands = described
 	}
 	switch {

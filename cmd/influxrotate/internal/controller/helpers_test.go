@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
@@ -20,6 +22,7 @@ import (
 	"github.com/influxrotate/influxrotate/rotation"
 	"github.com/influxrotate/influxrotate/testutil/capture"
 	"github.com/influxrotate/influxrotate/testutil/influxv2"
+	"github.com/influxrotate/influxrotate/testutil/k8srbac"
 )
 
 // recorder wraps a backend and keeps every token it creates, so that tests
@@ -68,10 +71,13 @@ type testEnv struct {
 	bucket   string
 	initial  influxv2.Authorization
 	kube     *fake.Clientset
+	rbac     *k8srbac.Enforcer
 	stdout   *capture.Buffer
 	logs     *capture.Buffer
 	rec      *recorder
 	extraCfg string
+	// kubeMode: the journal and lock in the fake API server (see envOptions.kube).
+	kubeMode bool
 }
 
 type envOptions struct {
@@ -84,6 +90,15 @@ type envOptions struct {
 	top string
 	// authLine replaces `authorization_id = "<initial>"`.
 	authLine *string
+	// kube puts the journal and the lock in the Kubernetes API: [state] type
+	// "kubernetes" (lease_duration 1s unless lease is set), no state_dir,
+	// the kubernetes target on the Secret of deploy/kubernetes, and a fake
+	// clientset holding what deploy/kubernetes creates behind the Role it
+	// grants (deployedCluster).
+	kube  bool
+	lease time.Duration
+	// run is added as the [run] table.
+	run string
 	// v3 runs an InfluxDB 3 server of that edition instead of 2.x: the
 	// initial token is named "telegraf" (an admin token on Core, a token
 	// that may write the database on Enterprise), and there is no org and
@@ -174,6 +189,19 @@ grace = %q
 	if o.authLine != nil {
 		cfg = strings.Replace(cfg, fmt.Sprintf("authorization_id = %q", e.initial.ID), *o.authLine, 1)
 	}
+	if o.kube {
+		if o.lease == 0 {
+			o.lease = time.Second
+		}
+		e.kubeMode = true
+		cfg = strings.Replace(cfg, "state_dir = \"state\"\n", "", 1)
+		cfg = strings.Replace(cfg, "[retry]\n", fmt.Sprintf("[state]\ntype = \"kubernetes\"\nnamespace = %q\nlease_duration = %q\n%s\n[retry]\n",
+			kubeNS, o.lease, o.run), 1)
+		cfg = strings.Replace(cfg, "secret = \"telegraf-token\"\n  key = \"influx-token\"", "secret = \"telegraf-influx-token\"\n  key = \"token\"", 1)
+		e.kube, e.rbac = deployedCluster(t, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "telegraf-influx-token", Namespace: kubeNS},
+			Data:       map[string][]byte{"token": []byte(e.initial.Token)}})
+	}
 	e.cfgPath = filepath.Join(e.dir, "influxrotate.toml")
 	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
 	must(t, os.MkdirAll(filepath.Join(e.dir, "out"), 0o700))
@@ -212,8 +240,19 @@ func (e *testEnv) targets() []target.Target {
 // in-memory token cache goes).
 func (e *testEnv) controller(hook func(string)) *Controller {
 	e.t.Helper()
+	return e.controllerWith(hook, nil)
+}
+
+// controllerWith builds a fresh controller whose configuration is first
+// changed by edit.
+func (e *testEnv) controllerWith(hook func(string), edit func(*config.Config)) *Controller {
+	e.t.Helper()
 	var rec *recorder
-	c, err := New(Options{Config: e.config(), Stdout: e.stdout,
+	cfg := e.config()
+	if edit != nil {
+		edit(cfg)
+	}
+	c, err := New(Options{Config: cfg, Stdout: e.stdout,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Kube:   e.kube, Hook: hook,
 		WrapBackend: func(b backend.Backend) backend.Backend {
@@ -227,6 +266,7 @@ func (e *testEnv) controller(hook func(string)) *Controller {
 			return rec
 		}})
 	must(e.t, err)
+	e.t.Cleanup(c.Close)
 	return c
 }
 
@@ -339,6 +379,9 @@ func (e *testEnv) checkNoLeak() {
 			}
 		}
 	}
+	if e.kubeMode {
+		e.checkNoLeakInKubernetes(tokens)
+	}
 	// The exec target's argv and environment must not carry the token.
 	env, _ := os.ReadFile(filepath.Join(e.dir, "exec-token.env"))
 	for _, tok := range tokens {
@@ -350,6 +393,11 @@ func (e *testEnv) checkNoLeak() {
 
 // loadState reads the credential's journal.
 func (e *testEnv) loadState() *state.State {
+	if e.kubeMode {
+		st, err := newTestKubeStore(e.kube, time.Second, "test").Load(context.Background(), "telegraf")
+		must(e.t, err)
+		return st
+	}
 	st, err := state.NewStore(filepath.Join(e.dir, "state")).Load("telegraf")
 	must(e.t, err)
 	return st
@@ -363,8 +411,13 @@ type crash struct{ point string }
 // got there.
 func (e *testEnv) runUntilCrash(point string, force bool) (crashed bool) {
 	e.t.Helper()
-	c := e.controller(func(p string) {
+	var c *Controller
+	c = e.controller(func(p string) {
 		if p == point {
+			if ks, ok := c.store.(*kubeStore); ok {
+				// A killed process neither renews nor releases its Lease.
+				ks.crash("telegraf")
+			}
 			panic(crash{p})
 		}
 	})

@@ -155,7 +155,7 @@ func TestInfluxDB3Rotation(t *testing.T) {
 			} else if !cur.Admin {
 				t.Errorf("Core: the new token is not an admin token")
 			}
-			sts, err := c.Status()
+			sts, err := c.Status(context.Background())
 			must(t, err)
 			if len(sts) != 1 || !slices.Equal(sts[0].Phases, v3Cycle) || !sts[0].Current.Expires.Equal(cur.ExpiresAt) {
 				t.Errorf("status %+v, want the InfluxDB 3 phases and the token's expiry", sts)

@@ -10,14 +10,13 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
-	"github.com/influxrotate/influxrotate/rotation"
 )
 
 // plan prints what Rotate would do. It sends only GET requests and writes
 // no file.
 func (c *Controller) plan(ctx context.Context, cr *config.Credential, opts RotateOptions) Result {
 	res := Result{Credential: cr.Name, Outcome: OutcomeDryRun}
-	st, err := c.store.Load(cr.Name)
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
@@ -95,12 +94,12 @@ type Status struct {
 	Phases []state.Phase
 }
 
-// Status reads the state files; it contacts no server.
-func (c *Controller) Status() ([]Status, error) {
+// Status reads the journals; it contacts no InfluxDB server.
+func (c *Controller) Status(ctx context.Context) ([]Status, error) {
 	var out []Status
 	for i := range c.cfg.Credentials {
 		cr := &c.cfg.Credentials[i]
-		st, err := c.store.Load(cr.Name)
+		st, err := c.store.Load(ctx, cr.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -116,83 +115,6 @@ func (c *Controller) Status() ([]Status, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// Run rotates on schedule until ctx ends: interrupted cycles are resumed
-// at start; each credential is rotated when its token reaches max_age less
-// a random jitter; a failed rotation is retried with a growing delay.
-func (c *Controller) Run(ctx context.Context) error {
-	type sched struct {
-		next time.Time
-		// failures counts the failed rotations since the last success.
-		failures int
-		// due is set when next is a jittered rotation time (not a retry),
-		// which may be before max_age: the rotation is then forced.
-		due bool
-	}
-	plans := map[string]*sched{}
-	for i := range c.cfg.Credentials {
-		plans[c.cfg.Credentials[i].Name] = &sched{}
-	}
-	var lastErr error
-	for {
-		now := c.now()
-		wake := now.Add(time.Hour)
-		for i := range c.cfg.Credentials {
-			cr := &c.cfg.Credentials[i]
-			p := plans[cr.Name]
-			if now.Before(p.next) {
-				wake = minTime(wake, p.next)
-				continue
-			}
-			res := c.Rotate(ctx, cr, RotateOptions{Force: p.due})
-			if ctx.Err() != nil {
-				return lastErr
-			}
-			switch res.Outcome {
-			case OutcomeOK, OutcomeNotDue:
-				p.failures = 0
-				p.next, p.due = c.scheduleNext(cr), true
-			default:
-				lastErr = res.Err
-				c.log.Error("rotation did not complete; will retry", "credential", cr.Name, "outcome", res.Outcome, "error", res.Err)
-				p.failures++
-				p.next, p.due = c.now().Add(retryBackoff(cr).Delay(p.failures-1)), false
-			}
-			wake = minTime(wake, p.next)
-		}
-		t := time.NewTimer(max(wake.Sub(c.now()), 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return lastErr
-		case <-t.C:
-		}
-	}
-}
-
-// scheduleNext is when the daemon next looks at a credential: at max_age
-// less a random jitter, so that a fleet does not rotate in lockstep.
-func (c *Controller) scheduleNext(cr *config.Credential) time.Time {
-	st, err := c.store.Load(cr.Name)
-	if err != nil || st.Current.Since.IsZero() {
-		return c.now().Add(min(time.Duration(cr.MaxAge), time.Minute))
-	}
-	spread := rotation.Backoff{Initial: time.Duration(cr.Jitter), Jitter: rotation.FullJitter}
-	return st.Current.Since.Add(time.Duration(cr.MaxAge) - spread.Delay(0))
-}
-
-// retryBackoff spaces the retries of a failed rotation: a tenth of max_age
-// (between 1s and 10m) doubling up to an hour.
-func retryBackoff(cr *config.Credential) rotation.Backoff {
-	return rotation.Backoff{Initial: min(max(time.Duration(cr.MaxAge)/10, time.Second), 10*time.Minute), Max: time.Hour, Jitter: rotation.NoJitter}
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // Writer is one writer of a credential as its latest adoption report
@@ -212,7 +134,7 @@ func (c *Controller) Writers(ctx context.Context, cr *config.Credential) ([]Writ
 	if cr.Adoption == nil {
 		return nil, nil
 	}
-	st, err := c.store.Load(cr.Name)
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}

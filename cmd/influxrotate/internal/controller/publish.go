@@ -14,6 +14,11 @@ import (
 // publish writes the new token to every target and reads it back.
 func (r *cycleRun) publish(ctx context.Context, tok string) (phaseOutcome, error) {
 	c, cr, cy := r.c, r.cr, r.st.Cycle
+	if err := r.checkBeforePublish(ctx); errors.Is(err, ErrConcurrent) {
+		return phaseOutcome{}, r.yield(ctx, err)
+	} else if err != nil {
+		return phaseOutcome{}, r.failure(0, err, fmt.Errorf("publish: %w", err))
+	}
 	for i, t := range c.targets[cr.Name] {
 		if cy.Old.ID != "" && c.token(cy.Old.ID) == "" {
 			// Keep the old token in memory before overwriting it: a failed

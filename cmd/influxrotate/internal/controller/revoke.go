@@ -12,6 +12,9 @@ import (
 // deactivate sets the old authorization (and any retired ones) inactive.
 func (r *cycleRun) deactivate(ctx context.Context) (phaseOutcome, error) {
 	c, cy := r.c, r.st.Cycle
+	if err := r.checkBeforeRevoking(ctx, "deactivating"); err != nil {
+		return phaseOutcome{}, r.failure(0, err, fmt.Errorf("deactivate: %w", err))
+	}
 	retriesAtStart := c.retries.Load()
 	for _, ref := range r.revocable() {
 		cy.RevocationAttempts++
@@ -43,6 +46,9 @@ func (r *cycleRun) revocable() []state.Ref {
 // delete removes the old authorization, retired ones and orphans.
 func (r *cycleRun) delete(ctx context.Context) (phaseOutcome, error) {
 	c, cy := r.c, r.st.Cycle
+	if err := r.checkBeforeRevoking(ctx, "deleting"); err != nil {
+		return phaseOutcome{}, r.failure(0, err, fmt.Errorf("delete: %w", err))
+	}
 	retriesAtStart := c.retries.Load()
 	for _, ref := range r.revocable() {
 		cy.RevocationAttempts++

@@ -35,13 +35,13 @@ type rollback struct {
 // deleted, a rollback cannot undo anything and says so.
 func (c *Controller) Rollback(ctx context.Context, cr *config.Credential) Result {
 	res := Result{Credential: cr.Name}
-	lock, err := c.store.Lock(cr.Name)
+	lock, err := c.store.Lock(ctx, cr.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
 	}
 	defer func() { _ = lock.Unlock() }()
-	st, err := c.store.Load(cr.Name)
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil {
 		res.Outcome, res.Err = OutcomeFailed, err
 		return res
@@ -95,7 +95,7 @@ func (rb *rollback) run(ctx context.Context) (string, error) {
 	case tok == "" && rb.st.Cycle != nil && rb.st.Cycle.Phase == state.PhaseProvision:
 		return rb.abandon(ctx)
 	case tok == "":
-		return rb.keepNewToken()
+		return rb.keepNewToken(ctx)
 	}
 	return rb.restore(ctx, tok)
 }
@@ -111,7 +111,7 @@ func (rb *rollback) abandon(ctx context.Context) (string, error) {
 	}
 	rb.st.Cycle = nil
 	rb.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Finished: c.now()}
-	if err := c.store.Save(rb.st); err != nil {
+	if err := c.store.Save(ctx, rb.st); err != nil {
 		return rb.fail(err)
 	}
 	if err := c.record(cr, cy, "rollback", OutcomeOK, 0, "cycle abandoned before publish"); err != nil {
@@ -125,7 +125,7 @@ func (rb *rollback) abandon(ctx context.Context) (string, error) {
 // old authorization is active again for the writers that still hold it,
 // the targets keep the new token, and the next rotation retires the old
 // one. It is reported as a failure, and recorded as "partial".
-func (rb *rollback) keepNewToken() (string, error) {
+func (rb *rollback) keepNewToken(ctx context.Context) (string, error) {
 	c, cy, old, nw := rb.c, rb.cy, rb.old, rb.nw
 	rb.st.Cycle = nil
 	if nw.ID != "" {
@@ -138,7 +138,7 @@ func (rb *rollback) keepNewToken() (string, error) {
 			"targets keep the new token and both stay valid; the next rotation deletes the old one"
 	}
 	rb.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Message: msg, Finished: c.now()}
-	if err := c.store.Save(rb.st); err != nil {
+	if err := c.store.Save(ctx, rb.st); err != nil {
 		return rb.fail(err)
 	}
 	_ = c.record(rb.cr, cy, "rollback", "partial", 0, msg)
@@ -166,7 +166,7 @@ func (rb *rollback) restore(ctx context.Context, tok string) (string, error) {
 	rb.st.Current = state.Ref{ID: old.ID, Fingerprint: rotation.Fingerprint(tok), Since: old.Since, Permissions: old.Permissions}
 	rb.st.Previous = state.Ref{}
 	rb.st.Last = state.Outcome{RotationID: cy.RotationID, Outcome: OutcomeRolledBack, Finished: c.now()}
-	if err := c.store.Save(rb.st); err != nil {
+	if err := c.store.Save(ctx, rb.st); err != nil {
 		return rb.fail(err)
 	}
 	if err := c.record(cr, cy, "rollback", OutcomeOK, 0, "old authorization reactivated and republished"); err != nil {

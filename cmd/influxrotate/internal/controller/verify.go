@@ -41,8 +41,10 @@ func (r *cycleRun) verify(ctx context.Context, tok string) (phaseOutcome, error)
 // token still active.
 func (r *cycleRun) probe(ctx context.Context, tok string, targets []rotation.Target) error {
 	c, cr, cy := r.c, r.cr, r.st.Cycle
+	// The controller's Scrubber, not a fresh one: a hostile server can quote
+	// in the probe's answer the operator token it saw on earlier calls.
 	prober, err := rotation.NewHTTPProber(rotation.ProberConfig{URL: c.cfg.URL, Targets: targets, Client: c.client,
-		Timeout: time.Duration(c.cfg.Timeout), Header: map[string][]string{"User-Agent": {"influxrotate"}}})
+		Timeout: time.Duration(c.cfg.Timeout), Header: map[string][]string{"User-Agent": {"influxrotate"}}, Scrubber: c.scrub})
 	if err != nil {
 		return err
 	}

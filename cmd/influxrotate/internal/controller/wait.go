@@ -44,17 +44,21 @@ func (r *cycleRun) unlocked(ctx context.Context, fn func(context.Context) error)
 	c, cr := r.c, r.cr
 	rid, phase := r.st.Cycle.RotationID, r.st.Cycle.Phase
 	_ = r.lock.Unlock()
+	r.lock = nil
 	fnErr := fn(ctx)
-	lock, err := c.store.Lock(cr.Name)
-	if err != nil {
-		r.lock = nil
-		return phaseOutcome{}, err
-	}
-	r.lock = lock
 	if err := ctx.Err(); err != nil {
 		return phaseOutcome{}, err
 	}
-	st, err := c.store.Load(cr.Name)
+	lock, err := c.store.Lock(ctx, cr.Name)
+	if err != nil {
+		return phaseOutcome{}, err
+	}
+	r.lock = lock
+	r.watchLock(ctx)
+	if err := ctx.Err(); err != nil {
+		return phaseOutcome{}, err
+	}
+	st, err := c.store.Load(ctx, cr.Name)
 	if err != nil {
 		return phaseOutcome{}, err
 	}
