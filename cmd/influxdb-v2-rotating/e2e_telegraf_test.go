@@ -49,6 +49,12 @@ func startPipeline(t *testing.T, measurement, mockExtra, pluginConf string, binA
 [agent]
   interval = "50ms"
   round_interval = false
+  ## Nanosecond timestamps. The default for a 50ms interval rounds to the
+  ## millisecond, and on a loaded machine a gather delayed past its tick is
+  ## followed at once by the next one: two seqs in one millisecond are one
+  ## series and timestamp, so the server keeps one (seqPoints, like InfluxDB)
+  ## and the other reads as lost.
+  precision = "1ns"
   collection_jitter = "0s"
   flush_interval = "100ms"
   flush_jitter = "0s"
