@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -64,12 +65,8 @@ func (r Retry) Do(ctx context.Context, log *slog.Logger, op string, fn func(cont
 		if log != nil {
 			log.Warn("API call failed, retrying", "op", op, "attempt", attempt, "of", r.Attempts, "wait", wait, "error", err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if lifecycle.Sleep(ctx, wait) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/backend"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/state"
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -185,7 +186,7 @@ func (r *cycleRun) adopt(ctx context.Context) (phaseOutcome, error) {
 			}
 			c.log.Debug("writers have not all adopted", "credential", cr.Name, "adopted", len(f.adopted), "missing", f.missing)
 			r.hook(state.PhaseAdopt, "poll")
-			if err := sleep(ctx, min(poll, left)); err != nil {
+			if err := lifecycle.Sleep(ctx, min(poll, left)); err != nil {
 				return err
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/influxrotate/influxrotate/cmd/influxrotate/internal/config"
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
 	"github.com/influxrotate/influxrotate/rotation"
 )
 
@@ -229,12 +230,8 @@ func (c *Controller) scheduleCredential(ctx context.Context, cr *config.Credenti
 	var lastErr error
 	for {
 		if d := next.Sub(c.now()); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if lifecycle.Sleep(ctx, d) != nil {
 				return lastErr
-			case <-t.C:
 			}
 		}
 		if ctx.Err() != nil {

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"time"
+
+	"github.com/influxrotate/influxrotate/internal/lifecycle"
 )
 
 // grace gives the writers until grace after publishing to adopt the new
@@ -33,7 +35,7 @@ func (r *cycleRun) wait(ctx context.Context, deadline time.Time) (phaseOutcome, 
 	if err := c.record(cr, r.st.Cycle, string(r.st.Cycle.Phase), "waiting", 0, d.Round(time.Millisecond).String()); err != nil {
 		return phaseOutcome{}, err
 	}
-	return r.unlocked(ctx, func(ctx context.Context) error { return sleep(ctx, d) })
+	return r.unlocked(ctx, func(ctx context.Context) error { return lifecycle.Sleep(ctx, d) })
 }
 
 // unlocked runs fn without the credential's lock, so that an operator can
@@ -67,16 +69,4 @@ func (r *cycleRun) unlocked(ctx context.Context, fn func(context.Context) error)
 		return phaseOutcome{rerun: true}, nil
 	}
 	return phaseOutcome{}, fnErr
-}
-
-// sleep waits for d or until ctx ends, whichever is first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
