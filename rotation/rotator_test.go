@@ -436,13 +436,17 @@ func TestRotatorDoesNotRollBackToStaleWaitingToken(t *testing.T) {
 	f.prober.set(tokenN(2), VerdictUnknown)
 	f.src.Set(tokenN(2))
 	wait.For(t, waitDelivery, "T2 to wait", func() bool { return f.stats.ProbeUnreachable.Load() >= 1 })
+	// Counted before T3 appears: the backoff timer, armed while T2 waits,
+	// reads the source once more after T3 is there (then finds T3 and drops
+	// T2), and Refused reads it once. Counted any later, a loaded machine
+	// can run that last timer read before the count, and nothing re-reads.
+	reads := f.src.reads.Load()
 	f.src.SetQuietly(tokenN(3))
 	if next, retry := f.r.Refused(context.Background(), f.r.Current(), 401); !retry || next.Token() != tokenN(3) {
 		t.Fatalf("Refused = %v, %v; want T3", next, retry)
 	}
 	f.prober.set(tokenN(2), VerdictValid)
-	reads := f.src.reads.Load()
-	wait.For(t, waitDelivery, "the backoff timer to re-read the source", func() bool { return f.src.reads.Load() > reads })
+	wait.For(t, waitDelivery, "the backoff timer to re-read the source after T3", func() bool { return f.src.reads.Load() >= reads+2 })
 	// Reload is a round trip through the Rotator's goroutine: when it
 	// returns, the timer's work is done.
 	ctx, cancel := context.WithTimeout(context.Background(), waitDelivery)
