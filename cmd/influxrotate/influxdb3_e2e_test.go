@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -58,20 +57,11 @@ func rotateUnderTelegrafV3(t *testing.T, ed influxv2.Edition, writer string) {
 	}
 	scan.AddServer(srv)
 
-	write := func(path, content string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	tokenFile := filepath.Join(dir, "secret", "token")
-	write(tokenFile, initial.Token+"\n")
-	write(filepath.Join(dir, "operator-token"), srv.OperatorToken()+"\n")
+	writeFile(t, tokenFile, initial.Token+"\n")
+	writeFile(t, filepath.Join(dir, "operator-token"), srv.OperatorToken()+"\n")
 	cfgPath := filepath.Join(dir, "influxrotate.toml")
-	write(cfgPath, fmt.Sprintf(`url = %q
+	writeFile(t, cfgPath, fmt.Sprintf(`url = %q
 backend = "influxdb3"
 edition = %q
 operator_token_file = "operator-token"
@@ -98,7 +88,7 @@ expiry_margin = "1h"
 `, front.URL, db, tokenFile)
 	if writer == "execd" {
 		pluginConf := filepath.Join(dir, "execd.conf")
-		write(pluginConf, output)
+		writeFile(t, pluginConf, output)
 		cmd := []string{buildExecdBinary(t), "-config", pluginConf, "-debug", "-flush-interval", "100ms", "-batch-size", "50"}
 		for i, c := range cmd {
 			cmd[i] = strconv.Quote(c)

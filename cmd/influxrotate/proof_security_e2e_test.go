@@ -36,20 +36,11 @@ func TestE2EProofSecurityRealTelegraf(t *testing.T) {
 	initial := srv.WriteAuthorization(org, bucket)
 	scan.AddServer(srv)
 
-	write := func(path, content string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	tokenFile := filepath.Join(dir, "secret", "token")
-	write(tokenFile, initial.Token+"\n")
-	write(filepath.Join(dir, "operator-token"), srv.OperatorToken()+"\n")
+	writeFile(t, tokenFile, initial.Token+"\n")
+	writeFile(t, filepath.Join(dir, "operator-token"), srv.OperatorToken()+"\n")
 	cfgPath := filepath.Join(dir, "influxrotate.toml")
-	write(cfgPath, fmt.Sprintf(`url = %q
+	writeFile(t, cfgPath, fmt.Sprintf(`url = %q
 backend = "influxdb2"
 operator_token_file = "operator-token"
 state_dir = "state"
@@ -67,7 +58,7 @@ observe = "100ms"
   path = %q
 `, front.URL, org, initial.ID, tokenFile))
 	pluginConf := filepath.Join(dir, "execd.conf")
-	write(pluginConf, fmt.Sprintf(`[[outputs.influxdb_v2_rotating]]
+	writeFile(t, pluginConf, fmt.Sprintf(`[[outputs.influxdb_v2_rotating]]
   urls = [%q]
   organization = %q
   bucket = %q
