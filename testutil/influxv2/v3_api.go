@@ -285,6 +285,19 @@ func decodeCreate(r *http.Request) (v3CreateRequest, time.Duration, *v3Error) {
 }
 
 func (s *Server) handleV3CreateNamedAdmin(w http.ResponseWriter, r *http.Request, tok *v3Token) {
+	s.createV3Token(w, r, tok, true, nil)
+}
+
+func (s *Server) handleV3CreateResourceToken(w http.ResponseWriter, r *http.Request, tok *v3Token) {
+	s.createV3Token(w, r, tok, false, resourcePermissions)
+}
+
+// createV3Token is what both token-creating endpoints share: only an admin
+// token may call them; the body names the token and its expiry; an admin
+// token has no permission list, a resource token the one perms reads from
+// the request.
+func (s *Server) createV3Token(w http.ResponseWriter, r *http.Request, tok *v3Token, admin bool,
+	perms func(v3CreateRequest) ([]V3Permission, *v3Error)) {
 	if !requireAdmin(w, tok) {
 		return
 	}
@@ -293,9 +306,17 @@ func (s *Server) handleV3CreateNamedAdmin(w http.ResponseWriter, r *http.Request
 		writeV3Error(w, derr)
 		return
 	}
+	var granted []V3Permission
+	if perms != nil {
+		var perr *v3Error
+		if granted, perr = perms(req); perr != nil {
+			writeV3Error(w, perr)
+			return
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.addV3TokenLocked(*req.TokenName, true, nil, expiry, tok.id)
+	t, err := s.addV3TokenLocked(*req.TokenName, admin, granted, expiry, tok.id)
 	if err != nil {
 		writeV3Error(w, err)
 		return
@@ -303,15 +324,9 @@ func (s *Server) handleV3CreateNamedAdmin(w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusCreated, tokenAnswer(t))
 }
 
-func (s *Server) handleV3CreateResourceToken(w http.ResponseWriter, r *http.Request, tok *v3Token) {
-	if !requireAdmin(w, tok) {
-		return
-	}
-	req, expiry, derr := decodeCreate(r)
-	if derr != nil {
-		writeV3Error(w, derr)
-		return
-	}
+// resourcePermissions reads an Enterprise resource token's permissions,
+// under resource_names or the older resource_identifier.
+func resourcePermissions(req v3CreateRequest) ([]V3Permission, *v3Error) {
 	perms := make([]V3Permission, 0, len(req.Permissions))
 	for _, p := range req.Permissions {
 		names := p.ResourceNames
@@ -321,17 +336,9 @@ func (s *Server) handleV3CreateResourceToken(w http.ResponseWriter, r *http.Requ
 		perms = append(perms, V3Permission{ResourceType: p.ResourceType, ResourceNames: names, Actions: p.Actions})
 	}
 	if err := validateV3Permissions(perms); err != nil {
-		writeV3Error(w, err)
-		return
+		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, err := s.addV3TokenLocked(*req.TokenName, false, perms, expiry, tok.id)
-	if err != nil {
-		writeV3Error(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, tokenAnswer(t))
+	return perms, nil
 }
 
 // handleV3DeleteToken is DELETE ?token_name=X: 200 with an empty body, 404 unknown,
